@@ -1,0 +1,86 @@
+"""The `zeroloop` command: one CLI, a subcommand per stage and tool.
+
+Each subcommand lives in its own module, which defines
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
+when their command runs, so `zeroloop gtp` does not pay for importing the
+trainer. Flags use KataGo's long names (``--max-games-total``); KataGo's
+single-dash spellings (``-max-games-total``) are accepted too (see
+``cliflags.flag``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from zeroloop import cliflags, logs
+from zeroloop.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "loop": ("zeroloop.loop", "run the synchronous self-play training loop on one machine"),
+    "selfplay": ("zeroloop.selfplay.main", "play self-play games with the newest model, writing training rows"),
+    "shuffle": ("zeroloop.shuffle", "shuffle the recent window of self-play rows for training"),
+    "train": ("zeroloop.train.main", "train the net on shuffled data, exporting models"),
+    "export": ("zeroloop.export", "turn training exports into model files for self-play or gating"),
+    "gatekeeper": ("zeroloop.gatekeeper", "test candidate models against the accepted one"),
+    "shuffle-export-loop": ("zeroloop.shuffle_export_loop", "shuffle and export forever (asynchronous mode)"),
+    "gtp": ("zeroloop.gtp", "a GTP v2 engine (random player or a model with search)"),
+    "match": ("zeroloop.match", "play two GTP engines against each other and rate them"),
+    "ladder": ("zeroloop.ladder", "rate every accepted model of a run on one Elo scale"),
+    "report": ("zeroloop.report", "plots and a summary of a run"),
+    "bench": ("zeroloop.bench", "measure speed: rules, selfplay, train, shuffle, ..."),
+    "operator": ("zeroloop_operator.run", "run the Kubernetes operator (needs zeroloop[operator])"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zeroloop",
+        description="KataGo-style self-play training of Go nets from zero.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {n:<20} {h}" for n, (_, h) in COMMANDS.items())
+        + "\n\nRun `zeroloop COMMAND --help` for a command's flags.",
+    )
+    p.add_argument("command", nargs="?", help="the command to run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        _top_parser().print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name in ("-V", "--version", "version"):
+        from zeroloop import __version__
+
+        print(f"zeroloop {__version__}")
+        return 0
+    if name not in COMMANDS:
+        print(f"zeroloop: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (e.name.startswith(("kopf", "kubernetes"))):
+            print(f"zeroloop {name}: needs the operator extra: pip install 'zeroloop[operator]'", file=sys.stderr)
+            return 2
+        raise
+    parser = cliflags.ArgumentParser(prog=f"zeroloop {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logs.setup(getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO"))
+    try:
+        return int(module.run(args) or 0)
+    except UserError as e:
+        print(f"zeroloop {name}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

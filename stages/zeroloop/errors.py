@@ -1,0 +1,24 @@
+"""Errors that mean "the user gave us something wrong": reported in one line.
+
+Stages raise ``UserError`` (or a subclass) for bad flags, config files, model
+files, data files and paths; the CLI prints the message without a traceback
+and exits with ``exit_code``.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config file or flag value is invalid."""
+
+
+class ModelFileError(UserError):
+    """A model file is missing, truncated or incompatible."""
+
+
+class DataFileError(UserError):
+    """A data file on the shared volume is unreadable or malformed."""

@@ -1,0 +1,197 @@
+"""Training rows: the one format self-play writes and shuffle/train read.
+
+A tdata file is an ``.npz`` of arrays with a leading row axis N (names after
+KataGo's where the meaning matches); every array is listed in ``SPECS`` with
+its dtype and per-row shape for a data board length ``pos_len`` (the net's
+board size; smaller boards sit top-left, padded):
+
+- ``binaryInputNCHWPacked`` uint8 (C, ceil(P*P/8)): the spatial input planes
+  of ``zeroloop.features``, each bit-packed (``np.packbits``) over P*P.
+- ``globalInputNC`` float32 (G,): the global input features.
+- ``policyTargetsNCMove`` float32 (2, P*P+1): C0 the search's policy target
+  (pruned visit distribution, sums to 1); C1 the opponent's next move
+  (one-hot, zero after the last move). Pass is the last entry.
+- ``globalTargetsNC`` float32 (8,): see ``GT_*``: the game result
+  win/loss/draw and the final score for the player to move, target weights.
+- ``valueTargetsNCHW`` int8 (1, P, P): final ownership, +1 the mover's.
+- ``metaNC`` int32 (6,): see ``META_*``: board size, turn, komi, ...
+- ``gameIdN`` int64: the game a row comes from (random per game).
+- ``modelN`` bytes (S64): the model whose search made the row.
+
+Files are read with ``allow_pickle=False``: nothing from the shared volume is
+unpickled. A file's row count is also written beside it as ``<name>.json``
+so the shuffler need not open every file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from zeroloop import features
+from zeroloop.errors import DataFileError
+from zeroloop.storage import Storage
+
+ROW_FORMAT_VERSION = 1
+
+# globalTargetsNC columns (mover's view).
+GT_WIN, GT_LOSS, GT_DRAW, GT_SCORE = 0, 1, 2, 3
+GT_POLICY_WEIGHT = 4  # 1 for a recorded full search
+GT_OPP_POLICY_WEIGHT = 5  # 0 where there is no next move
+GT_ROW_WEIGHT = 6
+GT_OWNERSHIP_WEIGHT = 7
+NUM_GLOBAL_TARGETS = 8
+
+# metaNC columns.
+META_BOARD_SIZE, META_TURN, META_KOMI_X2, META_GAME_LENGTH, META_TO_MOVE, META_VERSION = range(6)
+NUM_META = 6
+MODEL_NAME_LEN = 64
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    dtype: np.dtype
+    shape: object  # callable pos_len -> per-row shape
+
+
+def packed_len(pos_len: int) -> int:
+    return (pos_len * pos_len + 7) // 8
+
+
+SPECS: dict[str, ArraySpec] = {
+    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P: (features.NUM_SPATIAL, packed_len(P))),
+    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P: (features.NUM_GLOBAL,)),
+    "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P: (2, P * P + 1)),
+    "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P: (NUM_GLOBAL_TARGETS,)),
+    "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P: (1, P, P)),
+    "metaNC": ArraySpec(np.dtype(np.int32), lambda P: (NUM_META,)),
+    "gameIdN": ArraySpec(np.dtype(np.int64), lambda P: ()),
+    "modelN": ArraySpec(np.dtype(f"S{MODEL_NAME_LEN}"), lambda P: ()),
+}
+
+
+def empty(n: int, pos_len: int) -> dict[str, np.ndarray]:
+    """Zeroed arrays for n rows."""
+    return {k: np.zeros((n, *s.shape(pos_len)), dtype=s.dtype) for k, s in SPECS.items()}
+
+
+def pack_planes(planes: np.ndarray) -> np.ndarray:
+    """(N, C, P, P) binary planes -> (N, C, ceil(P*P/8)) uint8."""
+    n, c = planes.shape[:2]
+    return np.packbits(planes.reshape(n, c, -1).astype(np.uint8), axis=2)
+
+
+def unpack_planes(packed: np.ndarray, pos_len: int) -> np.ndarray:
+    """Inverse of pack_planes, as float32 (N, C, P, P)."""
+    n, c = packed.shape[:2]
+    bits = np.unpackbits(packed, axis=2, count=pos_len * pos_len)
+    return bits.reshape(n, c, pos_len, pos_len).astype(np.float32)
+
+
+def pos_len_of(arrays: dict[str, np.ndarray]) -> int:
+    """The data board length of a row set (from the ownership targets)."""
+    return int(arrays["valueTargetsNCHW"].shape[-1])
+
+
+def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None) -> int:
+    """Check keys, dtypes and shapes; return the row count or raise DataFileError."""
+    missing = [k for k in SPECS if k not in arrays]
+    if missing:
+        raise DataFileError(f"{name}: missing arrays {', '.join(missing)}")
+    if pos_len is None:
+        v = arrays["valueTargetsNCHW"]
+        if v.ndim != 4:
+            raise DataFileError(f"{name}: valueTargetsNCHW has shape {v.shape}, expected (N, 1, P, P)")
+        pos_len = int(v.shape[-1])
+    n = None
+    for key, spec in SPECS.items():
+        a = arrays[key]
+        want = spec.shape(pos_len)
+        if a.dtype != spec.dtype:
+            raise DataFileError(f"{name}: {key} has dtype {a.dtype}, expected {spec.dtype}")
+        if a.shape[1:] != tuple(want):
+            raise DataFileError(f"{name}: {key} has shape {a.shape}, expected (N, {', '.join(map(str, want))})")
+        if n is None:
+            n = a.shape[0]
+        elif a.shape[0] != n:
+            raise DataFileError(f"{name}: {key} has {a.shape[0]} rows, others have {n}")
+    return int(n or 0)
+
+
+def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in SPECS}
+
+
+def take(arrays: dict[str, np.ndarray], index) -> dict[str, np.ndarray]:
+    return {k: arrays[k][index] for k in SPECS}
+
+
+def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
+    buf = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **{k: arrays[k] for k in SPECS})
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> dict[str, np.ndarray]:
+    """Parse and validate an npz; raise DataFileError naming the problem."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k in SPECS}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise DataFileError(f"{name}: unreadable npz ({e})") from None
+    validate(arrays, name, pos_len)
+    return arrays
+
+
+def count_path(npz_path: str) -> str:
+    """Where a tdata file's row count lives: <name>.json beside it."""
+    return npz_path[: -len(".npz")] + ".json"
+
+
+def write(storage: Storage, path: str, arrays: dict[str, np.ndarray], compress: bool = True) -> int:
+    """Publish rows at path (count file first, then the npz); return rows."""
+    n = validate(arrays, path)
+    storage.write_bytes(count_path(path), json.dumps({"num_rows": n}).encode())
+    storage.write_bytes(path, to_bytes(arrays, compress))
+    return n
+
+
+def read(storage: Storage, path: str, pos_len: int | None = None) -> dict[str, np.ndarray]:
+    try:
+        data = storage.read_bytes(path)
+    except (FileNotFoundError, OSError) as e:
+        raise DataFileError(f"{path}: cannot read ({e})") from None
+    return from_bytes(data, path, pos_len)
+
+
+def count_rows(storage: Storage, path: str) -> int:
+    """Rows in a tdata file: from its count file, else from the npz header."""
+    try:
+        meta = json.loads(storage.read_bytes(count_path(path)))
+        n = meta["num_rows"]
+        if isinstance(n, int) and n >= 0:
+            return n
+    except (FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+        pass
+    return _count_from_header(storage, path)
+
+
+def _count_from_header(storage: Storage, path: str) -> int:
+    try:
+        with storage.fs.open(path, "rb") as f, zipfile.ZipFile(f) as z:
+            with z.open("gameIdN.npy") as member:
+                version = np.lib.format.read_magic(member)
+                shape, _, _ = np.lib.format._read_array_header(member, version)
+        return int(shape[0])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise DataFileError(f"{path}: unreadable npz header ({e})") from None
+
+
+def is_tdata_name(path: str) -> bool:
+    base = posixpath.basename(path)
+    return base.endswith(".npz") and ".tmp" not in base
