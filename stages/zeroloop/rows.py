@@ -19,8 +19,9 @@ board size; smaller boards sit top-left, padded):
 - ``modelN`` bytes (S64): the model whose search made the row.
 
 Files are read with ``allow_pickle=False``: nothing from the shared volume is
-unpickled. A file's row count is also written beside it as ``<name>.json``
-so the shuffler need not open every file.
+unpickled. A file's row count and data board length are also written beside it as
+``<name>.json`` (``{"num_rows": N, "pos_len": P}``) so the shuffler need not
+open every file.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def count_path(npz_path: str) -> str:
 def write(storage: Storage, path: str, arrays: dict[str, np.ndarray], compress: bool = True) -> int:
     """Publish rows at path (count file first, then the npz); return rows."""
     n = validate(arrays, path)
-    storage.write_bytes(count_path(path), json.dumps({"num_rows": n}).encode())
+    info = {"num_rows": n, "pos_len": pos_len_of(arrays)}
+    storage.write_bytes(count_path(path), json.dumps(info).encode())
     storage.write_bytes(path, to_bytes(arrays, compress))
     return n
 
@@ -171,24 +173,40 @@ def read(storage: Storage, path: str, pos_len: int | None = None) -> dict[str, n
 
 def count_rows(storage: Storage, path: str) -> int:
     """Rows in a tdata file: from its count file, else from the npz header."""
+    return file_info(storage, path)[0]
+
+
+def file_info(storage: Storage, path: str) -> tuple[int, int]:
+    """(rows, pos_len) of a tdata file: from its count file, else the npz headers."""
     try:
         meta = json.loads(storage.read_bytes(count_path(path)))
-        n = meta["num_rows"]
-        if isinstance(n, int) and n >= 0:
-            return n
-    except (FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+        n, p = meta["num_rows"], meta.get("pos_len")
+        if isinstance(n, int) and n >= 0 and isinstance(p, int) and p > 0:
+            return n, p
+    except (FileNotFoundError, OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    return _count_from_header(storage, path)
+    return _info_from_headers(storage, path)
 
 
-def _count_from_header(storage: Storage, path: str) -> int:
+def _header_shape(z: zipfile.ZipFile, key: str) -> tuple[int, ...]:
+    with z.open(key + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(member)
+    return tuple(shape)
+
+
+def _info_from_headers(storage: Storage, path: str) -> tuple[int, int]:
     try:
         with storage.fs.open(path, "rb") as f, zipfile.ZipFile(f) as z:
-            with z.open("gameIdN.npy") as member:
-                version = np.lib.format.read_magic(member)
-                shape, _, _ = np.lib.format._read_array_header(member, version)
-        return int(shape[0])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            rows = _header_shape(z, "gameIdN")[0]
+            value_shape = _header_shape(z, "valueTargetsNCHW")
+        if len(value_shape) != 4:
+            raise ValueError(f"valueTargetsNCHW has shape {value_shape}")
+        return int(rows), int(value_shape[-1])
+    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as e:
         raise DataFileError(f"{path}: unreadable npz header ({e})") from None
 
 
