@@ -1,0 +1,11 @@
+"""The shuffle stage: the recent window of self-play rows, uniformly shuffled.
+
+``main`` is the command (`zeroloop shuffle`); ``window`` the pure choice of
+rows (KataGo's window formula); ``inputs`` finds the tdata files;
+``scatter`` the bounded-memory two-phase shuffle; ``cleanup`` removes old
+shuffles safely. The output format is ``zeroloop.shuffled``.
+"""
+
+from zeroloop.shuffle.main import EXIT_NOT_ENOUGH_ROWS, add_arguments, run, shuffle_once
+
+__all__ = ["EXIT_NOT_ENOUGH_ROWS", "add_arguments", "run", "shuffle_once"]

@@ -1,0 +1,89 @@
+"""Finding the self-play rows a shuffle may use: every selfplay/*/tdata/*.npz.
+
+Each file's row count and data board length (pos_len) come from its count
+file (``rows.file_info``), read in parallel threads; a file whose count
+cannot be read is skipped with a warning naming it. Rows of different
+pos_len cannot share a training batch, so they are never mixed silently:
+either ``pos_len`` selects one and the others are left out (logged), or
+finding several is an error that lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from zeroloop import rows
+from zeroloop.errors import DataFileError, UserError
+from zeroloop.shuffle.window import TdataFile
+from zeroloop.storage import BaseDir
+
+log = logging.getLogger(__name__)
+
+# Self-play without a model writes under this name (DESIGN: the "random" net).
+RANDOM_MODEL_DIR = "random"
+
+
+@dataclass(frozen=True)
+class Scan:
+    files: list[TdataFile]
+    pos_len: int | None
+    skipped: list[tuple[str, str]]  # (path, why)
+
+
+def tdata_paths(base: BaseDir) -> list[tuple[str, bool]]:
+    """(path, from the random bootstrap) of every complete tdata file."""
+    out = []
+    for model_dir in base.storage.list_dirs(base.selfplay):
+        tdata = posixpath.join(model_dir, "tdata")
+        is_random = posixpath.basename(model_dir) == RANDOM_MODEL_DIR
+        out.extend((p, is_random) for p in base.storage.list_files(tdata, ".npz") if rows.is_tdata_name(p))
+    return out
+
+
+def _probe(base: BaseDir, path: str) -> tuple[int, int, float]:
+    n, pos_len = rows.file_info(base.storage, path)
+    return n, pos_len, base.storage.mtime(path)
+
+
+def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16) -> Scan:
+    """Every usable tdata file with its rows, mtime and pos_len."""
+    paths = tdata_paths(base)
+    skipped: list[tuple[str, str]] = []
+    found: list[tuple[TdataFile, int]] = []
+
+    def probe(item):
+        path, is_random = item
+        try:
+            n, p, mtime = _probe(base, path)
+        except (DataFileError, OSError) as e:
+            return path, str(e)
+        return TdataFile(path, mtime, n, is_random), p
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for path_or_file, info in pool.map(probe, paths):
+            if isinstance(info, str):
+                skipped.append((path_or_file, info))
+                log.warning("skipping unreadable tdata file: %s", info)
+            else:
+                found.append((path_or_file, info))
+    by_len = Counter()
+    for f, p in found:
+        by_len[p] += f.rows
+    if pos_len is None:
+        if len(by_len) > 1:
+            listing = ", ".join(f"{n} rows at pos_len {p}" for p, n in sorted(by_len.items()))
+            raise UserError(f"self-play data of several board lengths found ({listing}); "
+                            f"pass --pos-len to shuffle one of them")
+        chosen = next(iter(by_len), None)
+    else:
+        chosen = pos_len
+        others = {p: n for p, n in by_len.items() if p != pos_len}
+        if others:
+            log.info("leaving out rows of other board lengths: %s",
+                     ", ".join(f"{n} rows at pos_len {p}" for p, n in sorted(others.items())))
+    files = [f for f, p in found if p == chosen]
+    return Scan(files, chosen, skipped)
