@@ -61,6 +61,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("zeroloop_train_loss", "gauge", "Training loss per term, recent mean", labels=("term",)),
     MetricSpec("zeroloop_train_learning_rate", "gauge", "Current learning rate (per sample)"),
     MetricSpec("zeroloop_train_samples_total", "counter", "Samples trained"),
+    MetricSpec("zeroloop_train_global_step_samples", "gauge", "Samples trained by the run so far (across restarts)"),
     MetricSpec("zeroloop_train_samples_per_second", "gauge", "Training throughput, recent"),
     MetricSpec("zeroloop_train_bucket_samples", "gauge", "Train bucket level (samples allowed)"),
     MetricSpec("zeroloop_train_data_rows", "gauge", "Total data rows the trainer has seen"),
