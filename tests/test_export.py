@@ -71,7 +71,7 @@ def test_export_cli_one_shot_and_loop_stops_on_sigterm(tmp_path):
     assert os.listdir(base.models) == ["r-t-s1-d1"]
     proc = subprocess.Popen(cli("export", str(tmp_path), "--name-prefix", "r", "--loop", "--poll-seconds", "0.2"),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    time.sleep(1.5)
     _training_export(base, "t-s2-d2")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "r-t-s2-d2" not in os.listdir(base.models):

@@ -173,3 +173,12 @@ def test_cleanup_keeps_newest_young_and_in_use(tmp_path):
     shuffled.mark_in_use(base, "t2", base.path("shuffleddata", "20260101-000001-000000"), now=1.0)  # expired
     cleanup.clean_shuffles(base, keep_newest=1, grace_s=0, in_use_expiry_s=3600)
     assert sorted(os.listdir(base.shuffleddata)) == ["20260101-000000-000000", "20260101-000002-000000"]
+
+
+def test_bench_shuffle_reports_its_keys():
+    r = run_cli("bench", "shuffle", "--json", "--window-rows", "2000", "--rows-per-file", "500",
+                "--approx-rows-per-bucket", "1000", "--worker-group-size", "1000", "--pos-len", "5", timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["window_x4_rows"] == 8000 and out["rows_per_s"] > 0
+    assert 0.5 < out["memory_growth_ratio"] < 1.5

@@ -249,3 +249,11 @@ def _final_state_named(basedir: str, name: str) -> TrainState:
     base = BaseDir.open(basedir)
     payload, _ = checkpoint.load_latest(base.storage, base.train(name))
     return TrainState.from_json(payload["train_state"])
+
+
+def test_bench_train_reports_ratio():
+    r = run_cli("bench", "train", "--json", "--model-kind", "b1c16", "--batch-size", "32", "--pos-len", "5",
+                "--steps", "2", "--rounds", "2", "--rows-per-file", "128", "--threads", "1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["ratio"] > 0 and out["samples_per_s_disk"] > 0 and out["steps"] == 4
