@@ -257,3 +257,17 @@ def test_bench_train_reports_ratio():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["ratio"] > 0 and out["samples_per_s_disk"] > 0 and out["steps"] == 4
+
+
+def test_shuffle_train_export_on_an_fsspec_memory_basedir():
+    from zeroloop import export
+
+    base = BaseDir.open("memory://zeroloop-test-train")
+    add_rows(base, 640, 1, 0)
+    shuffle(base, 1)
+    t = Trainer(base, opts(max_epochs_this_instance=2))
+    assert t.run() == 0 and t.state.global_step_samples >= 128
+    written = export.export_pending(base, "r", gating=False)
+    assert len(written) == 2 and all(modelfile.load_model(base.storage, w)[1].name.startswith("r-t-") for w in written)
+    t = Trainer(base, opts(max_epochs_this_instance=1))
+    assert t.run() == 0 and t.state.epochs_done == 3  # resumed from the checkpoint on the memory filesystem

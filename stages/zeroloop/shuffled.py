@@ -123,7 +123,7 @@ def dirs_in_use(base: BaseDir, expiry_s: float, now: float | None = None) -> set
     """Stamp names of shuffle dirs some live trainer has marked as in use."""
     now = time.time() if now is None else now
     used = set()
-    for trainer_dir in base.storage.list_dirs(base.path("train")):
+    for trainer_dir in base.storage.list_subdirs(base.path("train")):
         path = posixpath.join(trainer_dir, IN_USE_NAME)
         try:
             mark = json.loads(base.storage.read_bytes(path))

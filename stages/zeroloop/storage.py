@@ -160,6 +160,11 @@ class Storage:
             p for p in self._ls(parent, "directory") if self.is_complete_dir(p)
         )
 
+    def list_subdirs(self, parent: str) -> list[str]:
+        """Every subdirectory of parent that is not a *.tmp staging dir, published or not
+        (plain containers such as selfplay/<model>/ carry no commit marker on object stores)."""
+        return sorted(p for p in self._ls(parent, "directory") if not is_tmp(p))
+
     def list_files(self, parent: str, suffix: str = "") -> list[str]:
         """Complete files in parent ending with suffix (full paths), sorted."""
         return sorted(

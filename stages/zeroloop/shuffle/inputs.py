@@ -37,7 +37,7 @@ class Scan:
 def tdata_paths(base: BaseDir) -> list[tuple[str, bool]]:
     """(path, from the random bootstrap) of every complete tdata file."""
     out = []
-    for model_dir in base.storage.list_dirs(base.selfplay):
+    for model_dir in base.storage.list_subdirs(base.selfplay):
         tdata = posixpath.join(model_dir, "tdata")
         is_random = posixpath.basename(model_dir) == RANDOM_MODEL_DIR
         out.extend((p, is_random) for p in base.storage.list_files(tdata, ".npz") if rows.is_tdata_name(p))
