@@ -132,9 +132,19 @@ def take(arrays: dict[str, np.ndarray], index) -> dict[str, np.ndarray]:
     return {k: arrays[k][index] for k in SPECS}
 
 
-def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
+def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True, level: int | None = None) -> bytes:
+    """The npz bytes; level (1-9) picks the deflate level (None: numpy's default, 6).
+
+    Level 1 is about 5x faster than 6 for ~10% more bytes: the shuffler uses it.
+    """
     buf = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buf, **{k: arrays[k] for k in SPECS})
+    if not compress or level is None:
+        (np.savez_compressed if compress else np.savez)(buf, **{k: arrays[k] for k in SPECS})
+        return buf.getvalue()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+        for k in SPECS:
+            with zf.open(k + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arrays[k]), allow_pickle=False)
     return buf.getvalue()
 
 
