@@ -271,3 +271,67 @@ def test_shuffle_train_export_on_an_fsspec_memory_basedir():
     assert len(written) == 2 and all(modelfile.load_model(base.storage, w)[1].name.startswith("r-t-") for w in written)
     t = Trainer(base, opts(max_epochs_this_instance=1))
     assert t.run() == 0 and t.state.epochs_done == 3  # resumed from the checkpoint on the memory filesystem
+
+
+def test_symmetry_moves_planes_policy_and_ownership_together():
+    from zeroloop.train import data
+
+    n, area = 8, POS * POS
+    planes = torch.zeros(n, 12, POS, POS, dtype=torch.uint8)
+    planes[:, 0] = 1
+    policy = torch.zeros(n, 2, area + 1)
+    ownership = torch.full((n, POS, POS), -1, dtype=torch.int8)
+    for i in range(n):
+        r, c = i % POS, (2 * i + 1) % POS
+        planes[i, 1, r, c] = 1
+        policy[i, 0, r * POS + c] = 1.0
+        policy[i, 1, area] = 1.0  # pass stays pass
+        ownership[i, r, c] = 1
+    hb = data.HostBatch(0, 0, planes, torch.zeros(n, 10), policy, torch.zeros(n, 8), ownership)
+    seen = set()
+    for sym in range(8):
+        b = data.to_device(hb, torch.device("cpu"), sym, POS)
+        for i in range(n):
+            stone = int(b.spatial[i, 1].flatten().argmax())
+            assert int(b.targets.policy[i, 0, :area].argmax()) == stone
+            assert int(b.targets.ownership[i].flatten().argmax()) == stone
+            assert b.targets.policy[i, 1, area] == 1.0
+        seen.add(tuple(int(b.spatial[i, 1].flatten().argmax()) for i in range(n)))
+    assert len(seen) == 8  # eight different transforms
+
+
+def test_initial_checkpoint_from_a_checkpoint_file(tmp_path):
+    base = BaseDir.open(str(tmp_path))
+    add_rows(base, 640, 1, 0)
+    shuffle(base, 1)
+    t = Trainer(base, opts(max_epochs_this_instance=1, export_mode="trainonly"))
+    t.run()
+    t2 = Trainer(base, opts(name="ft", initial_checkpoint=base.path("train", "t", checkpoint.NAME)))
+    t2._start_fresh(POS)
+    for k, v in t.model.state_dict().items():
+        torch.testing.assert_close(t2.model.state_dict()[k], v)
+    assert t2.state.global_step_samples == 0  # a new run: weights only
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run_cli("train", str(tmp_path), "--name", "x", "--batch-size", "16", "--export-mode", "main",
+                "--model-kind", "b1c16", "--initial-checkpoint", str(bad), "--threads", "1", timeout=120)
+    assert r.returncode == 2 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checkpoints_rotate_and_a_corrupt_one_falls_back(tmp_path, caplog):
+    base = BaseDir.open(str(tmp_path))
+    d = base.train("c")
+    base.storage.makedirs(d)
+    for i in range(6):
+        checkpoint.save(base.storage, d, {"i": torch.tensor(i), "note": f"n{i}"})
+    names = sorted(os.listdir(d))
+    assert names == [checkpoint.NAME] + [checkpoint.prev_name(i) for i in range(4)]
+    payload, path = checkpoint.load_latest(base.storage, d)
+    assert int(payload["i"]) == 5 and path.endswith(checkpoint.NAME)
+    with open(os.path.join(d, checkpoint.NAME), "r+b") as f:
+        f.truncate(100)
+    payload, path = checkpoint.load_latest(base.storage, d)
+    assert int(payload["i"]) == 4 and path.endswith(checkpoint.prev_name(0))
+    assert "cannot use checkpoint" in caplog.text
+    assert [int(checkpoint.load_file(base.storage, os.path.join(d, checkpoint.prev_name(i)))["i"])
+            for i in range(4)] == [4, 3, 2, 1]

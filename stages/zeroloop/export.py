@@ -105,7 +105,12 @@ def run(args: argparse.Namespace) -> int:
     metrics.serve(args.metrics_port)
     warned: set[str] = set()
     while True:
-        export_pending(base, args.name_prefix, args.gating, warned)
+        try:
+            export_pending(base, args.name_prefix, args.gating, warned)
+        except OSError as e:
+            if not args.loop:
+                raise UserError(f"export failed: {e}") from None
+            log.warning("export pass failed, retrying in %.0fs: %s", args.poll_seconds, e)
         if not args.loop or stop.wait(args.poll_seconds):
             break
     return 0

@@ -84,6 +84,8 @@ def _rows(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (f"exit status: 0 after a shuffle (its directory is printed); {EXIT_NOT_ENOUGH_ROWS} when "
+                     f"fewer usable rows than --min-rows exist (nothing is written); 2 for bad flags.")
     parser.add_argument("basedir", metavar="BASEDIR", help="the run's shared directory (path or fsspec URL)")
     w = parser.add_argument_group("window (KataGo's shuffle.py)")
     cliflags.flag(w, "--min-rows", type=_rows, default=250_000,

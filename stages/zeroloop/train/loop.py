@@ -411,7 +411,9 @@ class Trainer:
         assert self.reporter is not None
         self.reporter.event({"event": "epoch", "epoch": st.epochs_done, "samples": st.global_step_samples,
                              "epoch_samples": trained, "bucket": st.bucket.level})
-        if st.export_cycle_counter >= self.opts.epochs_per_export:
+        if trained == 0:
+            log.warning("epoch %d trained nothing (its files were unreadable): not exporting", st.epochs_done)
+        elif st.export_cycle_counter >= self.opts.epochs_per_export:
             st.export_cycle_counter = 0
             if self.opts.export_mode != "trainonly":
                 self.export()
