@@ -61,6 +61,8 @@ class Game:
         self._undo: list[_Undo] = []
         self._slots_valid = True
         self._start = self.board.copy()  # the position moves are counted from
+        self.placed: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # setup stones
+        self.first_to_move = BLACK
 
     def setup(self, black: list[tuple[int, int]], white: list[tuple[int, int]], to_move: int = BLACK) -> None:
         """Replace the game by a position of placed stones (SGF AB/AW, tests).
@@ -96,6 +98,8 @@ class Game:
         self._undo = []
         self._slots_valid = True
         self._start = self.board.copy()
+        self.placed = (list(black), list(white))
+        self.first_to_move = to_move
 
     # --- state ------------------------------------------------------------
 
