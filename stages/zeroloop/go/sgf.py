@@ -40,7 +40,7 @@ class Record:
     """What an SGF file says about one game (main line only)."""
 
     size: int
-    komi: float
+    komi: float | None  # None when the record has no KM
     rules_name: str | None
     setup_black: list[tuple[int, int]] = field(default_factory=list)
     setup_white: list[tuple[int, int]] = field(default_factory=list)
@@ -122,7 +122,7 @@ def parse_sgf(data: bytes) -> Record:
     if not B.MIN_SIZE <= size <= B.MAX_SIZE:
         raise SgfError(f"board size {size} is outside {B.MIN_SIZE}..{B.MAX_SIZE}")
     try:
-        komi = parsed.get_komi()
+        komi = parsed.get_komi() if root.has_property("KM") else None
     except ValueError:
         raise SgfError(f"malformed komi KM[{root.get_raw('KM').decode(errors='replace')}]") from None
     record = Record(size, komi, _text(root, "RU"), result=_text(root, "RE"), black_name=_text(root, "PB"),
