@@ -37,12 +37,14 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"zeroloop.bench.{args.name}")
     sub = cliflags.ArgumentParser(prog=f"zeroloop bench {args.name}", description=BENCHMARKS[args.name])
     module.add_arguments(sub)
+    # The shared flags may come after the name too (`zeroloop bench rules --json`):
+    # those given before it are the defaults.
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    cliflags.add_common(sub, device=True)
+    sub.set_defaults(**{k: v for k, v in vars(args).items() if k not in ("rest", "name")})
     opts = sub.parse_args(args.rest)
-    for k, v in vars(args).items():
-        if k not in ("rest", "name"):
-            setattr(opts, k, v)
     result = module.measure(opts)
-    if args.json:
+    if opts.json:
         print(json.dumps(result))
     else:
         width = max(len(k) for k in result) if result else 0
