@@ -197,7 +197,7 @@ def test_kill_9_mid_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 120
     killed_at = None
     while time.monotonic() < deadline and proc.poll() is None:
-        lines = open(jsonl).read().splitlines()[start:]
+        lines = open(jsonl).read().split("\n")[start:-1]  # complete lines only
         samples = [json.loads(x)["samples"] for x in lines if '"loss_policy"' in x]
         if samples and samples[-1] >= 640 + 640 + 320:  # half way through the second new epoch
             proc.send_signal(signal.SIGKILL)
