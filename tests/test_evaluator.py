@@ -43,6 +43,21 @@ def test_evaluator_equals_plain_model(settings):
     assert (got.ownership[spatial[:, 0] == 0] == 0).all()
 
 
+def test_full_board_fast_path_is_exact_only_where_used():
+    """Chunks whose positions fill the grid skip masking; padded ones must not."""
+    net = random_init_model("b2c32", 9, seed=12)
+    spatial, glob = mixed_batch(9, [9, 9, 7, 9], per_size=4)  # chunks of 4: full, full, padded, full
+    ev = NetEvaluator(net, max_batch=16, chunk=4)
+    got = ev.evaluate(spatial, glob)
+    for g, w in zip(got, plain(net, spatial, glob)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
+    # The unmasked form really differs on padded boards, so the check above matters.
+    padded = torch.from_numpy(spatial[8:12]), torch.from_numpy(glob[8:12])
+    with torch.no_grad():
+        a, b = fold(net)(*padded), fold(net, masked=False)(*padded)
+    assert not torch.allclose(a.value, b.value, atol=1e-3)
+
+
 def test_folding_leaves_the_net_alone():
     net = random_init_model("b1c16", 7, seed=1).train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
