@@ -6,18 +6,23 @@ for the device and returns what search uses, already post-processed in the
 same torch call (softmax policy and value, tanh ownership), so the Python
 side does no per-position math.
 
-CPU (2-core AMD EPYC Zen 3 here; ``zeroloop bench nn`` measures it): the
-default is the folded net (``zeroloop.nn.fold``) in channels_last, traced
-with ``torch.jit.trace`` and frozen. Measured at batch 64-256 on 9x9
-(see the README / ``bench nn``), folding and channels_last each give a
-clear gain over the eager NCHW model and the frozen trace a smaller one on
-top; ``torch.compile`` costs seconds per batch shape to compile and was not
-clearly faster, and bf16 is several times slower on this CPU, so neither is
-offered here.
+CPU: the default is the folded net (``zeroloop.nn.fold``) in channels_last,
+traced with ``torch.jit.trace`` and frozen, run 64 positions at a time,
+without per-layer masking when every position fills the grid. On this
+machine's CPU (2 cores of an AMD EPYC with AVX-512 and AVX512_BF16, newer
+than the Zen 3 that reference/performance.md describes) ``zeroloop bench
+nn`` measured for b6c96 on 9x9: channels_last and folding each about +10%
+over the eager NCHW model, 64-position chunks +20-30% at batch 256, the
+frozen trace a few percent more. ``precision="bf16"`` is about 1.8x faster
+again here (native bf16 dot products) at a cost of ~0.005 in value and
+~2% relative in policy; it is an option, not the default, and is slower on
+CPUs without AVX512_BF16. ``torch.compile`` costs seconds per batch shape
+and is not offered.
 
 CUDA: host inputs are staged in pinned buffers and copied non-blocking;
 ``precision="fp16"`` or ``"bf16"`` runs the folded net in that dtype
-(outputs are always float32). Results are copied back before returning.
+(outputs are always float32); the whole batch is one chunk. Results are
+copied back before returning.
 
 ``measure_throughput`` is the one definition of "raw batched inference
 throughput": ``zeroloop bench nn`` and ``zeroloop bench selfplay`` both
