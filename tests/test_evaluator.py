@@ -119,3 +119,21 @@ def test_measure_throughput_counts_whole_batches():
     t = measure_throughput(ev, batch_size=4, seconds=0.05, warmup=1)
     assert t.batch_size == 4 and t.batches >= 2
     assert t.positions_per_s == pytest.approx(t.batches * 4 / t.seconds)
+
+
+def test_bench_nn_cli_prints_one_json_object():
+    """`zeroloop bench nn --json` (flags after the name) reports every variant and its ratio to eager."""
+    import json
+
+    from conftest import run_cli
+
+    r = run_cli("bench", "nn", "--json", "--nets", "b1c16", "--batch-sizes", "4", "--seconds", "0.05",
+                "--rounds", "1", "--board-size", "5", "--threads", "1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["threads"] == 1 and d["board_size"] == 5
+    for v in ("eager", "channels_last", "folded", "default", "bf16"):
+        assert d[f"b1c16_{v}_b4"] > 0
+    assert d["b1c16_default_b4_vs_eager"] == pytest.approx(d["b1c16_default_b4"] / d["b1c16_eager_b4"], rel=1e-2)
+    bad = run_cli("bench", "nn", "--variants", "turbo", timeout=60)
+    assert bad.returncode == 2 and "unknown turbo" in bad.stderr and "Traceback" not in bad.stderr
