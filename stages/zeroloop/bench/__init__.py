@@ -17,6 +17,7 @@ from zeroloop import cliflags
 
 BENCHMARKS = {
     "rules": "random playouts and batched feature encoding",
+    "nn": "raw batched inference throughput of the evaluator's variants",
     "selfplay": "self-play NN evaluations/s against raw batched inference",
     "train": "training from shuffled files against tensors in memory",
     "shuffle": "shuffle rows/s and peak memory growth",
