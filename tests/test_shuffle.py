@@ -135,6 +135,18 @@ def test_bad_input_files_are_skipped_and_named(tmp_path, caplog):
     assert len(ids) == 500
 
 
+def test_only_unreadable_files_publish_nothing(tmp_path):
+    base = BaseDir.open(str(tmp_path))
+    synthetic.write_tdata(base, "m1", 3, 100, 7, np.random.default_rng(2))
+    for name in os.listdir(base.tdata("m1")):
+        if name.endswith(".npz"):
+            open(os.path.join(base.tdata("m1"), name), "wb").write(b"PK\x03\x04 truncated")
+    with pytest.raises(window.NotEnoughRows):
+        main.shuffle_once(base, _opts())
+    assert os.listdir(base.shuffleddata) == []
+    assert os.listdir(base.shufflescratch) == []
+
+
 def test_mixed_board_lengths_refused_or_filtered(tmp_path):
     base = BaseDir.open(str(tmp_path))
     synthetic.write_tdata(base, "m1", 3, 100, 7, np.random.default_rng(4))

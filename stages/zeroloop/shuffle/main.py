@@ -246,6 +246,9 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
                     log.warning("skipping unreadable tdata file: %s", why)
                     metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
                 skipped.extend(res.skipped)
+            if kept == 0:  # every selected file was unreadable: publish nothing
+                raise window.NotEnoughRows(0, opts.params.min_rows, sel.total_rows,
+                                           sum(f.rows for f in found.files if f.random))
             log.info("scatter: %d rows kept into %d buckets from %d groups", kept, num_buckets, len(groups))
             out_place = scatter.Place(_url(base, staging))
             gtasks = [scatter.GatherTask(scratch_place, b, out_place, pos_len, opts.approx_rows_per_out_file,
