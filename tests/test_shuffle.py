@@ -165,6 +165,11 @@ def test_below_min_rows_cli_says_so_and_writes_nothing(tmp_path):
     assert r.returncode == main.EXIT_NOT_ENOUGH_ROWS == 3
     assert "200 usable rows, need at least 1000" in r.stderr
     assert not os.path.exists(base.shuffleddata) or not os.listdir(base.shuffleddata)
+    # the trainer neither hangs nor leaves a net behind: it says what it waited for and exits 0
+    r = run_cli("train", str(tmp_path), "--name", "t", "--model-kind", "b1c16", "--batch-size", "16",
+                "--export-mode", "main", "-quit-if-no-data", "--threads", "1", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"no shuffled data yet in {base.shuffleddata}" in r.stderr and "--quit-if-no-data" in r.stderr
     r = run_cli("shuffle", str(tmp_path), "-min-rows", "150", "--num-processes", "1", "--batch-size", "16",
                 timeout=120)
     assert r.returncode == 0, r.stderr
