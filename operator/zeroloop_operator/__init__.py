@@ -1,0 +1,20 @@
+"""zeroloop's Kubernetes operator: TrainingRun resources become running training loops.
+
+Run it as ``zeroloop operator`` (flags) or ``kopf run -m zeroloop_operator``
+(settings from ZEROLOOP_OPERATOR_* variables). Importing this package
+registers the handlers in kopf's default registry for the latter;
+``zeroloop operator`` builds its own registry from its flags.
+
+Layers, lowest first: ``naming`` and ``spec`` (what a run is), the pure
+builders ``stageconfig``, ``podtemplates``, ``children``, ``runstatus`` and
+``progress`` (spec in, manifests and status out), the I/O pieces ``kube``,
+``scrape`` and ``reconcile``, and on top the kopf glue in ``handlers`` and
+the command in ``run``.
+"""
+
+import kopf
+
+from zeroloop_operator.config import OperatorConfig
+from zeroloop_operator.handlers import register
+
+register(kopf.get_default_registry(), OperatorConfig.from_env())

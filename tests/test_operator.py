@@ -1,0 +1,175 @@
+"""The operator against a mock API server (kmock, stamping uids and versions).
+
+The real handlers run in kopf inside the test's event loop, with short
+intervals. Each test creates a TrainingRun the way the API server would
+store it (CRD defaults applied) and checks what the operator made of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import http.server
+import threading
+
+import kopf
+import kubernetes.config.kube_config
+import pytest
+
+import crd_rules
+from kube_emulator import TRAININGRUNS, StampingEmulator, declare_resources, kubeconfig_text, wait_for
+from zeroloop_operator.config import OperatorConfig
+from zeroloop_operator.handlers import register
+
+NS = "runs"
+DEPLOYMENTS = "apps/v1/deployments"
+PVCS = "v1/persistentvolumeclaims"
+CONFIGMAPS = "v1/configmaps"
+SERVICES = "v1/services"
+EVENTS = "v1/events"
+COMPONENTS = ("selfplay", "shuffler", "trainer", "gatekeeper")
+
+pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(60)]
+
+
+def run_object(name: str = "demo", **spec) -> dict:
+    """A TrainingRun as the API server stores it: defaults applied, schema and CEL checked."""
+    obj = {
+        "apiVersion": "zeroloop.io/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"image": "registry.example/zeroloop:test",
+                 "storage": {"storageClassName": "standard-rwx"}, **spec},
+    }
+    defaulted, errors = crd_rules.admit(obj)
+    assert not errors, errors
+    return defaulted
+
+
+@pytest.fixture
+async def operator(kmock, tmp_path, monkeypatch):
+    """kopf running zeroloop's handlers against kmock; yields the kmock server."""
+    declare_resources(kmock)
+    config_path = tmp_path / "kubeconfig"
+    config_path.write_text(kubeconfig_text(str(kmock.url)))
+    monkeypatch.setenv("KUBECONFIG", str(config_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config_path))
+    registry = kopf.OperatorRegistry()
+    register(registry, OperatorConfig(status_interval=0.3, retry_delay=0.2, conflict_delay=0.3,
+                                      api_timeout=5, scrape_timeout=1, workers=4))
+    settings = kopf.OperatorSettings()
+    settings.networking.error_backoffs = [0.05, 0.1, 0.2]
+    settings.posting.default_backoffs = [0.05, 0.1]
+    settings.queueing.error_delays = [0.1, 0.2, 0.5]
+    settings.scanning.disabled = True
+    # kopf cancels every task started after it in its loop when it stops, so it gets its own thread.
+    stop = threading.Event()
+    thread = threading.Thread(target=asyncio.run, name="kopf", daemon=True, args=(
+        kopf.operator(registry=registry, settings=settings, clusterwide=True, standalone=True, stop_flag=stop),))
+    thread.start()
+    yield kmock
+    stop.set()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+    assert not thread.is_alive(), "the operator did not stop"
+
+
+async def create(kmock, obj: dict) -> dict:
+    resp = await kmock.post(f"/apis/zeroloop.io/v1alpha1/namespaces/{NS}/trainingruns", json=obj)
+    assert resp.status == 201 or resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def patch(kmock, path: str, body) -> dict:
+    resp = await kmock.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def run_path(name: str = "demo") -> str:
+    return f"/apis/zeroloop.io/v1alpha1/namespaces/{NS}/trainingruns/{name}"
+
+
+def obj(kmock, resource: str, name: str) -> dict | None:
+    try:
+        found = kmock.objects[resource, NS, name]
+    except KeyError:
+        return None
+    return None if found.deleted else found.raw
+
+
+def container(dep: dict) -> dict:
+    return dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def run_status(kmock, name: str = "demo") -> dict:
+    return (obj(kmock, TRAININGRUNS, name) or {}).get("status") or {}
+
+
+def condition(kmock, type_: str, name: str = "demo") -> dict | None:
+    return next((c for c in run_status(kmock, name).get("conditions") or [] if c["type"] == type_), None)
+
+
+async def all_children(kmock, name: str = "demo", components=COMPONENTS):
+    await wait_for(lambda: all(obj(kmock, DEPLOYMENTS, f"{name}-{c}") for c in components)
+                   and obj(kmock, CONFIGMAPS, f"{name}-config"), what="children")
+
+
+async def test_create_makes_exactly_the_expected_children(operator):
+    kmock = operator
+    created = await create(kmock, run_object(selfplay={"replicas": 3, "gpusPerPod": 2}))
+    uid = created["metadata"]["uid"]
+    await all_children(kmock)
+    await wait_for(lambda: obj(kmock, SERVICES, "demo-gatekeeper-metrics"), what="services")
+
+    children = {(k[0].plural, k[2]) for k, o in kmock.objects.items()
+                if not o.deleted and k[0].plural not in ("events", "trainingruns")}
+    expected = {("persistentvolumeclaims", "demo-data"), ("configmaps", "demo-config")}
+    expected |= {("deployments", f"demo-{c}") for c in COMPONENTS}
+    expected |= {("services", f"demo-{c}-metrics") for c in COMPONENTS}
+    assert children == expected
+
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"demo-{component}")
+        refs = dep["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "name": "demo",
+                         "uid": uid, "controller": True, "blockOwnerDeletion": True}]
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["volumes"][0] == {"name": "data", "persistentVolumeClaim": {"claimName": "demo-data"}}
+    selfplay = obj(kmock, DEPLOYMENTS, "demo-selfplay")
+    assert selfplay["spec"]["replicas"] == 3
+    assert container(selfplay)["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert container(obj(kmock, DEPLOYMENTS, "demo-trainer"))["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in container(obj(kmock, DEPLOYMENTS, "demo-shuffler"))["resources"].get(
+        "limits", {})
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["strategy"] == {"type": "Recreate"}
+
+    pvc = obj(kmock, PVCS, "demo-data")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == "standard-rwx"
+    assert "ownerReferences" not in pvc["metadata"], "Retain: the claim must outlive the run"
+    assert obj(kmock, CONFIGMAPS, "demo-config")["metadata"]["ownerReferences"][0]["uid"] == uid
+
+    status = await wait_for(lambda: run_status(kmock).get("selfplay", {}).get("selector") and run_status(kmock),
+                            what="status")
+    assert status["selfplay"]["selector"] == "app.kubernetes.io/component=selfplay,zeroloop.io/run=demo"
+    assert status["selfplay"]["desiredReplicas"] == 3
+    assert status["phase"] == "Pending"
+    assert status["observedGeneration"] == 1
+
+
+async def test_status_follows_the_deployments(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    assert condition(kmock, "Ready") is None or condition(kmock, "Ready")["status"] == "False"
+    # The emulator has no controllers: play the Deployment controller and the PVC binder.
+    for component in COMPONENTS:
+        kmock.objects[DEPLOYMENTS, NS, f"demo-{component}"].patch(
+            {"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}})
+    kmock.objects[PVCS, NS, "demo-data"].patch({"status": {"phase": "Bound"}})
+    await wait_for(lambda: run_status(kmock).get("phase") == "Running", what="phase Running")
+    assert condition(kmock, "Ready")["status"] == "True"
+    assert condition(kmock, "StorageReady")["status"] == "True"
+    assert condition(kmock, "Progressing")["status"] == "False"
+    assert run_status(kmock)["selfplay"]["ready"] == "1/1"
