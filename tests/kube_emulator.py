@@ -21,6 +21,7 @@ import itertools
 import uuid
 from typing import Any
 
+import jsonpatch
 import kmock
 from kmock._internal import dicts as kmock_dicts
 from kmock._internal import enums as kmock_enums
@@ -37,9 +38,14 @@ class StampingEmulator(kmock.KubernetesEmulator):
                 self._stamp_create(request)
                 meta = request.data["metadata"]
                 key = (request.resource, meta.get("namespace"), meta.get("name"))
-            elif request.action == kmock_enums.action.UPDATE and request.name is not None and data_ok:
+            elif request.action == kmock_enums.action.UPDATE and request.name is not None:
                 key = (request.resource, request.namespace, request.name)
-                self._stamp_update(request, key)
+                if data_ok:
+                    self._stamp_update(request, key)
+                elif isinstance(request.data, list):  # a JSON patch (kopf's finalizers)
+                    self._check_json_patch_tests(request, key)
+                    request.data.append({"op": "add", "path": "/metadata/resourceVersion",
+                                         "value": str(next(self._versions))})
             elif request.action == kmock_enums.action.DELETE and request.name is not None:
                 key = (request.resource, request.namespace, request.name)
         try:
@@ -56,6 +62,16 @@ class StampingEmulator(kmock.KubernetesEmulator):
         meta["creationTimestamp"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["resourceVersion"] = str(next(self._versions))
         meta["generation"] = 1
+
+    def _check_json_patch_tests(self, request, key) -> None:
+        """A failed JSON-patch `test` is 422 Unprocessable on a real server (kopf relies on it)."""
+        if key not in self._objects or self._objects[key].deleted:
+            return
+        tests = [op for op in request.data if op.get("op") == "test"]
+        try:
+            jsonpatch.apply_patch(self._objects[key].raw, tests)
+        except jsonpatch.JsonPatchException as e:
+            raise kmock.KubernetesError(status=422, reason="Invalid", message=f"the object has been modified: {e}")
 
     def _stamp_update(self, request, key) -> None:
         if key not in self._objects or self._objects[key].deleted:

@@ -150,7 +150,7 @@ async def test_create_makes_exactly_the_expected_children(operator):
     assert "ownerReferences" not in pvc["metadata"], "Retain: the claim must outlive the run"
     assert obj(kmock, CONFIGMAPS, "demo-config")["metadata"]["ownerReferences"][0]["uid"] == uid
 
-    status = await wait_for(lambda: run_status(kmock).get("selfplay", {}).get("selector") and run_status(kmock),
+    status = await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1 and run_status(kmock),
                             what="status")
     assert status["selfplay"]["selector"] == "app.kubernetes.io/component=selfplay,zeroloop.io/run=demo"
     assert status["selfplay"]["desiredReplicas"] == 3
@@ -173,3 +173,154 @@ async def test_status_follows_the_deployments(operator):
     assert condition(kmock, "StorageReady")["status"] == "True"
     assert condition(kmock, "Progressing")["status"] == "False"
     assert run_status(kmock)["selfplay"]["ready"] == "1/1"
+
+
+def play_controllers(kmock, name: str = "demo", pods: dict[str, int] | None = None) -> None:
+    """Stand in for the Deployment controller: report pods (all ready) per component."""
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"{name}-{component}")
+        if dep is None:
+            continue
+        n = dep["spec"]["replicas"] if pods is None else pods.get(component, 0)
+        kmock.objects[DEPLOYMENTS, NS, f"{name}-{component}"].patch({"status": {
+            "replicas": n, "readyReplicas": n, "updatedReplicas": n,
+            "observedGeneration": dep["metadata"]["generation"]}})
+
+
+async def test_spec_update_patches_the_children(operator):
+    kmock = operator
+    await create(kmock, run_object(trainer={"nodeSelector": {"pool": "a100"}}))
+    await all_children(kmock)
+    before = obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["template"]["metadata"]["annotations"]
+    trainer_before = obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["template"]["metadata"]["annotations"]
+    await patch(kmock, run_path(), {"spec": {
+        "image": "registry.example/zeroloop:v2",
+        "selfplay": {"visits": 800},
+        "trainer": {"nodeSelector": None, "lrScale": 0.5},
+    }})
+    await wait_for(lambda: container(obj(kmock, DEPLOYMENTS, "demo-trainer"))["image"].endswith(":v2"),
+                   what="the new image")
+    for component in COMPONENTS:
+        await wait_for(lambda: container(obj(kmock, DEPLOYMENTS, f"demo-{component}"))["image"].endswith(":v2"),
+                       what=f"{component} image")
+    assert "visits: 800" in obj(kmock, CONFIGMAPS, "demo-config")["data"]["selfplay.yaml"]
+    after = obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["template"]["metadata"]["annotations"]
+    assert after["zeroloop.io/config-checksum"] != before["zeroloop.io/config-checksum"], "self-play must roll"
+    trainer = obj(kmock, DEPLOYMENTS, "demo-trainer")
+    assert "nodeSelector" not in trainer["spec"]["template"]["spec"], "a removed field must be removed"
+    args = container(trainer)["args"]
+    assert args[args.index("--lr-scale") + 1] == "0.5"
+    assert trainer["spec"]["template"]["metadata"]["annotations"] == trainer_before, \
+        "the trainer reads no config file: a self-play config change must not restart it"
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 2, what="observedGeneration 2")
+
+
+async def test_scale_subresource_changes_selfplay_replicas(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    # `kubectl scale --replicas 5` writes .spec.selfplay.replicas (the CRD's specReplicasPath).
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 5}}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 5, what="5 replicas")
+    play_controllers(kmock)
+    status = await wait_for(lambda: run_status(kmock).get("selfplay", {}).get("replicas") == 5 and run_status(kmock),
+                            what="status replicas")
+    assert status["selfplay"]["ready"] == "5/5"
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["replicas"] == 1
+
+
+async def test_suspend_scales_to_zero_keeps_the_claim_and_resume_restores(operator):
+    kmock = operator
+    await create(kmock, run_object(selfplay={"replicas": 2}))
+    await all_children(kmock)
+    play_controllers(kmock)
+    await patch(kmock, run_path(), {"spec": {"suspend": True}})
+    for component in COMPONENTS:
+        await wait_for(lambda: obj(kmock, DEPLOYMENTS, f"demo-{component}")["spec"]["replicas"] == 0,
+                       what=f"{component} at zero")
+    assert obj(kmock, PVCS, "demo-data") is not None
+    await wait_for(lambda: run_status(kmock).get("phase") == "Suspending", what="Suspending")
+    assert condition(kmock, "Suspended")["reason"] == "Suspending"
+    play_controllers(kmock)  # the pods are gone
+    await wait_for(lambda: run_status(kmock).get("phase") == "Suspended", what="Suspended")
+    assert condition(kmock, "Suspended")["status"] == "True"
+    await patch(kmock, run_path(), {"spec": {"suspend": False}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 2
+                   and obj(kmock, DEPLOYMENTS, "demo-gatekeeper")["spec"]["replicas"] == 1, what="resumed")
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+async def test_delete_cleans_up_and_keeps_only_a_retained_claim(operator, policy):
+    kmock = operator
+    await create(kmock, run_object(storage={"storageClassName": "standard-rwx", "deletionPolicy": policy}))
+    await all_children(kmock)
+    await wait_for(lambda: "zeroloop.io/finalizer" in obj(kmock, TRAININGRUNS, "demo")["metadata"].get(
+        "finalizers", []), what="the finalizer")
+    resp = await kmock.delete(run_path())
+    assert resp.status == 200
+    await wait_for(lambda: obj(kmock, TRAININGRUNS, "demo") is None, what="the run gone")
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay") is None, what="garbage collection")
+    assert obj(kmock, CONFIGMAPS, "demo-config") is None
+    assert obj(kmock, SERVICES, "demo-trainer-metrics") is None
+    assert (obj(kmock, PVCS, "demo-data") is not None) == (policy == "Retain")
+
+
+async def test_a_new_run_reuses_a_retained_claim(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    await kmock.delete(run_path())
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer") is None, what="garbage collection")
+    second = await create(kmock, run_object(storage={"storageClassName": "standard-rwx",
+                                                     "deletionPolicy": "Delete"}))
+    await wait_for(lambda: obj(kmock, PVCS, "demo-data")["metadata"].get("ownerReferences"),
+                   what="the claim adopted")
+    assert obj(kmock, PVCS, "demo-data")["metadata"]["ownerReferences"][0]["uid"] == second["metadata"]["uid"]
+
+
+def warning_events(kmock, reason: str) -> list[dict]:
+    return [o.raw for k, o in kmock.objects.items() if k[0].plural == "events" and not o.deleted
+            and o.raw.get("reason") == reason]
+
+
+async def test_invalid_spec_gives_degraded_and_an_event_and_recovers(operator):
+    kmock = operator
+    bad = run_object(trainer={"resources": {"requests": {"cpu": "8"}, "limits": {"cpu": "4"}}})
+    await create(kmock, bad)
+    degraded = await wait_for(lambda: condition(kmock, "Degraded"), what="Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
+    assert "spec.trainer.resources: the cpu request 8 exceeds its limit 4" in degraded["message"]
+    assert run_status(kmock)["phase"] == "Degraded"
+    events = await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
+    assert events[0]["type"] == "Warning" and "exceeds its limit" in events[0]["message"]
+    assert events[0]["involvedObject"]["name"] == "demo"
+    await asyncio.sleep(1.0)  # several timer rounds: still nothing made, no retry storm
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer") is None
+    assert len(warning_events(kmock, "InvalidSpec")) == 1
+    await patch(kmock, run_path(), {"spec": {"trainer": {"resources": {"requests": {"cpu": "2"}}}}})
+    await all_children(kmock)
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+async def test_converges_despite_api_errors(operator):
+    kmock = operator
+    deployments = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    # The first creates fail with 500 (the emulator still stores the object, as a server whose
+    # answer was lost would), patches hit 409 conflicts, reads fail, and kopf's own patches fail.
+    kmock["post", deployments][:3] << 500
+    kmock["patch", f"{deployments}/demo-selfplay"][:2] << 409
+    kmock["get", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/demo-data"][:2] << 500
+    kmock["patch", run_path() + "/status"][:2] << 500
+    await create(kmock, run_object(selfplay={"replicas": 4}))
+    await all_children(kmock)
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, timeout=20, what="status written")
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 4, what="replicas")
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"demo-{component}")
+        assert dep["metadata"]["ownerReferences"][0]["name"] == "demo"
+        assert container(dep)["image"] == "registry.example/zeroloop:test"
+    assert len(list(kmock["post", deployments])) > 4, "the injected errors must have been met"
+    assert len(list(kmock["patch", f"{deployments}/demo-selfplay"])) > 2
+    # A later update still goes through.
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 6}}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 6, what="update")

@@ -120,7 +120,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         now = now_text()
         try:
             observed = reconcile.observe(kube, run, parsed)
-            missing = reconcile.missing_children(kube, run, parsed, observed)
+            # Re-create what went missing, once reconcile has acted on this run at all.
+            missing = reconcile.missing_children(kube, run, parsed, observed) if acted_on else []
             if missing:
                 logger.warning("re-creating missing children: %s", ", ".join(missing))
                 reconcile.ensure_children(kube, run, parsed)
