@@ -69,9 +69,22 @@ async def operator(kmock, tmp_path, monkeypatch):
         kopf.operator(registry=registry, settings=settings, clusterwide=True, standalone=True, stop_flag=stop),))
     thread.start()
     yield kmock
+    await settle(kmock)
     stop.set()
     await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
     assert not thread.is_alive(), "the operator did not stop"
+
+
+async def settle(kmock) -> None:
+    """Let in-flight reconciles finish (stopping kopf mid-handler makes it wait for hung tasks)."""
+    def settled():
+        runs = [o.raw for k, o in kmock.objects.items() if k[0].plural == "trainingruns" and not o.deleted]
+        return all((r.get("status") or {}).get("observedGeneration") == r["metadata"].get("generation")
+                   for r in runs)
+    try:
+        await wait_for(settled, timeout=3, what="settled")
+    except AssertionError:
+        pass
 
 
 async def create(kmock, obj: dict) -> dict:
@@ -324,3 +337,142 @@ async def test_converges_despite_api_errors(operator):
     # A later update still goes through.
     await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 6}}})
     await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 6, what="update")
+
+
+class MetricsServers:
+    """Plain HTTP servers on loopback addresses 127.0.0.N, one per fake pod, same port."""
+
+    def __init__(self, ips: list[str]):
+        self.texts: dict[str, str] = {ip: "" for ip in ips}
+        self.servers = []
+        port = 0
+        for ip in ips:
+            server = http.server.ThreadingHTTPServer((ip, port), self._handler(ip))
+            port = server.server_address[1]
+            self.servers.append(server)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.port = port
+
+    def _handler(self, ip: str):
+        texts = self.texts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = texts[ip].encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def exposition(**values) -> str:
+    """Metrics text as a stage's prometheus_client would serve it."""
+    import prometheus_client as prom
+
+    registry = prom.CollectorRegistry()
+    if "games" in values:
+        prom.Counter("zeroloop_selfplay_games", "h", registry=registry).inc(values["games"])
+    if "model" in values:
+        prom.Info("zeroloop_selfplay_model", "h", registry=registry).info({"model": values["model"]})
+    if "samples" in values:
+        prom.Counter("zeroloop_train_samples", "h", registry=registry).inc(values["samples"])
+        prom.Gauge("zeroloop_train_data_rows", "h", registry=registry).set(values["train_rows"])
+    if "rows" in values:
+        prom.Gauge("zeroloop_shuffle_data_rows", "h", registry=registry).set(values["rows"])
+    if "accepted" in values:
+        prom.Counter("zeroloop_gatekeeper_models_accepted", "h", registry=registry).inc(values["accepted"])
+        prom.Counter("zeroloop_gatekeeper_models_rejected", "h", registry=registry).inc(values["rejected"])
+        prom.Gauge("zeroloop_gatekeeper_candidate_win_rate", "h", registry=registry).set(values["win_rate"])
+    return prom.generate_latest(registry).decode()
+
+
+def add_pod(kmock, name: str, run: str, component: str, ip: str) -> None:
+    kmock.objects["v1/pods", NS, name] = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": name,
+                     "labels": {"zeroloop.io/run": run, "app.kubernetes.io/component": component}},
+        "status": {"phase": "Running", "podIP": ip},
+    }
+
+
+async def test_progress_comes_from_the_pods_metrics(operator):
+    kmock = operator
+    ips = [f"127.0.0.{n}" for n in range(2, 8)]
+    servers = MetricsServers(ips)
+    try:
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        texts = servers.texts
+        texts["127.0.0.2"] = exposition(games=10, model="demo-b6c96-s2000-d900")
+        texts["127.0.0.3"] = exposition(games=5, model="demo-b6c96-s1000-d500")
+        texts["127.0.0.4"] = exposition(samples=2500, train_rows=950)
+        texts["127.0.0.5"] = exposition(rows=1000)
+        texts["127.0.0.6"] = exposition(accepted=1, rejected=0, win_rate=0.56)
+        texts["127.0.0.7"] = exposition(games=1000)  # another run's pod
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.3")
+        add_pod(kmock, "demo-trainer-a", "demo", "trainer", "127.0.0.4")
+        add_pod(kmock, "demo-shuffler-a", "demo", "shuffler", "127.0.0.5")
+        add_pod(kmock, "demo-gatekeeper-a", "demo", "gatekeeper", "127.0.0.6")
+        add_pod(kmock, "other-selfplay-a", "other", "selfplay", "127.0.0.7")
+
+        def progress():
+            return run_status(kmock).get("progress") or {}
+
+        await wait_for(lambda: progress().get("games") == 15, what="15 games")
+        p = progress()
+        assert p["latestModel"] == "demo-b6c96-s2000-d900"
+        assert p["samples"] == 2500 and p["rows"] == 1000
+        assert p["acceptedModels"] == 1 and p["lastGating"]["result"] == "accepted"
+        assert p["lastGating"]["winRate"] == 0.56
+
+        # selfplay-a restarts (its counter starts again) and plays 2 games; b plays 3 more.
+        texts["127.0.0.2"] = exposition(games=2, model="demo-b6c96-s3000-d1200")
+        texts["127.0.0.3"] = exposition(games=8, model="demo-b6c96-s3000-d1200")
+        texts["127.0.0.6"] = exposition(accepted=1, rejected=1, win_rate=0.41)
+        await wait_for(lambda: progress().get("games") == 20, what="20 games")
+        await wait_for(lambda: progress().get("rejectedModels") == 1, what="a rejection")
+        assert progress()["latestModel"] == "demo-b6c96-s3000-d1200"
+        assert progress()["lastGating"]["result"] == "rejected"
+        await asyncio.sleep(0.8)  # more rounds with the same counters add nothing
+        assert progress()["games"] == 20 and progress()["acceptedModels"] == 1
+
+        # A pod that goes away is forgotten; its games stay counted.
+        del kmock.objects["v1/pods", NS, "demo-selfplay-a"]
+        await wait_for(lambda: len([p for p in progress()["pods"] if p["component"] == "selfplay"]) == 1,
+                       what="pod forgotten")
+        assert progress()["games"] == 20
+    finally:
+        servers.close()
+
+
+async def test_every_status_field_written_is_declared_in_the_crd(operator):
+    """A real API server drops undeclared status fields: everything written must be in the schema."""
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    play_controllers(kmock)
+    await create(kmock, run_object("broken", trainer={"resources": {"limits": {"nvidia.com/gpu": "1"}}}))
+    await wait_for(lambda: condition(kmock, "Degraded", "broken"), what="Degraded")
+    await wait_for(lambda: run_status(kmock).get("progress"), what="progress")
+    status_schema = crd_rules.version_schema(crd_rules.load_crd())["properties"]["status"]
+    patches = [r.data for r in kmock["patch"] if r.subresource == "status" and isinstance(r.data, dict)]
+    assert len(patches) >= 3
+    for body in patches:
+        assert set(body) <= {"status", "metadata"}, body
+        assert crd_rules.schema_errors(status_schema, body["status"]) == [], body["status"]
+    # kopf's bookkeeping stays in zeroloop.io annotations (no status.kopf, no kopf.zalando.org keys).
+    for name in ("demo", "broken"):
+        meta = obj(kmock, TRAININGRUNS, name)["metadata"]
+        assert not [k for k in meta.get("annotations", {}) if "kopf.zalando.org" in k]
+        assert "kopf" not in obj(kmock, TRAININGRUNS, name).get("status", {})

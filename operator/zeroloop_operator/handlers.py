@@ -51,6 +51,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.peering.standalone = True  # one operator replica (the chart's Deployment uses Recreate)
     settings.scanning.disabled = True  # no cluster-wide CRD/namespace watching (least privilege)
     settings.execution.max_workers = config.workers
+    # A timer caught mid-refresh (blocking HTTP in a thread) gets time to finish on shutdown.
+    settings.background.instant_exit_timeout = 5.0
 
 
 def _run_ref(meta: Any) -> naming.RunRef:
@@ -106,32 +108,42 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.timer(*resource, registry=registry, interval=config.status_interval, initial_delay=1.0,
                 sharp=False)
-    def refresh_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                    patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+    def refresh_run(meta: kopf.Meta, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
-        # observedGeneration says what reconcile acted on; the timer does not advance it.
-        acted_on = int(status.get("observedGeneration") or 0)
-        try:
-            parsed = runspec.parse(dict(spec), run.name)
-        except runspec.SpecError as e:
-            patch.status.update(runstatus.invalid(e.problems, acted_on, dict(status), now_text()))
-            return
         kube = Kube(timeout=config.api_timeout)
         now = now_text()
         try:
-            observed = reconcile.observe(kube, run, parsed)
-            # Re-create what went missing, once reconcile has acted on this run at all.
-            missing = reconcile.missing_children(kube, run, parsed, observed) if acted_on else []
+            # Read the run afresh: the progress counters must build on the last one written.
+            fresh = kube.get("TrainingRun", run.namespace, run.name)
+            if fresh is None:
+                return
+            status = fresh.get("status") or {}
+            generation = _generation(fresh.get("metadata") or {})
+            try:
+                parsed = runspec.parse(fresh.get("spec") or {}, run.name)
+            except runspec.SpecError as e:
+                fields = runstatus.invalid(e.problems, generation, status, now)
+            else:
+                fields = _observe_and_summarise(kube, run, parsed, generation, status, now, logger)
+        except (ApiError, reconcile.ChildConflict) as e:
+            logger.warning("status refresh skipped: %s", e)
+            return
+        # observedGeneration says what reconcile acted on: only reconcile advances it.
+        fields.pop("observedGeneration", None)
+        patch.status.update(fields)
+
+    def _observe_and_summarise(kube: Kube, run: naming.RunRef, parsed: runspec.RunSpec, generation: int,
+                               status: dict[str, Any], now: str, logger: logging.Logger) -> dict[str, Any]:
+        observed = reconcile.observe(kube, run, parsed)
+        # Re-create what went missing, once reconcile has acted on this run at all.
+        if status.get("observedGeneration"):
+            missing = reconcile.missing_children(kube, run, parsed, observed)
             if missing:
                 logger.warning("re-creating missing children: %s", ", ".join(missing))
                 reconcile.ensure_children(kube, run, parsed)
                 observed = reconcile.observe(kube, run, parsed)
-            fields = reconcile.status_fields(run, parsed, observed, acted_on, dict(status), now)
-            progress = reconcile.progress_fields(kube, run, parsed, dict(status.get("progress") or {}), now,
-                                                 config.scrape_timeout)
-        except (ApiError, reconcile.ChildConflict) as e:
-            logger.warning("status refresh skipped: %s", e)
-            return
+        fields = reconcile.status_fields(run, parsed, observed, generation, status, now)
+        progress = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
         if progress is not None:
             fields["progress"] = progress
-        patch.status.update(fields)
+        return fields
