@@ -476,3 +476,64 @@ async def test_every_status_field_written_is_declared_in_the_crd(operator):
         meta = obj(kmock, TRAININGRUNS, name)["metadata"]
         assert not [k for k in meta.get("annotations", {}) if "kopf.zalando.org" in k]
         assert "kopf" not in obj(kmock, TRAININGRUNS, name).get("status", {})
+
+
+def rbac_verb(request) -> str:
+    method = getattr(request.method, "value", str(request.method)).upper()
+    if method == "GET":
+        if request.params.get("watch") == "true":
+            return "watch"
+        return "get" if request.name else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
+
+
+async def test_rbac_grants_exactly_what_the_operator_uses(operator):
+    """Every request the operator sends is allowed by the chart's ClusterRole, and every rule is used."""
+    import helmtool
+    import yaml
+    from test_chart import CHART
+
+    try:
+        helm = helmtool.ensure_helm()
+    except helmtool.HelmUnavailable as e:
+        pytest.skip(f"no helm binary: {e}")
+    rendered = helmtool.run(helm, "template", "zl", str(CHART), "--show-only", "templates/rbac.yaml").stdout
+    role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole")
+    rules = role["rules"]
+
+    kmock = operator
+    servers = MetricsServers(["127.0.0.2"])
+    try:
+        servers.texts["127.0.0.2"] = exposition(games=1, model="demo-b6c96-s1-d1")
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        await wait_for(lambda: (run_status(kmock).get("progress") or {}).get("games") == 1, what="progress")
+        await patch(kmock, run_path(), {"spec": {"gatekeeper": {"enabled": False}}})
+        await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-gatekeeper") is None, what="gatekeeper deleted")
+        await create(kmock, run_object("broken", trainer={"resources": {"limits": {"nvidia.com/gpu": "2"}}}))
+        await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
+        await kmock.delete(run_path())
+        await wait_for(lambda: obj(kmock, TRAININGRUNS, "demo") is None, what="deleted")
+    finally:
+        servers.close()
+
+    used = set()
+    for request in kmock:
+        agent = request.headers.get("User-Agent", "")
+        if request.resource is None or request.resource.plural is None or agent.startswith("kmock/"):
+            continue  # the test's own requests, and API discovery (allowed to every user)
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        used.add((request.resource.group, resource, rbac_verb(request)))
+    for group, resource, verb in sorted(used):
+        assert allowed(rules, group, resource, verb), f"RBAC lacks {verb} on {group}/{resource}"
+    granted = {(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    unused = {g for g in granted if g not in used}
+    # Granted but not seen here: finalizer updates (needed where OwnerReferencesPermissionEnforcement
+    # is on), events.k8s.io (newer event API), and status get (kubectl/clients reading it).
+    assert unused <= {("zeroloop.io", "trainingruns/finalizers", "update"), ("events.k8s.io", "events", "create"),
+                      ("zeroloop.io", "trainingruns/status", "get")}, unused
