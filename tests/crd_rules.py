@@ -4,7 +4,8 @@ kubernetes-validate checks built-in kinds only. For a TrainingRun this helper
 does what the API server does on create/update, in the same order:
 structural defaulting from the openAPIV3Schema ``default`` values,
 schema validation (jsonschema, Draft 4 as OpenAPI 3.0 uses, with unknown
-fields rejected the way ``kubectl apply``'s strict field validation does),
+fields rejected the way ``kubectl apply``'s strict field validation does, and
+duplicates in ``set`` lists refused as the server refuses them),
 then the ``x-kubernetes-validations`` CEL rules evaluated with cel-python,
 ``self`` bound to each node (numbers typed by the schema, as Kubernetes
 does: a ``number`` field is a CEL double even when written as ``0``) and
@@ -70,6 +71,8 @@ def _strict(schema: Any) -> Any:
     if ("properties" in schema and "additionalProperties" not in schema
             and not schema.get("x-kubernetes-preserve-unknown-fields")):
         out["additionalProperties"] = False
+    if schema.get("x-kubernetes-list-type") == "set":  # the API server refuses duplicates
+        out["uniqueItems"] = True
     return out
 
 
