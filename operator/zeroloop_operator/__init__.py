@@ -14,7 +14,12 @@ the command in ``run``.
 
 import kopf
 
+from zeroloop.errors import ConfigError
 from zeroloop_operator.config import OperatorConfig
 from zeroloop_operator.handlers import register
 
-register(kopf.get_default_registry(), OperatorConfig.from_env())
+try:
+    _config = OperatorConfig.from_env()
+except ConfigError as e:  # a bad variable: one line, not a traceback from deep in an import
+    raise SystemExit(f"zeroloop operator: error: {e}") from None
+register(kopf.get_default_registry(), _config)

@@ -10,6 +10,7 @@ with settings from ZEROLOOP_OPERATOR_* variables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 import kopf
@@ -23,22 +24,23 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = OperatorConfig.from_env()
+    defaults = OperatorConfig()
     scope = parser.add_argument_group("scope")
     cliflags.flag(scope, "--namespace", "-n", action="append", default=[], metavar="NS",
                   help="watch TrainingRuns in this namespace (repeatable; default: all namespaces)")
     cliflags.flag(scope, "--all-namespaces", "-A", action="store_true",
                   help="watch TrainingRuns in every namespace (needs cluster-wide RBAC)")
-    timing = parser.add_argument_group(f"timing (defaults from {ENV_PREFIX}* variables)")
-    cliflags.flag(timing, "--status-interval", type=float, default=env.status_interval,
-                  help="seconds between status and progress refreshes of each run")
-    cliflags.flag(timing, "--retry-delay", type=float, default=env.retry_delay,
-                  help="seconds before retrying a reconcile after an API error")
-    cliflags.flag(timing, "--api-timeout", type=float, default=env.api_timeout,
-                  help="seconds per Kubernetes API request")
-    cliflags.flag(timing, "--scrape-timeout", type=float, default=env.scrape_timeout,
-                  help="seconds per metrics request to a pod")
-    cliflags.flag(timing, "--workers", type=int, default=env.workers, help="handler threads")
+    timing = parser.add_argument_group(
+        f"timing (unset flags come from {ENV_PREFIX}<NAME> variables, e.g. {ENV_PREFIX}STATUS_INTERVAL, "
+        "else the default shown)")
+    for name, help_text in (("status_interval", "seconds between status and progress refreshes of each run"),
+                            ("retry_delay", "seconds before retrying a reconcile after an API error"),
+                            ("api_timeout", "seconds per Kubernetes API request"),
+                            ("scrape_timeout", "seconds per metrics request to a pod"),
+                            ("workers", "handler threads")):
+        default = getattr(defaults, name)
+        cliflags.flag(timing, "--" + name.replace("_", "-"), type=type(default), default=None,
+                      help=f"{help_text} (default {default})")
     g = parser.add_argument_group("common")
     cliflags.flag(g, "--liveness-port", type=int, default=8080,
                   help="serve kopf's liveness probe on :PORT/healthz (0: off)")
@@ -47,12 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> OperatorConfig:
-    values = {"status_interval": args.status_interval, "retry_delay": args.retry_delay,
-              "api_timeout": args.api_timeout, "scrape_timeout": args.scrape_timeout, "workers": args.workers}
-    for name, value in values.items():
+    """Flags over ZEROLOOP_OPERATOR_* variables over defaults."""
+    config = OperatorConfig.from_env()
+    overrides = {}
+    for f in dataclasses.fields(OperatorConfig):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
         if value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} {value}: must be positive")
-    return OperatorConfig(**values)
+            raise UserError(f"--{f.name.replace('_', '-')} {value}: must be positive")
+        overrides[f.name] = value
+    return dataclasses.replace(config, **overrides)
 
 
 def run(args: argparse.Namespace) -> int:
