@@ -101,6 +101,7 @@ BAD_RUNS = [
     (run(boardSizes=[9, 19], boardSizeWeights=[1]), "boardSizeWeights needs one weight per entry of boardSizes"),
     (run(gatekeeper={"sprt": {"elo0": 10, "elo1": 5}}), "gatekeeper.sprt.elo0 must be below gatekeeper.sprt.elo1"),
     (run(shuffler={"minRows": 1000, "maxRows": 10}), "shuffler.maxRows must be at least shuffler.minRows"),
+    (run(trainer={"batchSize": 512, "samplesPerEpoch": 100}), "trainer.samplesPerEpoch must be at least"),
     (run("a-very-long-training-run-name-that-is-too-long"), "at most 44"),
     (run("7x7-run"), "start with a letter"),
     (run(boardSizes=[25]), "25 is greater than the maximum of 19"),

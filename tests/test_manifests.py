@@ -177,14 +177,19 @@ def test_stage_command_lines_follow_the_documented_clis():
 
 def test_config_files_carry_the_spec_and_extra_keys():
     s = parsed(boardSizes=[9, 13], boardSizeWeights=[3, 1], komi=6.5,
-               selfplay={"visits": 400, "cheapVisits": 64, "config": {"max_moves": 300}},
+               selfplay={"visits": 400, "cheapVisits": 64, "config": {"max_moves_per_area": 3.0}},
                gatekeeper={"sprt": {"enabled": True}})
     data = stageconfig.files(s)
     sp = yaml.safe_load(data["selfplay.yaml"])
-    assert sp == {"board_sizes": [9, 13], "komi": 6.5, "visits": 400, "cheap_visits": 64, "full_search_prob": 0.25,
-                  "games_in_parallel": 256, "board_size_weights": [3.0, 1.0], "max_moves": 300}
+    assert sp == {"num_games": 256, "board_sizes": [9, 13], "board_size_weights": [3.0, 1.0], "data_board_len": 13,
+                  "komi_mean": 6.5, "max_visits": 400, "cheap_visits": 64, "full_search_prob": 0.25,
+                  "max_moves_per_area": 3.0}
     gk = yaml.safe_load(data["gatekeeper.yaml"])
-    assert gk["sprt"] is True and gk["games"] == 200 and gk["visits"] == 150 and gk["board_sizes"] == [9, 13]
+    assert gk["sprt"] is True and gk["num_games_per_gating"] == 200 and gk["max_visits"] == 150
+    assert gk["board_sizes"] == [9, 13] and gk["board_size_weights"] == [3.0, 1.0]
+    # Without weights, every size is equally likely (the stages want one weight per size).
+    assert yaml.safe_load(stageconfig.files(parsed(boardSizes=[7, 9]))["selfplay.yaml"])["board_size_weights"] == \
+        [1.0, 1.0]
 
 
 def test_checksum_rolls_only_the_pods_that_read_the_changed_file():
@@ -249,7 +254,7 @@ def test_dataclass_defaults_equal_the_crd_defaults():
      "spec.trainer.resources: the memory request 64Gi exceeds its limit 32Gi"),
     ({"selfplay": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
      "spec.selfplay.resources.limits: set GPUs with gpusPerPod/gpus, not nvidia.com/gpu"),
-    ({"selfplay": {"config": {"visits": 5}}}, "spec.selfplay.config.visits is set by a field"),
+    ({"selfplay": {"config": {"max_visits": 5}}}, "spec.selfplay.config.max_visits is set by a field"),
     ({"boardSizeWeights": [0, 0], "boardSizes": [9, 13]}, "spec.boardSizeWeights must not all be zero"),
 ])
 def test_parse_reports_what_the_schema_cannot(fields, message):

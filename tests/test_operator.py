@@ -216,7 +216,7 @@ async def test_spec_update_patches_the_children(operator):
     for component in COMPONENTS:
         await wait_for(lambda: container(obj(kmock, DEPLOYMENTS, f"demo-{component}"))["image"].endswith(":v2"),
                        what=f"{component} image")
-    assert "visits: 800" in obj(kmock, CONFIGMAPS, "demo-config")["data"]["selfplay.yaml"]
+    assert "max_visits: 800" in obj(kmock, CONFIGMAPS, "demo-config")["data"]["selfplay.yaml"]
     after = obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["template"]["metadata"]["annotations"]
     assert after["zeroloop.io/config-checksum"] != before["zeroloop.io/config-checksum"], "self-play must roll"
     trainer = obj(kmock, DEPLOYMENTS, "demo-trainer")

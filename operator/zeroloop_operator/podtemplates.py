@@ -84,7 +84,7 @@ def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
         tr = spec.trainer
         args = ["train", base, "--name", spec.model_kind, "--model-kind", spec.model_kind,
                 "--batch-size", _num(tr.batch_size), "--export-mode", "main",
-                "--lr-scale", _num(tr.lr_scale),
+                "--lr-scale", _num(tr.lr_scale), "--samples-per-epoch", _num(tr.samples_per_epoch),
                 "--max-train-bucket-per-new-data", _num(tr.max_train_bucket_per_new_data),
                 "--max-train-bucket-size", _num(tr.max_train_bucket_size),
                 "--no-repeat-files", "--device", _device(tr.gpus)]

@@ -83,6 +83,7 @@ class ShufflerSpec(Pods):
 class TrainerSpec(Pods):
     batch_size: int = 256
     lr_scale: float = 1.0
+    samples_per_epoch: int = 1000000
     max_train_bucket_per_new_data: float = 4.0
     max_train_bucket_size: int = 5000000
     gpus: int = 1
@@ -144,10 +145,10 @@ class RunSpec:
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
 
 
-# Keys of the self-play and gatekeeper config files that typed spec fields set.
+# Self-play config keys that typed spec fields set (stageconfig.selfplay_config).
 MANAGED_SELFPLAY_KEYS = frozenset({
-    "board_sizes", "board_size_weights", "komi", "visits", "cheap_visits", "full_search_prob",
-    "games_in_parallel",
+    "num_games", "board_sizes", "board_size_weights", "data_board_len", "komi_mean", "max_visits",
+    "cheap_visits", "full_search_prob",
 })
 
 

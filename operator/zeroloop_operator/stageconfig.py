@@ -25,19 +25,25 @@ GATEKEEPER_FILE = "gatekeeper.yaml"
 CONFIG_DIR = "/etc/zeroloop"
 
 
+def _boards(spec: RunSpec) -> dict[str, Any]:
+    """Board sizes with their weights (the stages want both lists, equally long)."""
+    weights = spec.board_size_weights or [1.0] * len(spec.board_sizes)
+    return {"board_sizes": list(spec.board_sizes), "board_size_weights": [float(w) for w in weights]}
+
+
 def selfplay_config(spec: RunSpec) -> dict[str, Any]:
-    """Self-play config keys from the spec (typed fields, then spec.selfplay.config)."""
+    """Self-play config keys (zeroloop.selfplay.config) from the spec, then spec.selfplay.config."""
     sp = spec.selfplay
     out: dict[str, Any] = {
-        "board_sizes": list(spec.board_sizes),
-        "komi": spec.komi,
-        "visits": sp.visits,
+        "num_games": sp.games_in_parallel,
+        **_boards(spec),
+        # Rows are padded to the largest board: the trainer's net size.
+        "data_board_len": max(spec.board_sizes),
+        "komi_mean": spec.komi,
+        "max_visits": sp.visits,
         "cheap_visits": sp.cheap_visits,
         "full_search_prob": sp.full_search_prob,
-        "games_in_parallel": sp.games_in_parallel,
     }
-    if spec.board_size_weights is not None:
-        out["board_size_weights"] = list(spec.board_size_weights)
     out.update(sp.config)
     return out
 
@@ -45,20 +51,17 @@ def selfplay_config(spec: RunSpec) -> dict[str, Any]:
 def gatekeeper_config(spec: RunSpec) -> dict[str, Any]:
     """Gatekeeper config keys (match size, search, SPRT) from the spec."""
     gk = spec.gatekeeper
-    out: dict[str, Any] = {
-        "board_sizes": list(spec.board_sizes),
-        "komi": spec.komi,
-        "visits": gk.visits,
-        "games": gk.games,
+    return {
+        **_boards(spec),
+        "komi_mean": spec.komi,
+        "max_visits": gk.visits,
+        "num_games_per_gating": gk.games,
         "sprt": gk.sprt.enabled,
         "sprt_elo0": gk.sprt.elo0,
         "sprt_elo1": gk.sprt.elo1,
         "sprt_alpha": gk.sprt.alpha,
         "sprt_beta": gk.sprt.beta,
     }
-    if spec.board_size_weights is not None:
-        out["board_size_weights"] = list(spec.board_size_weights)
-    return out
 
 
 def render(config: dict[str, Any]) -> str:
