@@ -157,7 +157,7 @@ def test_status_the_operator_computes_fits_the_schema():
                            "2026-01-01T00:00:00Z", "demo")
     scrape = progress.PodMetrics("p", "gatekeeper", progress.parse(
         "zeroloop_gatekeeper_models_accepted_total 1\nzeroloop_gatekeeper_candidate_win_rate 0.6\n"
-        "zeroloop_selfplay_games_total 3\nzeroloop_selfplay_model_info{model=\"m-s1-d1\"} 1\n"
+        "zeroloop_selfplay_games_total 3\nzeroloop_selfplay_model_info{name=\"m-s1-d1\"} 1\n"
         "zeroloop_train_samples_total 7\nzeroloop_shuffle_data_rows 5\n"))
     st["progress"] = progress.merge(None, [scrape], {"p"}, "2026-01-01T00:00:00Z")
     assert st["progress"]["lastGating"]["result"] == "accepted"

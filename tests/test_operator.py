@@ -383,7 +383,7 @@ def exposition(**values) -> str:
     if "games" in values:
         prom.Counter("zeroloop_selfplay_games", "h", registry=registry).inc(values["games"])
     if "model" in values:
-        prom.Info("zeroloop_selfplay_model", "h", registry=registry).info({"model": values["model"]})
+        prom.Info("zeroloop_selfplay_model", "h", registry=registry).info({"name": values["model"]})
     if "samples" in values:
         prom.Counter("zeroloop_train_samples", "h", registry=registry).inc(values["samples"])
         prom.Gauge("zeroloop_train_data_rows", "h", registry=registry).set(values["train_rows"])

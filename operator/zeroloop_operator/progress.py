@@ -22,7 +22,8 @@ zero whenever its container starts):
   so ``games`` is a lower bound (the dashboards, fed by Prometheus, are the
   exact record);
 - ``latestModel``: the newest model the self-play pods report using (they
-  switch to each accepted model between games);
+  switch to each accepted model between games; the info metric's ``name``
+  key, ``model`` also accepted), ordered by the samples in its name;
 - ``lastGating``: accepted or rejected, with the candidate's score rate,
   when a gatekeeper counter moved since the last scrape.
 
