@@ -537,3 +537,24 @@ async def test_rbac_grants_exactly_what_the_operator_uses(operator):
     # is on), events.k8s.io (newer event API), and status get (kubectl/clients reading it).
     assert unused <= {("zeroloop.io", "trainingruns/finalizers", "update"), ("events.k8s.io", "events", "create"),
                       ("zeroloop.io", "trainingruns/status", "get")}, unused
+
+
+async def test_a_child_name_owned_by_someone_else_is_not_taken_over(operator):
+    kmock = operator
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "demo-config", "namespace": NS, "uid": "other-uid",
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x",
+                                                 "uid": "other-owner", "controller": True}]},
+               "data": {"theirs": "yes"}}
+    kmock.objects[CONFIGMAPS, NS, "demo-config"] = foreign
+    await create(kmock, run_object())
+    degraded = await wait_for(lambda: (c := condition(kmock, "Degraded")) and c["status"] == "True" and c,
+                              what="Degraded")
+    assert degraded["reason"] == "ChildConflict" and "ConfigMap demo-config exists" in degraded["message"]
+    assert obj(kmock, CONFIGMAPS, "demo-config")["data"] == {"theirs": "yes"}
+    await wait_for(lambda: warning_events(kmock, "ChildConflict"), what="an event")
+    del kmock.objects[CONFIGMAPS, NS, "demo-config"]
+    await wait_for(lambda: "selfplay.yaml" in (obj(kmock, CONFIGMAPS, "demo-config") or {}).get("data", {}),
+                   what="the run's own ConfigMap")
+    await all_children(kmock)
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")

@@ -96,7 +96,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         except ApiError as e:
             raise kopf.TemporaryError(f"Kubernetes API error, retrying: {e}", delay=config.retry_delay)
         except reconcile.ChildConflict as e:
-            patch.status.update(runstatus.invalid([str(e)], _generation(meta), dict(status), now_text()))
+            patch.status.update(runstatus.invalid([str(e)], _generation(meta), dict(status), now_text(),
+                                                  reason="ChildConflict"))
             kopf.warn(body, reason="ChildConflict", message=str(e))
             raise kopf.TemporaryError(str(e), delay=config.conflict_delay)
         patch.status.update(reconcile.status_fields(run, parsed, observed, _generation(meta), dict(status),

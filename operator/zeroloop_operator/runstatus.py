@@ -157,9 +157,10 @@ def compute(spec: RunSpec, observed: Observed, generation: int, old_status: dict
     return out
 
 
-def invalid(problems: list[str], generation: int, old_status: dict[str, Any] | None, now: str) -> dict[str, Any]:
-    """Status fields for a spec the operator cannot run: Degraded, the rest kept."""
+def invalid(problems: list[str], generation: int, old_status: dict[str, Any] | None, now: str,
+            reason: str = "InvalidSpec") -> dict[str, Any]:
+    """Status fields for a run the operator cannot carry out: Degraded (with reason), the rest kept."""
     old_conditions = [c for c in (old_status or {}).get("conditions") or [] if c.get("type") != "Degraded"]
-    degraded = Condition("Degraded", True, "InvalidSpec", "; ".join(problems))
+    degraded = Condition("Degraded", True, reason, "; ".join(problems))
     merged = merge_conditions((old_status or {}).get("conditions"), [degraded], generation, now)
     return {"phase": "Degraded", "observedGeneration": generation, "conditions": old_conditions + merged}
