@@ -2,7 +2,7 @@
 
 Admission is emulated offline as the API server does it (defaults, schema,
 CEL rules incl. transition rules on update; see crd_rules). The examples in
-docs/kubernetes.md (the README section) are checked too.
+docs/kubernetes.md and README.md are checked too.
 """
 
 from __future__ import annotations
@@ -64,8 +64,11 @@ def test_identity_subresources_and_printer_columns():
 
 
 def doc_runs() -> list[dict]:
-    """Every TrainingRun in docs/kubernetes.md's YAML blocks."""
+    """Every TrainingRun in the YAML blocks of docs/kubernetes.md and of the README (once folded in)."""
     text = DOCS.read_text()
+    readme = REPO / "README.md"
+    if readme.exists():
+        text += readme.read_text()
     out = []
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         for doc in yaml.safe_load_all(block):

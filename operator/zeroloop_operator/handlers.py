@@ -67,18 +67,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Register zeroloop's handlers (and settings, login) into a kopf registry."""
     resource = (naming.GROUP, naming.VERSION, naming.PLURAL)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(registry=registry, id="configure")
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # Also configures the kubernetes package that ``Kube`` uses.
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.resume(*resource, registry=registry, backoff=config.retry_delay)
-    @kopf.on.create(*resource, registry=registry, backoff=config.retry_delay)
-    @kopf.on.update(*resource, registry=registry, backoff=config.retry_delay)
+    # One handler id for the three causes: kopf's annotations read zeroloop.io/reconcile.
+    @kopf.on.resume(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
+    @kopf.on.create(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
+    @kopf.on.update(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
     def reconcile_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
                       patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
@@ -107,7 +108,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             kopf.info(body, reason="Created", message="created " + ", ".join(created))
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
 
-    @kopf.timer(*resource, registry=registry, interval=config.status_interval, initial_delay=1.0,
+    @kopf.timer(*resource, registry=registry, id="refresh", interval=config.status_interval, initial_delay=1.0,
                 sharp=False)
     def refresh_run(meta: kopf.Meta, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
