@@ -37,6 +37,7 @@ VARIANTS = {
     "no-gating": {"gatekeeper": {"enabled": False}},
     "existing-claim": {"storage": {"existingClaim": "shared-data"}},
     "delete-policy": {"storage": {"storageClassName": "efs", "deletionPolicy": "Delete"}},
+    "set-ownership": {"storage": {"storageClassName": "standard-rwx", "setOwnership": True}},
     "no-metrics": {"metrics": {"enabled": False}},
     "suspended": {"suspend": True},
     "scheduled": {
@@ -127,6 +128,21 @@ def test_pods_are_locked_down(component):
         assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     assert c["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
     assert c["command"] == ["zeroloop"] and c["args"][-2:] == ["--log-format", "json"]
+
+
+def test_set_ownership_adds_a_minimal_root_init_container():
+    plain = pod(children.deployment(RUN, parsed(), "selfplay").manifest)
+    assert "initContainers" not in plain
+    assert children.deployment(RUN, parsed(), "selfplay").patch["spec"]["template"]["spec"]["initContainers"] is None
+    for component in naming.COMPONENTS:
+        spec_ = pod(children.deployment(RUN, parsed(**VARIANTS["set-ownership"]), component).manifest)
+        (init,) = spec_["initContainers"]
+        assert init["command"] == ["sh", "-c", "mkdir -p /data/demo && chown 10001:10001 /data/demo && "
+                                               "chmod 0775 /data/demo"]
+        assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+        assert init["securityContext"]["allowPrivilegeEscalation"] is False
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True
+        assert spec_["containers"][0]["securityContext"]["runAsNonRoot"] is True
 
 
 def test_grace_periods_cover_each_stages_flush():

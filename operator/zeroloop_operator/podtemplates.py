@@ -195,6 +195,32 @@ def pod_annotations(component: str, spec: RunSpec, config_data: dict[str, str]) 
     return out
 
 
+def ownership_init_container(run: str, spec: RunSpec) -> dict[str, Any]:
+    """Root init container that hands BASEDIR to the pods' user (storage.setOwnership).
+
+    Kubernetes applies fsGroup to a ReadWriteMany volume only where its CSI
+    driver asks for it; Filestore's does not, and its shares belong to root.
+    This container can only create directories and change owners: every other
+    capability is dropped and the root filesystem is read-only.
+    """
+    base = basedir(run)
+    return {
+        "name": "set-ownership",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["sh", "-c", f"mkdir -p {base} && chown {RUN_AS}:{RUN_AS} {base} && chmod 0775 {base}"],
+        "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+        },
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+    }
+
+
 def pod_template(component: str, run: str, spec: RunSpec, claim: str,
                  config_data: dict[str, str]) -> dict[str, Any]:
     """The full pod template of a component's Deployment."""
@@ -212,6 +238,7 @@ def pod_template(component: str, run: str, spec: RunSpec, claim: str,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": grace_seconds(component, spec),
         "containers": [container(component, run, spec, pods)],
+        **({"initContainers": [ownership_init_container(run, spec)]} if spec.storage.set_ownership else {}),
         "volumes": volumes(component, run, spec, claim),
     }
     if pods.node_selector:
@@ -232,6 +259,7 @@ def pod_template(component: str, run: str, spec: RunSpec, claim: str,
 
 
 # Pod-template keys that a spec change can remove: a merge patch must null them.
-REMOVABLE_POD_SPEC_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets")
+REMOVABLE_POD_SPEC_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets",
+                           "initContainers")
 REMOVABLE_POD_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path",
                              naming.ANNOTATION_CONFIG_CHECKSUM)

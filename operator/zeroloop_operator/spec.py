@@ -118,6 +118,7 @@ class StorageSpec:
     size: str = "100Gi"
     access_modes: list = field(default_factory=lambda: ["ReadWriteMany"])
     deletion_policy: str = "Retain"
+    set_ownership: bool = False
 
 
 @dataclass(frozen=True)
