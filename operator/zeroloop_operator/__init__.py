@@ -5,6 +5,11 @@ Run it as ``zeroloop operator`` (flags) or ``kopf run -m zeroloop_operator``
 registers the handlers in kopf's default registry for the latter;
 ``zeroloop operator`` builds its own registry from its flags.
 
+A run's progress (latest model, games, rows, samples, last gating result)
+comes from its pods' Prometheus metrics, not from files on its volume: the
+operator serves many runs and mounts none of their volumes (see
+``progress``).
+
 Layers, lowest first: ``naming`` and ``spec`` (what a run is), the pure
 builders ``stageconfig``, ``podtemplates``, ``children``, ``runstatus`` and
 ``progress`` (spec in, manifests and status out), the I/O pieces ``kube``,
