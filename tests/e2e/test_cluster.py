@@ -96,7 +96,7 @@ def test_tiny_cpu_run_reaches_an_accepted_model(api):
                      "--kubeconfig", kubeconfig, "--wait", "--timeout", "10m",
                      "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
                      "--set", "image.pullPolicy=IfNotPresent", "--set", "rbac.clusterWide=false",
-                     "--set", "operator.statusInterval=5")
+                     "--set", "operator.statusInterval=5", timeout=900)
         run = tiny_run()
         run["metadata"]["namespace"] = namespace
         run["spec"]["image"] = stage_image
