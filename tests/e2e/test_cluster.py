@@ -96,7 +96,7 @@ def test_tiny_cpu_run_reaches_an_accepted_model(api):
                      "--kubeconfig", kubeconfig, "--wait", "--timeout", "10m",
                      "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
                      "--set", "image.pullPolicy=IfNotPresent", "--set", "rbac.clusterWide=false",
-                     "--set", "operator.statusInterval=5", timeout=900)
+                     "--set", "operator.statusInterval=5", timeout=900, cluster=True)
         run = tiny_run()
         run["metadata"]["namespace"] = namespace
         run["spec"]["image"] = stage_image
@@ -127,5 +127,5 @@ def test_tiny_cpu_run_reaches_an_accepted_model(api):
         except kubernetes.client.exceptions.ApiException:
             pass
         helmtool.run(helm, "uninstall", "zeroloop-e2e", "--namespace", namespace, "--kubeconfig", kubeconfig,
-                     check=False)
+                     check=False, cluster=True)
         core.delete_namespace(namespace)
