@@ -21,7 +21,6 @@ import itertools
 import uuid
 from typing import Any
 
-import jsonpatch
 import kmock
 from kmock._internal import dicts as kmock_dicts
 from kmock._internal import enums as kmock_enums
@@ -64,14 +63,14 @@ class StampingEmulator(kmock.KubernetesEmulator):
         meta["generation"] = 1
 
     def _check_json_patch_tests(self, request, key) -> None:
-        """A failed JSON-patch `test` is 422 Unprocessable on a real server (kopf relies on it)."""
+        """A failed JSON-patch `test` of the resourceVersion is 422 on a real server (kopf relies on it)."""
         if key not in self._objects or self._objects[key].deleted:
             return
-        tests = [op for op in request.data if op.get("op") == "test"]
-        try:
-            jsonpatch.apply_patch(self._objects[key].raw, tests)
-        except jsonpatch.JsonPatchException as e:
-            raise kmock.KubernetesError(status=422, reason="Invalid", message=f"the object has been modified: {e}")
+        current = (self._objects[key].raw.get("metadata") or {}).get("resourceVersion")
+        for op in request.data:
+            if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" and op.get("value") != current:
+                raise kmock.KubernetesError(status=422, reason="Invalid",
+                                            message=f"the object has been modified (resourceVersion {current})")
 
     def _stamp_update(self, request, key) -> None:
         if key not in self._objects or self._objects[key].deleted:
