@@ -22,8 +22,19 @@ import uuid
 from typing import Any
 
 import kmock
-from kmock._internal import dicts as kmock_dicts
-from kmock._internal import enums as kmock_enums
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (what kmock applies): null deletes, dicts merge, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
 
 
 class StampingEmulator(kmock.KubernetesEmulator):
@@ -33,11 +44,11 @@ class StampingEmulator(kmock.KubernetesEmulator):
         key = None
         if request.resource is not None:
             data_ok = isinstance(request.data, dict)
-            if request.action == kmock_enums.action.CREATE and data_ok:
+            if request.action == kmock.action.CREATE and data_ok:
                 self._stamp_create(request)
                 meta = request.data["metadata"]
                 key = (request.resource, meta.get("namespace"), meta.get("name"))
-            elif request.action == kmock_enums.action.UPDATE and request.name is not None:
+            elif request.action == kmock.action.UPDATE and request.name is not None:
                 key = (request.resource, request.namespace, request.name)
                 if data_ok:
                     self._stamp_update(request, key)
@@ -45,7 +56,7 @@ class StampingEmulator(kmock.KubernetesEmulator):
                     self._check_json_patch_tests(request, key)
                     request.data.append({"op": "add", "path": "/metadata/resourceVersion",
                                          "value": str(next(self._versions))})
-            elif request.action == kmock_enums.action.DELETE and request.name is not None:
+            elif request.action == kmock.action.DELETE and request.name is not None:
                 key = (request.resource, request.namespace, request.name)
         try:
             return await super()._handle(request)
@@ -81,7 +92,7 @@ class StampingEmulator(kmock.KubernetesEmulator):
         meta_patch["resourceVersion"] = str(next(self._versions))
         if request.subresource is None and isinstance(request.data.get("spec"), dict):
             old_spec = current.get("spec") or {}
-            if kmock_dicts.merge_patch_dict(old_spec, request.data["spec"]) != old_spec:
+            if merge_patch(old_spec, request.data["spec"]) != old_spec:
                 meta_patch["generation"] = int((current.get("metadata") or {}).get("generation") or 0) + 1
 
     async def _collect_garbage(self, key) -> None:
