@@ -8,7 +8,6 @@ store it (CRD defaults applied) and checks what the operator made of it.
 from __future__ import annotations
 
 import asyncio
-import copy
 import http.server
 import threading
 

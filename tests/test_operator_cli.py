@@ -7,7 +7,6 @@ endpoint (zeroloop operator), and stop cleanly on SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
