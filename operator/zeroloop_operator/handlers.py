@@ -1,0 +1,151 @@
+"""The kopf handlers: thin glue between kopf's events and ``reconcile``.
+
+- create, resume and update of a TrainingRun run one idempotent reconcile
+  (``reconcile.ensure_children``) and write the status it leads to;
+- a timer per run (every ``status_interval`` seconds) re-reads the
+  children, re-creates any that went missing, and writes status and
+  progress (from the pods' metrics).
+
+A spec the schema accepted but the operator cannot run gets a Degraded
+condition and a Warning Event, and the handler returns normally: no retry
+loop, nothing touched until the spec changes. API errors raise
+``kopf.TemporaryError`` so kopf retries after ``retry_delay``; the
+reconcile is idempotent, so any retry converges.
+
+kopf keeps its bookkeeping in annotations under ``zeroloop.io/`` (the
+status has a schema; a real API server would drop undeclared status
+fields) and its finalizer is ``zeroloop.io/finalizer`` (timers need one so
+they stop before the run goes). Deletion itself needs no handler: children
+carry ownerReferences and Kubernetes' garbage collector removes them;
+a retained claim has none and stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from zeroloop_operator import naming, reconcile, runstatus
+from zeroloop_operator import spec as runspec
+from zeroloop_operator.config import OperatorConfig
+from zeroloop_operator.kube import ApiError, Kube
+
+FINALIZER = "zeroloop.io/finalizer"
+ANNOTATION_PREFIX = "zeroloop.io"
+
+
+def now_text() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """kopf settings for zeroloop: annotation bookkeeping, our finalizer, one replica."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # Events for warnings only, not every handler run
+    settings.peering.standalone = True  # one operator replica (the chart's Deployment uses Recreate)
+    settings.scanning.disabled = True  # no cluster-wide CRD/namespace watching (least privilege)
+    settings.execution.max_workers = config.workers
+    # A timer caught mid-refresh (blocking HTTP in a thread) gets time to finish on shutdown.
+    settings.background.instant_exit_timeout = 5.0
+
+
+def _run_ref(meta: Any) -> naming.RunRef:
+    return naming.RunRef(meta["name"], meta["namespace"], meta["uid"])
+
+
+def _generation(meta: Any) -> int:
+    return int(meta.get("generation") or 0)
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Register zeroloop's handlers (and settings, login) into a kopf registry."""
+    resource = (naming.GROUP, naming.VERSION, naming.PLURAL)
+
+    @kopf.on.startup(registry=registry, id="configure")
+    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, config)
+
+    @kopf.on.login(registry=registry, id="login")
+    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # Also configures the kubernetes package that ``Kube`` uses.
+        return kopf.login_via_client(**kwargs)
+
+    # One handler id for the three causes: kopf's annotations read zeroloop.io/reconcile.
+    @kopf.on.resume(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
+    @kopf.on.create(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
+    @kopf.on.update(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
+    def reconcile_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
+                      patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+        run = _run_ref(meta)
+        try:
+            parsed = runspec.parse(dict(spec), run.name)
+        except runspec.SpecError as e:
+            patch.status.update(runstatus.invalid(e.problems, _generation(meta), dict(status), now_text()))
+            kopf.warn(body, reason="InvalidSpec", message=str(e))
+            logger.warning("invalid spec, nothing changed: %s", e)
+            return
+        kube = Kube(timeout=config.api_timeout)
+        try:
+            actions = reconcile.ensure_children(kube, run, parsed)
+            observed = reconcile.observe(kube, run, parsed)
+        except ApiError as e:
+            raise kopf.TemporaryError(f"Kubernetes API error, retrying: {e}", delay=config.retry_delay)
+        except reconcile.ChildConflict as e:
+            patch.status.update(runstatus.invalid([str(e)], _generation(meta), dict(status), now_text(),
+                                                  reason="ChildConflict"))
+            kopf.warn(body, reason="ChildConflict", message=str(e))
+            raise kopf.TemporaryError(str(e), delay=config.conflict_delay)
+        patch.status.update(reconcile.status_fields(run, parsed, observed, _generation(meta), dict(status),
+                                                     now_text()))
+        created = sorted(k for k, v in actions.items() if v == "created")
+        if created:
+            kopf.info(body, reason="Created", message="created " + ", ".join(created))
+        logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+
+    @kopf.timer(*resource, registry=registry, id="refresh", interval=config.status_interval, initial_delay=1.0,
+                sharp=False)
+    def refresh_run(meta: kopf.Meta, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+        run = _run_ref(meta)
+        kube = Kube(timeout=config.api_timeout)
+        now = now_text()
+        try:
+            # Read the run afresh: the progress counters must build on the last one written.
+            fresh = kube.get("TrainingRun", run.namespace, run.name)
+            if fresh is None:
+                return
+            status = fresh.get("status") or {}
+            generation = _generation(fresh.get("metadata") or {})
+            try:
+                parsed = runspec.parse(fresh.get("spec") or {}, run.name)
+            except runspec.SpecError as e:
+                fields = runstatus.invalid(e.problems, generation, status, now)
+            else:
+                fields = _observe_and_summarise(kube, run, parsed, generation, status, now, logger)
+        except (ApiError, reconcile.ChildConflict) as e:
+            logger.warning("status refresh skipped: %s", e)
+            return
+        # observedGeneration says what reconcile acted on: only reconcile advances it.
+        fields.pop("observedGeneration", None)
+        patch.status.update(fields)
+
+    def _observe_and_summarise(kube: Kube, run: naming.RunRef, parsed: runspec.RunSpec, generation: int,
+                               status: dict[str, Any], now: str, logger: logging.Logger) -> dict[str, Any]:
+        observed = reconcile.observe(kube, run, parsed)
+        # Re-create what went missing, once reconcile has acted on this run at all.
+        if status.get("observedGeneration"):
+            missing = reconcile.missing_children(kube, run, parsed, observed)
+            if missing:
+                logger.warning("re-creating missing children: %s", ", ".join(missing))
+                reconcile.ensure_children(kube, run, parsed)
+                observed = reconcile.observe(kube, run, parsed)
+        fields = reconcile.status_fields(run, parsed, observed, generation, status, now)
+        progress = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
+        if progress is not None:
+            fields["progress"] = progress
+        return fields

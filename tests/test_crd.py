@@ -1,0 +1,169 @@
+"""The TrainingRun CRD: structurally valid, its examples admitted, bad runs refused with the intended message.
+
+Admission is emulated offline as the API server does it (defaults, schema,
+CEL rules incl. transition rules on update; see crd_rules). The examples in
+docs/kubernetes.md and README.md are checked too.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import crd_rules
+from zeroloop_operator import naming, progress, runstatus
+from zeroloop_operator import spec as runspec
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "kubernetes.md"
+
+
+def run(name: str = "demo", **spec) -> dict:
+    return {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
+            "spec": {"image": "registry.example/zeroloop:1", "storage": {"storageClassName": "standard-rwx"}, **spec}}
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.33.0"])
+def test_crd_is_a_valid_custom_resource_definition(version):
+    kubernetes_validate.validate(crd_rules.load_crd(), version, strict=True)
+
+
+def test_every_cel_rule_compiles_and_has_a_message():
+    schema = crd_rules.version_schema(crd_rules.load_crd())
+    rules = crd_rules.cel_rules(schema)
+    assert len(rules) >= 10
+    for rule in rules:
+        crd_rules._ENV.compile(rule)
+
+
+def test_identity_subresources_and_printer_columns():
+    crd = crd_rules.load_crd()
+    assert crd["spec"]["group"] == naming.GROUP and crd["spec"]["names"]["kind"] == naming.KIND
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == naming.VERSION and crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["shortNames"]
+    scale = version["subresources"]["scale"]
+    assert scale == {"specReplicasPath": ".spec.selfplay.replicas", "statusReplicasPath": ".status.selfplay.replicas",
+                     "labelSelectorPath": ".status.selfplay.selector"}
+    schema = version["schema"]["openAPIV3Schema"]
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"].lstrip(".").split(".")
+        if path[0] == "metadata":
+            continue
+        node = schema
+        for part in path:
+            node = node["properties"][part]
+        assert node["type"] == column["type"] or column["type"] in ("string", "date"), column
+    names = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert names[:5] == ["Phase", "Selfplay", "Model", "Games", "Rows"] and names[-1] == "Age"
+
+
+def doc_runs() -> list[dict]:
+    """Every TrainingRun in the YAML blocks of docs/kubernetes.md and of the README (once folded in)."""
+    text = DOCS.read_text()
+    readme = REPO / "README.md"
+    if readme.exists():
+        text += readme.read_text()
+    out = []
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        for doc in yaml.safe_load_all(block):
+            if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
+                out.append(doc)
+    return out
+
+
+def test_the_docs_examples_are_admitted():
+    runs = doc_runs()
+    assert len(runs) >= 3  # the minimal example, GKE, EKS
+    for obj in runs:
+        defaulted, errors = crd_rules.admit(obj)
+        assert errors == [], (obj["metadata"]["name"], errors)
+        runspec.parse(defaulted["spec"], obj["metadata"]["name"])  # and the operator can run it
+
+
+def test_defaults_fill_a_minimal_run():
+    defaulted, errors = crd_rules.admit(run())
+    assert errors == []
+    spec = defaulted["spec"]
+    assert spec["selfplay"]["replicas"] == 1 and spec["storage"]["accessModes"] == ["ReadWriteMany"]
+    assert spec["storage"]["deletionPolicy"] == "Retain" and spec["gatekeeper"]["sprt"]["elo1"] == 35
+    assert spec["metrics"] == {"enabled": True, "port": 9100}
+
+
+BAD_RUNS = [
+    (run(storage={"storageClassName": "s", "existingClaim": "c"}),
+     "set exactly one of storage.existingClaim or storage.storageClassName"),
+    (run(storage={}), "set exactly one of storage.existingClaim or storage.storageClassName"),
+    (run(storage={"existingClaim": "c", "deletionPolicy": "Delete"}), "deletionPolicy must be Retain"),
+    (run(selfplay={"visits": 50, "cheapVisits": 100}), "selfplay.cheapVisits must not exceed selfplay.visits"),
+    (run(boardSizes=[9, 19], boardSizeWeights=[1]), "boardSizeWeights needs one weight per entry of boardSizes"),
+    (run(gatekeeper={"sprt": {"elo0": 10, "elo1": 5}}), "gatekeeper.sprt.elo0 must be below gatekeeper.sprt.elo1"),
+    (run(shuffler={"minRows": 1000, "maxRows": 10}), "shuffler.maxRows must be at least shuffler.minRows"),
+    (run(trainer={"batchSize": 512, "samplesPerEpoch": 100}), "trainer.samplesPerEpoch must be at least"),
+    (run("a-very-long-training-run-name-that-is-too-long"), "at most 44"),
+    (run("7x7-run"), "start with a letter"),
+    (run(boardSizes=[25]), "25 is greater than the maximum of 19"),
+    (run(boardSizes=[9, 9]), "has non-unique elements"),
+    (run(modelKind="resnet"), "does not match"),
+    (run(selfplay={"replicas": -1}), "-1 is less than the minimum of 0"),
+    (run(selfplay={"resources": {"requests": {"cpu": "two"}}}), "'two' does not match"),
+    (run(storage={"storageClassName": "s", "accessModes": ["ReadWriteOncePod"]}), "is not one of"),
+    (run(suspend="yes"), "'yes' is not of type 'boolean'"),
+    (run(selfplay={"replica": 3}), "'replica' was unexpected"),
+    ({"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": "x"},
+      "spec": {"storage": {"storageClassName": "s"}}}, "'image' is a required property"),
+]
+
+
+@pytest.mark.parametrize("obj, message", BAD_RUNS, ids=[m[:40] for _, m in BAD_RUNS])
+def test_bad_runs_are_refused_with_the_intended_message(obj, message):
+    _, errors = crd_rules.admit(obj)
+    assert any(message in e for e in errors), errors
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"modelKind": "b10c128"}, "modelKind is immutable"),
+    ({"runNamePrefix": "other"}, "runNamePrefix is immutable"),
+    ({"storage": {"storageClassName": "premium-rwx"}}, "storage.storageClassName is immutable"),
+    ({"storage": {"storageClassName": "standard-rwx", "size": "2Ti"}}, "storage.size is immutable"),
+    ({"storage": {"existingClaim": "mine"}}, "cannot switch between an existingClaim"),
+])
+def test_immutable_fields_cannot_change_under_a_running_run(change, message):
+    old = run(runNamePrefix="kg")
+    new = copy.deepcopy(old)
+    new["spec"].update(change)
+    _, errors = crd_rules.admit(new, old=old)
+    assert any(message in e for e in errors), errors
+
+
+def test_mutable_fields_can_change():
+    old = run()
+    new = copy.deepcopy(old)
+    new["spec"].update({"suspend": True, "selfplay": {"replicas": 9, "visits": 800},
+                        "storage": {"storageClassName": "standard-rwx", "deletionPolicy": "Delete"}})
+    assert crd_rules.admit(new, old=old)[1] == []
+
+
+def test_status_the_operator_computes_fits_the_schema():
+    """Pure complement of the kmock test: every status shape runstatus and progress produce is declared."""
+    status_schema = crd_rules.version_schema(crd_rules.load_crd())["properties"]["status"]
+    s = runspec.parse(crd_rules.admit(run())[0]["spec"], "demo")
+    deps = {c: {"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                           "conditions": [{"type": "ReplicaFailure", "status": "True", "message": "quota"}]}}
+            for c in naming.COMPONENTS}
+    st = runstatus.compute(s, runstatus.Observed(deps, {"status": {"phase": "Bound"}}, "demo-data"), 1, None,
+                           "2026-01-01T00:00:00Z", "demo")
+    scrape = progress.PodMetrics("p", "gatekeeper", progress.parse(
+        "zeroloop_gatekeeper_models_accepted_total 1\nzeroloop_gatekeeper_candidate_win_rate 0.6\n"
+        "zeroloop_selfplay_games_total 3\nzeroloop_selfplay_model_info{name=\"m-s1-d1\"} 1\n"
+        "zeroloop_train_samples_total 7\nzeroloop_shuffle_data_rows 5\n"))
+    st["progress"] = progress.merge(None, [scrape], {"p"}, "2026-01-01T00:00:00Z")
+    assert st["progress"]["lastGating"]["result"] == "accepted"
+    assert crd_rules.schema_errors(status_schema, st) == []
+    invalid = runstatus.invalid(["x"], 2, st, "2026-01-01T00:00:01Z")
+    assert crd_rules.schema_errors(status_schema, invalid) == []

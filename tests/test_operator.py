@@ -1,0 +1,567 @@
+"""The operator against a mock API server (kmock, stamping uids and versions).
+
+The real handlers run in kopf inside the test's event loop, with short
+intervals. Each test creates a TrainingRun the way the API server would
+store it (CRD defaults applied) and checks what the operator made of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+
+import kopf
+import kubernetes.config.kube_config
+import pytest
+
+import crd_rules
+from kube_emulator import TRAININGRUNS, StampingEmulator, declare_resources, kubeconfig_text, wait_for
+from zeroloop_operator.config import OperatorConfig
+from zeroloop_operator.handlers import register
+
+NS = "runs"
+DEPLOYMENTS = "apps/v1/deployments"
+PVCS = "v1/persistentvolumeclaims"
+CONFIGMAPS = "v1/configmaps"
+SERVICES = "v1/services"
+EVENTS = "v1/events"
+COMPONENTS = ("selfplay", "shuffler", "trainer", "gatekeeper")
+
+pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(60)]
+
+
+def run_object(name: str = "demo", **spec) -> dict:
+    """A TrainingRun as the API server stores it: defaults applied, schema and CEL checked."""
+    obj = {
+        "apiVersion": "zeroloop.io/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"image": "registry.example/zeroloop:test",
+                 "storage": {"storageClassName": "standard-rwx"}, **spec},
+    }
+    defaulted, errors = crd_rules.admit(obj)
+    assert not errors, errors
+    return defaulted
+
+
+@pytest.fixture
+async def operator(kmock, tmp_path, monkeypatch):
+    """kopf running zeroloop's handlers against kmock; yields the kmock server."""
+    declare_resources(kmock)
+    config_path = tmp_path / "kubeconfig"
+    config_path.write_text(kubeconfig_text(str(kmock.url)))
+    monkeypatch.setenv("KUBECONFIG", str(config_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config_path))
+    registry = kopf.OperatorRegistry()
+    register(registry, OperatorConfig(status_interval=0.3, retry_delay=0.2, conflict_delay=0.3,
+                                      api_timeout=5, scrape_timeout=1, workers=4))
+    settings = kopf.OperatorSettings()
+    settings.networking.error_backoffs = [0.05, 0.1, 0.2]
+    settings.posting.default_backoffs = [0.05, 0.1]
+    settings.queueing.error_delays = [0.1, 0.2, 0.5]
+    settings.scanning.disabled = True
+    # kopf cancels every task started after it in its loop when it stops, so it gets its own thread.
+    stop = threading.Event()
+    thread = threading.Thread(target=asyncio.run, name="kopf", daemon=True, args=(
+        kopf.operator(registry=registry, settings=settings, clusterwide=True, standalone=True, stop_flag=stop),))
+    thread.start()
+    yield kmock
+    await settle(kmock)
+    stop.set()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+    assert not thread.is_alive(), "the operator did not stop"
+
+
+async def settle(kmock) -> None:
+    """Let in-flight reconciles finish (stopping kopf mid-handler makes it wait for hung tasks)."""
+    def settled():
+        runs = [o.raw for k, o in kmock.objects.items() if k[0].plural == "trainingruns" and not o.deleted]
+        return all((r.get("status") or {}).get("observedGeneration") == r["metadata"].get("generation")
+                   for r in runs)
+    try:
+        await wait_for(settled, timeout=3, what="settled")
+    except AssertionError:
+        pass
+
+
+async def create(kmock, obj: dict) -> dict:
+    resp = await kmock.post(f"/apis/zeroloop.io/v1alpha1/namespaces/{NS}/trainingruns", json=obj)
+    assert resp.status == 201 or resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def patch(kmock, path: str, body) -> dict:
+    resp = await kmock.patch(path, json=body, headers={"Content-Type": "application/merge-patch+json"})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def run_path(name: str = "demo") -> str:
+    return f"/apis/zeroloop.io/v1alpha1/namespaces/{NS}/trainingruns/{name}"
+
+
+def obj(kmock, resource: str, name: str) -> dict | None:
+    try:
+        found = kmock.objects[resource, NS, name]
+    except KeyError:
+        return None
+    return None if found.deleted else found.raw
+
+
+def container(dep: dict) -> dict:
+    return dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def run_status(kmock, name: str = "demo") -> dict:
+    return (obj(kmock, TRAININGRUNS, name) or {}).get("status") or {}
+
+
+def condition(kmock, type_: str, name: str = "demo") -> dict | None:
+    return next((c for c in run_status(kmock, name).get("conditions") or [] if c["type"] == type_), None)
+
+
+async def all_children(kmock, name: str = "demo", components=COMPONENTS):
+    await wait_for(lambda: all(obj(kmock, DEPLOYMENTS, f"{name}-{c}") for c in components)
+                   and obj(kmock, CONFIGMAPS, f"{name}-config"), what="children")
+
+
+async def test_create_makes_exactly_the_expected_children(operator):
+    kmock = operator
+    created = await create(kmock, run_object(selfplay={"replicas": 3, "gpusPerPod": 2}))
+    uid = created["metadata"]["uid"]
+    await all_children(kmock)
+    await wait_for(lambda: obj(kmock, SERVICES, "demo-gatekeeper-metrics"), what="services")
+
+    children = {(k[0].plural, k[2]) for k, o in kmock.objects.items()
+                if not o.deleted and k[0].plural not in ("events", "trainingruns")}
+    expected = {("persistentvolumeclaims", "demo-data"), ("configmaps", "demo-config")}
+    expected |= {("deployments", f"demo-{c}") for c in COMPONENTS}
+    expected |= {("services", f"demo-{c}-metrics") for c in COMPONENTS}
+    assert children == expected
+
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"demo-{component}")
+        refs = dep["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "name": "demo",
+                         "uid": uid, "controller": True, "blockOwnerDeletion": True}]
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["volumes"][0] == {"name": "data", "persistentVolumeClaim": {"claimName": "demo-data"}}
+    selfplay = obj(kmock, DEPLOYMENTS, "demo-selfplay")
+    assert selfplay["spec"]["replicas"] == 3
+    assert container(selfplay)["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert container(obj(kmock, DEPLOYMENTS, "demo-trainer"))["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in container(obj(kmock, DEPLOYMENTS, "demo-shuffler"))["resources"].get(
+        "limits", {})
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["strategy"] == {"type": "Recreate"}
+
+    pvc = obj(kmock, PVCS, "demo-data")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == "standard-rwx"
+    assert "ownerReferences" not in pvc["metadata"], "Retain: the claim must outlive the run"
+    assert obj(kmock, CONFIGMAPS, "demo-config")["metadata"]["ownerReferences"][0]["uid"] == uid
+
+    status = await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1 and run_status(kmock),
+                            what="status")
+    assert status["selfplay"]["selector"] == "app.kubernetes.io/component=selfplay,zeroloop.io/run=demo"
+    assert status["selfplay"]["desiredReplicas"] == 3
+    assert status["phase"] == "Pending"
+    assert status["observedGeneration"] == 1
+
+
+async def test_status_follows_the_deployments(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    assert condition(kmock, "Ready") is None or condition(kmock, "Ready")["status"] == "False"
+    # The emulator has no controllers: play the Deployment controller and the PVC binder.
+    for component in COMPONENTS:
+        kmock.objects[DEPLOYMENTS, NS, f"demo-{component}"].patch(
+            {"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}})
+    kmock.objects[PVCS, NS, "demo-data"].patch({"status": {"phase": "Bound"}})
+    await wait_for(lambda: run_status(kmock).get("phase") == "Running", what="phase Running")
+    assert condition(kmock, "Ready")["status"] == "True"
+    assert condition(kmock, "StorageReady")["status"] == "True"
+    assert condition(kmock, "Progressing")["status"] == "False"
+    assert run_status(kmock)["selfplay"]["ready"] == "1/1"
+
+
+def play_controllers(kmock, name: str = "demo", pods: dict[str, int] | None = None) -> None:
+    """Stand in for the Deployment controller: report pods (all ready) per component."""
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"{name}-{component}")
+        if dep is None:
+            continue
+        n = dep["spec"]["replicas"] if pods is None else pods.get(component, 0)
+        kmock.objects[DEPLOYMENTS, NS, f"{name}-{component}"].patch({"status": {
+            "replicas": n, "readyReplicas": n, "updatedReplicas": n,
+            "observedGeneration": dep["metadata"]["generation"]}})
+
+
+async def test_spec_update_patches_the_children(operator):
+    kmock = operator
+    await create(kmock, run_object(trainer={"nodeSelector": {"pool": "a100"}}))
+    await all_children(kmock)
+    before = obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["template"]["metadata"]["annotations"]
+    trainer_before = obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["template"]["metadata"]["annotations"]
+    await patch(kmock, run_path(), {"spec": {
+        "image": "registry.example/zeroloop:v2",
+        "selfplay": {"visits": 800},
+        "trainer": {"nodeSelector": None, "lrScale": 0.5},
+    }})
+    await wait_for(lambda: container(obj(kmock, DEPLOYMENTS, "demo-trainer"))["image"].endswith(":v2"),
+                   what="the new image")
+    for component in COMPONENTS:
+        await wait_for(lambda: container(obj(kmock, DEPLOYMENTS, f"demo-{component}"))["image"].endswith(":v2"),
+                       what=f"{component} image")
+    assert "max_visits: 800" in obj(kmock, CONFIGMAPS, "demo-config")["data"]["selfplay.yaml"]
+    after = obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["template"]["metadata"]["annotations"]
+    assert after["zeroloop.io/config-checksum"] != before["zeroloop.io/config-checksum"], "self-play must roll"
+    trainer = obj(kmock, DEPLOYMENTS, "demo-trainer")
+    assert "nodeSelector" not in trainer["spec"]["template"]["spec"], "a removed field must be removed"
+    args = container(trainer)["args"]
+    assert args[args.index("--lr-scale") + 1] == "0.5"
+    assert trainer["spec"]["template"]["metadata"]["annotations"] == trainer_before, \
+        "the trainer reads no config file: a self-play config change must not restart it"
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 2, what="observedGeneration 2")
+
+
+async def test_scale_subresource_changes_selfplay_replicas(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    # `kubectl scale --replicas 5` writes .spec.selfplay.replicas (the CRD's specReplicasPath).
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 5}}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 5, what="5 replicas")
+    play_controllers(kmock)
+    status = await wait_for(lambda: run_status(kmock).get("selfplay", {}).get("replicas") == 5 and run_status(kmock),
+                            what="status replicas")
+    assert status["selfplay"]["ready"] == "5/5"
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer")["spec"]["replicas"] == 1
+
+
+async def test_suspend_scales_to_zero_keeps_the_claim_and_resume_restores(operator):
+    kmock = operator
+    await create(kmock, run_object(selfplay={"replicas": 2}))
+    await all_children(kmock)
+    play_controllers(kmock)
+    await patch(kmock, run_path(), {"spec": {"suspend": True}})
+    for component in COMPONENTS:
+        await wait_for(lambda: obj(kmock, DEPLOYMENTS, f"demo-{component}")["spec"]["replicas"] == 0,
+                       what=f"{component} at zero")
+    assert obj(kmock, PVCS, "demo-data") is not None
+    await wait_for(lambda: run_status(kmock).get("phase") == "Suspending", what="Suspending")
+    assert condition(kmock, "Suspended")["reason"] == "Suspending"
+    play_controllers(kmock)  # the pods are gone
+    await wait_for(lambda: run_status(kmock).get("phase") == "Suspended", what="Suspended")
+    assert condition(kmock, "Suspended")["status"] == "True"
+    await patch(kmock, run_path(), {"spec": {"suspend": False}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 2
+                   and obj(kmock, DEPLOYMENTS, "demo-gatekeeper")["spec"]["replicas"] == 1, what="resumed")
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+async def test_delete_cleans_up_and_keeps_only_a_retained_claim(operator, policy):
+    kmock = operator
+    await create(kmock, run_object(storage={"storageClassName": "standard-rwx", "deletionPolicy": policy}))
+    await all_children(kmock)
+    await wait_for(lambda: "zeroloop.io/finalizer" in obj(kmock, TRAININGRUNS, "demo")["metadata"].get(
+        "finalizers", []), what="the finalizer")
+    resp = await kmock.delete(run_path())
+    assert resp.status == 200
+    await wait_for(lambda: obj(kmock, TRAININGRUNS, "demo") is None, what="the run gone")
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay") is None, what="garbage collection")
+    assert obj(kmock, CONFIGMAPS, "demo-config") is None
+    assert obj(kmock, SERVICES, "demo-trainer-metrics") is None
+    assert (obj(kmock, PVCS, "demo-data") is not None) == (policy == "Retain")
+
+
+async def test_a_new_run_reuses_a_retained_claim(operator):
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    await kmock.delete(run_path())
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer") is None, what="garbage collection")
+    second = await create(kmock, run_object(storage={"storageClassName": "standard-rwx",
+                                                     "deletionPolicy": "Delete"}))
+    await wait_for(lambda: obj(kmock, PVCS, "demo-data")["metadata"].get("ownerReferences"),
+                   what="the claim adopted")
+    assert obj(kmock, PVCS, "demo-data")["metadata"]["ownerReferences"][0]["uid"] == second["metadata"]["uid"]
+
+
+def warning_events(kmock, reason: str) -> list[dict]:
+    return [o.raw for k, o in kmock.objects.items() if k[0].plural == "events" and not o.deleted
+            and o.raw.get("reason") == reason]
+
+
+async def test_invalid_spec_gives_degraded_and_an_event_and_recovers(operator):
+    kmock = operator
+    bad = run_object(trainer={"resources": {"requests": {"cpu": "8"}, "limits": {"cpu": "4"}}})
+    await create(kmock, bad)
+    degraded = await wait_for(lambda: condition(kmock, "Degraded"), what="Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
+    assert "spec.trainer.resources: the cpu request 8 exceeds its limit 4" in degraded["message"]
+    assert run_status(kmock)["phase"] == "Degraded"
+    events = await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
+    assert events[0]["type"] == "Warning" and "exceeds its limit" in events[0]["message"]
+    assert events[0]["involvedObject"]["name"] == "demo"
+    await asyncio.sleep(1.0)  # several timer rounds: still nothing made, no retry storm
+    assert obj(kmock, DEPLOYMENTS, "demo-trainer") is None
+    assert len(warning_events(kmock, "InvalidSpec")) == 1
+    await patch(kmock, run_path(), {"spec": {"trainer": {"resources": {"requests": {"cpu": "2"}}}}})
+    await all_children(kmock)
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+async def test_converges_despite_api_errors(operator):
+    kmock = operator
+    deployments = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    # The first creates fail with 500 (the emulator still stores the object, as a server whose
+    # answer was lost would), patches hit 409 conflicts, reads fail, and kopf's own patches fail.
+    kmock["post", deployments][:3] << 500
+    kmock["patch", f"{deployments}/demo-selfplay"][:2] << 409
+    kmock["get", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/demo-data"][:2] << 500
+    kmock["patch", run_path() + "/status"][:2] << 500
+    await create(kmock, run_object(selfplay={"replicas": 4}))
+    await all_children(kmock)
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, timeout=20, what="status written")
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 4, what="replicas")
+    for component in COMPONENTS:
+        dep = obj(kmock, DEPLOYMENTS, f"demo-{component}")
+        assert dep["metadata"]["ownerReferences"][0]["name"] == "demo"
+        assert container(dep)["image"] == "registry.example/zeroloop:test"
+    assert len(list(kmock["post", deployments])) > 4, "the injected errors must have been met"
+    assert len(list(kmock["patch", f"{deployments}/demo-selfplay"])) > 2
+    # A later update still goes through.
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 6}}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 6, what="update")
+
+
+class MetricsServers:
+    """Plain HTTP servers on loopback addresses 127.0.0.N, one per fake pod, same port."""
+
+    def __init__(self, ips: list[str]):
+        self.texts: dict[str, str] = {ip: "" for ip in ips}
+        self.servers = []
+        port = 0
+        for ip in ips:
+            server = http.server.ThreadingHTTPServer((ip, port), self._handler(ip))
+            port = server.server_address[1]
+            self.servers.append(server)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.port = port
+
+    def _handler(self, ip: str):
+        texts = self.texts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = texts[ip].encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def exposition(**values) -> str:
+    """Metrics text as a stage's prometheus_client would serve it."""
+    import prometheus_client as prom
+
+    registry = prom.CollectorRegistry()
+    if "games" in values:
+        prom.Counter("zeroloop_selfplay_games", "h", registry=registry).inc(values["games"])
+    if "model" in values:
+        prom.Info("zeroloop_selfplay_model", "h", registry=registry).info({"name": values["model"]})
+    if "samples" in values:
+        prom.Counter("zeroloop_train_samples", "h", registry=registry).inc(values["samples"])
+        prom.Gauge("zeroloop_train_data_rows", "h", registry=registry).set(values["train_rows"])
+    if "rows" in values:
+        prom.Gauge("zeroloop_shuffle_data_rows", "h", registry=registry).set(values["rows"])
+    if "accepted" in values:
+        prom.Counter("zeroloop_gatekeeper_models_accepted", "h", registry=registry).inc(values["accepted"])
+        prom.Counter("zeroloop_gatekeeper_models_rejected", "h", registry=registry).inc(values["rejected"])
+        prom.Gauge("zeroloop_gatekeeper_candidate_win_rate", "h", registry=registry).set(values["win_rate"])
+    return prom.generate_latest(registry).decode()
+
+
+def add_pod(kmock, name: str, run: str, component: str, ip: str) -> None:
+    kmock.objects["v1/pods", NS, name] = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": name,
+                     "labels": {"zeroloop.io/run": run, "app.kubernetes.io/component": component}},
+        "status": {"phase": "Running", "podIP": ip},
+    }
+
+
+async def test_progress_comes_from_the_pods_metrics(operator):
+    kmock = operator
+    ips = [f"127.0.0.{n}" for n in range(2, 8)]
+    servers = MetricsServers(ips)
+    try:
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        texts = servers.texts
+        texts["127.0.0.2"] = exposition(games=10, model="demo-b6c96-s2000-d900")
+        texts["127.0.0.3"] = exposition(games=5, model="demo-b6c96-s1000-d500")
+        texts["127.0.0.4"] = exposition(samples=2500, train_rows=950)
+        texts["127.0.0.5"] = exposition(rows=1000)
+        texts["127.0.0.6"] = exposition(accepted=1, rejected=0, win_rate=0.56)
+        texts["127.0.0.7"] = exposition(games=1000)  # another run's pod
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.3")
+        add_pod(kmock, "demo-trainer-a", "demo", "trainer", "127.0.0.4")
+        add_pod(kmock, "demo-shuffler-a", "demo", "shuffler", "127.0.0.5")
+        add_pod(kmock, "demo-gatekeeper-a", "demo", "gatekeeper", "127.0.0.6")
+        add_pod(kmock, "other-selfplay-a", "other", "selfplay", "127.0.0.7")
+
+        def progress():
+            return run_status(kmock).get("progress") or {}
+
+        await wait_for(lambda: progress().get("games") == 15, what="15 games")
+        p = progress()
+        assert p["latestModel"] == "demo-b6c96-s2000-d900"
+        assert p["samples"] == 2500 and p["rows"] == 1000
+        assert p["acceptedModels"] == 1 and p["lastGating"]["result"] == "accepted"
+        assert p["lastGating"]["winRate"] == 0.56
+
+        # selfplay-a restarts (its counter starts again) and plays 2 games; b plays 3 more.
+        texts["127.0.0.2"] = exposition(games=2, model="demo-b6c96-s3000-d1200")
+        texts["127.0.0.3"] = exposition(games=8, model="demo-b6c96-s3000-d1200")
+        texts["127.0.0.6"] = exposition(accepted=1, rejected=1, win_rate=0.41)
+        await wait_for(lambda: progress().get("games") == 20, what="20 games")
+        await wait_for(lambda: progress().get("rejectedModels") == 1, what="a rejection")
+        assert progress()["latestModel"] == "demo-b6c96-s3000-d1200"
+        assert progress()["lastGating"]["result"] == "rejected"
+        await asyncio.sleep(0.8)  # more rounds with the same counters add nothing
+        assert progress()["games"] == 20 and progress()["acceptedModels"] == 1
+
+        # A pod that goes away is forgotten; its games stay counted.
+        del kmock.objects["v1/pods", NS, "demo-selfplay-a"]
+        await wait_for(lambda: len([p for p in progress()["pods"] if p["component"] == "selfplay"]) == 1,
+                       what="pod forgotten")
+        assert progress()["games"] == 20
+    finally:
+        servers.close()
+
+
+async def test_every_status_field_written_is_declared_in_the_crd(operator):
+    """A real API server drops undeclared status fields: everything written must be in the schema."""
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    play_controllers(kmock)
+    await create(kmock, run_object("broken", trainer={"resources": {"limits": {"nvidia.com/gpu": "1"}}}))
+    await wait_for(lambda: condition(kmock, "Degraded", "broken"), what="Degraded")
+    await wait_for(lambda: run_status(kmock).get("progress"), what="progress")
+    status_schema = crd_rules.version_schema(crd_rules.load_crd())["properties"]["status"]
+    def status_patches():
+        return [r.data for r in kmock["patch"] if r.subresource == "status" and isinstance(r.data, dict)]
+
+    def seen_all_kinds():
+        bodies = [p.get("status", {}) for p in status_patches()]
+        return (any("progress" in b for b in bodies) and any("observedGeneration" in b for b in bodies)
+                and any(c.get("reason") == "InvalidSpec" for b in bodies for c in b.get("conditions", [])))
+
+    await wait_for(seen_all_kinds, what="status patches from reconcile, the timer and an invalid spec")
+    patches = status_patches()
+    for body in patches:
+        assert set(body) <= {"status", "metadata"}, body
+        assert crd_rules.schema_errors(status_schema, body["status"]) == [], body["status"]
+    # kopf's bookkeeping stays in zeroloop.io annotations (no status.kopf, no kopf.zalando.org keys).
+    for name in ("demo", "broken"):
+        meta = obj(kmock, TRAININGRUNS, name)["metadata"]
+        assert not [k for k in meta.get("annotations", {}) if "kopf.zalando.org" in k]
+        assert "kopf" not in obj(kmock, TRAININGRUNS, name).get("status", {})
+
+
+def rbac_verb(request) -> str:
+    method = getattr(request.method, "value", str(request.method)).upper()
+    if method == "GET":
+        if request.params.get("watch") == "true":
+            return "watch"
+        return "get" if request.name else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
+
+
+async def test_rbac_grants_exactly_what_the_operator_uses(operator):
+    """Every request the operator sends is allowed by the chart's ClusterRole, and every rule is used."""
+    import helmtool
+    import yaml
+    from test_chart import CHART
+
+    try:
+        helm = helmtool.ensure_helm()
+    except helmtool.HelmUnavailable as e:
+        pytest.skip(f"no helm binary: {e}")
+    rendered = helmtool.run(helm, "template", "zl", str(CHART), "--show-only", "templates/rbac.yaml").stdout
+    role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole")
+    rules = role["rules"]
+
+    kmock = operator
+    servers = MetricsServers(["127.0.0.2"])
+    try:
+        servers.texts["127.0.0.2"] = exposition(games=1, model="demo-b6c96-s1-d1")
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        await wait_for(lambda: (run_status(kmock).get("progress") or {}).get("games") == 1, what="progress")
+        await patch(kmock, run_path(), {"spec": {"gatekeeper": {"enabled": False}}})
+        await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-gatekeeper") is None, what="gatekeeper deleted")
+        await create(kmock, run_object("broken", trainer={"resources": {"limits": {"nvidia.com/gpu": "2"}}}))
+        await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
+        await kmock.delete(run_path())
+        await wait_for(lambda: obj(kmock, TRAININGRUNS, "demo") is None, what="deleted")
+    finally:
+        servers.close()
+
+    used = set()
+    for request in kmock:
+        agent = request.headers.get("User-Agent", "")
+        if request.resource is None or request.resource.plural is None or agent.startswith("kmock/"):
+            continue  # the test's own requests, and API discovery (allowed to every user)
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        used.add((request.resource.group, resource, rbac_verb(request)))
+    for group, resource, verb in sorted(used):
+        assert allowed(rules, group, resource, verb), f"RBAC lacks {verb} on {group}/{resource}"
+    granted = {(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    unused = {g for g in granted if g not in used}
+    # Granted but not seen here: finalizer updates (needed where OwnerReferencesPermissionEnforcement
+    # is on), events.k8s.io (newer event API), and status get (kubectl/clients reading it).
+    assert unused <= {("zeroloop.io", "trainingruns/finalizers", "update"), ("events.k8s.io", "events", "create"),
+                      ("zeroloop.io", "trainingruns/status", "get")}, unused
+
+
+async def test_a_child_name_owned_by_someone_else_is_not_taken_over(operator):
+    kmock = operator
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "demo-config", "namespace": NS, "uid": "other-uid",
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x",
+                                                 "uid": "other-owner", "controller": True}]},
+               "data": {"theirs": "yes"}}
+    kmock.objects[CONFIGMAPS, NS, "demo-config"] = foreign
+    await create(kmock, run_object())
+    degraded = await wait_for(lambda: (c := condition(kmock, "Degraded")) and c["status"] == "True" and c,
+                              what="Degraded")
+    assert degraded["reason"] == "ChildConflict" and "ConfigMap demo-config exists" in degraded["message"]
+    assert obj(kmock, CONFIGMAPS, "demo-config")["data"] == {"theirs": "yes"}
+    await wait_for(lambda: warning_events(kmock, "ChildConflict"), what="an event")
+    del kmock.objects[CONFIGMAPS, NS, "demo-config"]
+    await wait_for(lambda: "selfplay.yaml" in (obj(kmock, CONFIGMAPS, "demo-config") or {}).get("data", {}),
+                   what="the run's own ConfigMap")
+    await all_children(kmock)
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
