@@ -1,0 +1,1 @@
+"""Neural nets: named sizes, the KataGo-style model, model files, batched inference."""

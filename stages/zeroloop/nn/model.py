@@ -1,0 +1,309 @@
+"""The KataGo-style residual net that self-play, training and GTP share.
+
+Inputs are ``zeroloop.features`` planes (N, NUM_SPATIAL, P, P) and globals
+(N, NUM_GLOBAL). The trunk is a 3x3 conv over the planes plus a linear map
+of the globals broadcast over the board, then pre-activation residual blocks
+(norm, ReLU, 3x3 conv, twice). In ``gpool`` blocks part of the first conv's
+channels are pooled over the board (mean, mean scaled by board width, max)
+and mapped to a bias for the rest, so the net sees whole-board facts
+(who is ahead, ko threats) at every point.
+
+Board sizes: the board sits top-left in the P x P grid and plane 0 is 1 on
+it. Every activation is multiplied by that mask before a conv reads it, so
+off-board points act exactly like a conv's zero padding; pooling divides by
+the real board area; batchnorm statistics count on-board points only. One
+net thus plays every size up to its pos_len, and a 7x7 position padded to
+9x9 gives the outputs of the same 7x7 position at P=7.
+
+Normalisation is masked BatchNorm rather than KataGo's fixup: it trains
+from scratch at a wide range of learning rates without fixup's careful
+scaling, and in inference every norm that follows a conv folds into that
+conv (``zeroloop.nn.fold``), so it costs nothing there; the remaining
+pre-activation norms are one fused per-channel affine each. The last conv
+of each residual branch starts at zero, so a fresh net is its stem plus
+heads and deepens as it learns.
+
+Outputs (``NetOutputs``), all float32, from the view of the player to move:
+- ``policy`` (N, 2, P*P+1) logits: row-major board points then pass; channel
+  0 the move to play, 1 the opponent's reply (an auxiliary training target).
+  Off-board points hold ``OFF_BOARD_LOGIT``.
+- ``value`` (N, 3) logits of win, loss, draw (``rows.GT_WIN/LOSS/DRAW``).
+- ``score`` (N,) the expected final score in points (the last layer's
+  output times ``SCORE_SCALE``, KataGo's multiplier, so that layer works in
+  units of about one).
+- ``ownership`` (N, P, P) pre-tanh; tanh is the expected ownership, +1 the
+  mover's; 0 off board.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zeroloop import features
+from zeroloop.nn.configs import NetConfig, get_config
+
+SCORE_SCALE = 20.0
+OFF_BOARD_LOGIT = -1.0e4
+MASK_PLANE = 0
+
+
+class NetOutputs(NamedTuple):
+    policy: torch.Tensor  # (N, 2, P*P+1) logits
+    value: torch.Tensor  # (N, 3) win/loss/draw logits
+    score: torch.Tensor  # (N,) points
+    ownership: torch.Tensor  # (N, P, P) pre-tanh
+
+
+class BoardMask(NamedTuple):
+    """What every layer needs to know about which points are on the board."""
+
+    mask: torch.Tensor  # (N, 1, P, P) 1 on board
+    count: torch.Tensor  # () on-board points in the batch (batchnorm statistics)
+    area: torch.Tensor  # (N, 1) on-board points per position
+    width_term: torch.Tensor  # (N, 1) (sqrt(area) - 14) / 10, KataGo's board-size scaling
+
+
+def board_mask(spatial: torch.Tensor) -> BoardMask:
+    mask = spatial[:, MASK_PLANE : MASK_PLANE + 1]
+    area = mask.sum(dim=(2, 3))
+    return BoardMask(mask, area.sum(), area, (area.sqrt() - 14.0) * 0.1)
+
+
+class MaskedBatchNorm(nn.Module):
+    """BatchNorm2d whose training statistics count on-board points only.
+
+    In eval mode it is the ordinary per-channel affine of the running
+    statistics (one fused ``F.batch_norm``); ``affine()`` gives that affine
+    as (scale, shift) for folding.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        count = bm.count.clamp(min=1.0)
+        mean = (x * bm.mask).sum(dim=(0, 2, 3)) / count
+        centred = (x - mean.view(1, -1, 1, 1)) * bm.mask
+        var = (centred * centred).sum(dim=(0, 2, 3)) / count
+        with torch.no_grad():
+            unbiased = var * (count / (count - 1.0).clamp(min=1.0))
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(unbiased.detach(), self.momentum)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return x * scale.view(1, -1, 1, 1) + (self.bias - mean * scale).view(1, -1, 1, 1)
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode (scale, shift): norm(x) == x * scale + shift per channel."""
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        return scale, self.bias - self.running_mean * scale
+
+
+def act_mask(x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+    """ReLU, then zero off board (so a following conv sees zero padding)."""
+    return F.relu(x) * bm.mask
+
+
+def pool_board(x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+    """(N, C, P, P) masked non-negative map -> (N, 3C): mean, width-scaled mean, max.
+
+    x is post-ReLU and zero off board, so ``x + (mask - 1)`` puts every
+    off-board point below every on-board one and the max sees only the board.
+    """
+    mean = x.sum(dim=(2, 3)) / bm.area
+    peak = (x + (bm.mask - 1.0)).amax(dim=(2, 3))
+    return torch.cat([mean, mean * bm.width_term, peak], dim=1)
+
+
+def pool_value(x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+    """(N, C, P, P) -> (N, 3C): mean, mean*w, mean*(w^2 - 0.1) as KataGo's value head."""
+    mean = x.sum(dim=(2, 3)) / bm.area
+    w = bm.width_term
+    return torch.cat([mean, mean * w, mean * (w * w - 0.1)], dim=1)
+
+
+def conv3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+
+
+def conv1(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, bias=False)
+
+
+class ResBlock(nn.Module):
+    """norm, ReLU, 3x3 conv, norm, ReLU, 3x3 conv, added to the stream."""
+
+    def __init__(self, c: int, mid: int):
+        super().__init__()
+        self.norm1 = MaskedBatchNorm(c)
+        self.conv1 = conv3(c, mid)
+        self.norm2 = MaskedBatchNorm(mid)
+        self.conv2 = conv3(mid, c)
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        h = self.conv1(act_mask(self.norm1(x, bm), bm))
+        return x + self.conv2(act_mask(self.norm2(h, bm), bm))
+
+
+class GPoolBlock(nn.Module):
+    """A ResBlock whose first conv's last ``gpool`` channels are pooled into a bias."""
+
+    def __init__(self, c: int, mid: int, gpool: int):
+        super().__init__()
+        self.norm1 = MaskedBatchNorm(c)
+        self.conv1r = conv3(c, mid - gpool)
+        self.conv1g = conv3(c, gpool)
+        self.normg = MaskedBatchNorm(gpool)
+        self.linear_g = nn.Linear(3 * gpool, mid - gpool, bias=False)
+        self.norm2 = MaskedBatchNorm(mid - gpool)
+        self.conv2 = conv3(mid - gpool, c)
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        h = act_mask(self.norm1(x, bm), bm)
+        g = act_mask(self.normg(self.conv1g(h), bm), bm)
+        r = self.conv1r(h) + self.linear_g(pool_board(g, bm)).unsqueeze(-1).unsqueeze(-1)
+        return x + self.conv2(act_mask(self.norm2(r, bm), bm))
+
+
+class PolicyHead(nn.Module):
+    """Move and opponent-reply logits over board points and pass."""
+
+    def __init__(self, c: int, p1: int, g1: int):
+        super().__init__()
+        self.conv1p = conv1(c, p1)
+        self.conv1g = conv1(c, g1)
+        self.normg = MaskedBatchNorm(g1)
+        self.linear_g = nn.Linear(3 * g1, p1, bias=False)
+        self.norm2 = MaskedBatchNorm(p1)
+        self.conv2p = conv1(p1, 2)
+        self.linear_pass = nn.Linear(3 * g1, p1, bias=True)
+        self.linear_pass2 = nn.Linear(p1, 2, bias=False)
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        g = act_mask(self.normg(self.conv1g(x), bm), bm)
+        pooled = pool_board(g, bm)
+        p = self.conv1p(x) + self.linear_g(pooled).unsqueeze(-1).unsqueeze(-1)
+        board = self.conv2p(act_mask(self.norm2(p, bm), bm))
+        passes = self.linear_pass2(F.relu(self.linear_pass(pooled)))
+        return policy_logits(board, passes, bm.mask)
+
+
+def policy_logits(board: torch.Tensor, passes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, 2, P, P) board and (N, 2) pass logits -> (N, 2, P*P+1), off board set low."""
+    board = board.float().flatten(2).masked_fill(mask.flatten(2) < 0.5, OFF_BOARD_LOGIT)
+    return torch.cat([board, passes.float().unsqueeze(-1)], dim=2)
+
+
+class ValueHead(nn.Module):
+    """Win/loss/draw logits, score in points, and ownership."""
+
+    def __init__(self, c: int, v1: int, v2: int):
+        super().__init__()
+        self.conv1v = conv1(c, v1)
+        self.normv = MaskedBatchNorm(v1)
+        self.linear2 = nn.Linear(3 * v1, v2, bias=True)
+        self.linear_value = nn.Linear(v2, 3, bias=True)
+        self.linear_score = nn.Linear(v2, 1, bias=True)
+        self.conv_ownership = conv1(v1, 1)
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        v = act_mask(self.normv(self.conv1v(x), bm), bm)
+        hidden = F.relu(self.linear2(pool_value(v, bm)))
+        value = self.linear_value(hidden).float()
+        score = self.linear_score(hidden).float().squeeze(1) * SCORE_SCALE
+        ownership = (self.conv_ownership(v) * bm.mask).float().squeeze(1)
+        return value, score, ownership
+
+
+class Net(nn.Module):
+    """The whole net; ``config`` and ``pos_len`` say what it is (model files store both)."""
+
+    def __init__(self, config: NetConfig, pos_len: int):
+        super().__init__()
+        if not isinstance(pos_len, int) or pos_len < 2:
+            raise ValueError(f"pos_len must be an integer >= 2, got {pos_len!r}")
+        self.config = config
+        self.pos_len = pos_len
+        c = config.trunk
+        self.conv_spatial = conv3(features.NUM_SPATIAL, c)
+        self.linear_global = nn.Linear(features.NUM_GLOBAL, c, bias=False)
+        self.blocks = nn.ModuleList(
+            GPoolBlock(c, config.mid, config.gpool) if kind == "gpool" else ResBlock(c, config.mid)
+            for kind in config.blocks
+        )
+        self.norm_trunk = MaskedBatchNorm(c)
+        self.policy_head = PolicyHead(c, config.policy, config.policy_gpool)
+        self.value_head = ValueHead(c, config.value, config.value_hidden)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for convs, zero for the last conv of each residual branch."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        for block in self.blocks:
+            nn.init.zeros_(block.conv2.weight)
+
+    def forward(self, spatial: torch.Tensor, glob: torch.Tensor) -> NetOutputs:
+        bm = board_mask(spatial)
+        # Masking the input too keeps junk in off-board input planes out.
+        x = self.conv_spatial(spatial * bm.mask) + self.linear_global(glob).unsqueeze(-1).unsqueeze(-1)
+        for block in self.blocks:
+            x = block(x, bm)
+        x = act_mask(self.norm_trunk(x, bm), bm)
+        policy = self.policy_head(x, bm)
+        value, score, ownership = self.value_head(x, bm)
+        return NetOutputs(policy, value, score, ownership)
+
+
+def build_model(config: NetConfig | str, pos_len: int) -> Net:
+    """A freshly initialised net of a named (or given) config for boards up to pos_len."""
+    cfg = get_config(config) if isinstance(config, str) else config
+    return Net(cfg, pos_len)
+
+
+def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0) -> Net:
+    """A net (eval mode) with every weight and norm statistic random, from seed alone.
+
+    Unlike a fresh net (zero residual branches, identity norms) every layer
+    here changes the outputs, so tests of folding, padding and file
+    round-trips exercise all of them; benchmarks get a realistic net.
+    """
+    net = build_model(config, pos_len)
+    gen = torch.Generator().manual_seed(seed)
+    depth_scale = 1.0 / max(1, net.config.num_blocks) ** 0.5
+    with torch.no_grad():
+        for name, m in net.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                std = (2.0 / fan_in) ** 0.5 * (depth_scale if name.endswith("conv2") else 1.0)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, MaskedBatchNorm):
+                c = m.weight.shape[0]
+                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
+    return net.eval()
+
+
+def check_inputs(spatial, glob, pos_len: int) -> None:
+    """Raise ValueError unless spatial is (N, NUM_SPATIAL, pos_len, pos_len) and glob (N, NUM_GLOBAL)."""
+    want_s = (features.NUM_SPATIAL, pos_len, pos_len)
+    if spatial.ndim != 4 or tuple(spatial.shape[1:]) != want_s:
+        raise ValueError(f"spatial input has shape {tuple(spatial.shape)}, expected (N, {', '.join(map(str, want_s))})")
+    if glob.ndim != 2 or glob.shape[1] != features.NUM_GLOBAL or glob.shape[0] != spatial.shape[0]:
+        raise ValueError(f"global input has shape {tuple(glob.shape)}, expected ({spatial.shape[0]}, {features.NUM_GLOBAL})")
