@@ -229,6 +229,11 @@ class BatchSearch:
         if k == 0:
             return 0
         out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])
-        tree.expand_leaves(k, out.policy, out.value, out.score, self.leaves, self.boards, self.node_i, self.node_f,
+        tree.expand_leaves(k, _c32(out.policy), _c32(out.value), _c32(out.score), self.leaves, self.boards, self.node_i, self.node_f,
                            self.e_prior, self.e_move, self.game_i, self.game_f, self._params, self.inv)
         return k
+
+
+def _c32(x: np.ndarray) -> np.ndarray:
+    # One compiled signature: C-contiguous float32 (a no-op for evaluator outputs).
+    return np.ascontiguousarray(x, dtype=np.float32)

@@ -330,13 +330,13 @@ def prepare_root(node_i, e_prior, g, temperature, noise_weight, alpha_total):
 @njit(cache=True)
 def expand_leaves(count, policy, value, score, leaves, boards, node_i, node_f, e_prior, e_move, game_i,
                   game_f, params, inv):
-    """Priors, value and backup for batch rows 0..count-1 from the net's outputs.
+    """Priors, value and backup for batch rows 0..count-1 from the evaluator's outputs.
 
-    policy (B, C, P*P+1) logits (channel 0 is the move), value (B, 3) win /
-    loss / draw logits and score (B,) points, all from the leaf mover's view
-    and in the symmetry's frame.
+    policy (B, P*P+1) move probabilities (renormalised here over the legal
+    moves), value (B, 3) win / loss / draw probabilities and score (B,)
+    points, all from the leaf mover's view and in the symmetry's frame.
     """
-    pos_len_sq = policy.shape[2] - 1
+    pos_len_sq = policy.shape[1] - 1
     pos_len = int(math.sqrt(pos_len_sq) + 0.5)
     for k in range(count):
         g = leaves[k, 0]
@@ -351,7 +351,7 @@ def expand_leaves(count, policy, value, score, leaves, boards, node_i, node_f, e
         em = e_move[g]
         first = ni[node, N_FIRST]
         end = first + ni[node, N_COUNT]
-        top = -1e300
+        total = 0.0
         for e in range(first, end):
             m = em[e]
             if m == area:
@@ -360,25 +360,18 @@ def expand_leaves(count, policy, value, score, leaves, boards, node_i, node_f, e
                 j = inv[n, sym, m]
                 jy = j // n
                 idx = jy * pos_len + (j - jy * n)
-            x = policy[k, 0, idx]
-            ep[e] = x
-            if x > top:
-                top = x
-        total = 0.0
-        for e in range(first, end):
-            x = math.exp(ep[e] - top)
+            x = max(float(policy[k, idx]), 0.0)
             ep[e] = x
             total += x
-        for e in range(first, end):
-            ep[e] = ep[e] / total
-        v0 = value[k, 0]
-        v1 = value[k, 1]
-        v2 = value[k, 2]
-        vm = max(v0, max(v1, v2))
-        w = math.exp(v0 - vm)
-        lo = math.exp(v1 - vm)
-        d = math.exp(v2 - vm)
-        wl = (w - lo) / (w + lo + d)
+        if total > 0.0:
+            for e in range(first, end):
+                ep[e] = ep[e] / total
+        else:
+            for e in range(first, end):
+                ep[e] = 1.0 / (end - first)
+        w = float(value[k, 0])
+        lo = float(value[k, 1])
+        wl = (w - lo) / max(w + lo + float(value[k, 2]), 1e-12)
         s = float(score[k])
         u = wl + puct.score_utility(s, params[P_SCORE_FACTOR], area)
         sign = 1.0 if colour == B.BLACK else -1.0

@@ -1,4 +1,4 @@
-"""Writing finished games to selfplay/<model>/: tdata files and their SGFs.
+"""Writing finished games to <output-dir>/<model>/: tdata files and their SGFs.
 
 One ``TdataWriter`` per model. Finished games' rows collect in memory and
 are published as ``tdata/<random-hex>.npz`` (with the row count beside it,
@@ -19,16 +19,20 @@ import numpy as np
 
 from zeroloop import rows
 from zeroloop.metrics import metric
-from zeroloop.storage import BaseDir, unique_name
+import posixpath
+
+from zeroloop.storage import Storage, unique_name
 
 log = logging.getLogger(__name__)
 
 
 class TdataWriter:
-    def __init__(self, basedir: BaseDir, model: str, pos_len: int, max_rows_per_file: int,
+    def __init__(self, storage: Storage, selfplay_dir: str, model: str, pos_len: int, max_rows_per_file: int,
                  first_file_min_prop: float, rng: np.random.Generator, write_sgfs: bool = True):
-        self.basedir = basedir
+        self.storage = storage
         self.model = model
+        self.tdata_dir = posixpath.join(selfplay_dir, model, "tdata")
+        self.sgfs_dir = posixpath.join(selfplay_dir, model, "sgfs")
         self.pos_len = pos_len
         self.max_rows = max_rows_per_file
         self.write_sgfs = write_sgfs
@@ -40,7 +44,8 @@ class TdataWriter:
         self.files_written = 0
         self.rows_written = 0
         self.games_written = 0
-        basedir.precreate_selfplay(model)
+        for d in (self.tdata_dir, self.sgfs_dir):
+            storage.makedirs(d)
 
     @property
     def pending_rows(self) -> int:
@@ -69,8 +74,8 @@ class TdataWriter:
             merged = rows.concat(self._parts)
             out = rows.take(merged, slice(0, count))
             rest = rows.take(merged, slice(count, None))
-            path = f"{self.basedir.tdata(self.model)}/{name}.npz"
-            rows.write(self.basedir.storage, path, out)
+            path = posixpath.join(self.tdata_dir, name + ".npz")
+            rows.write(self.storage, path, out)
             self._parts = [rest] if len(rest["gameIdN"]) else []
             self._pending -= count
             self.files_written += 1
@@ -79,7 +84,7 @@ class TdataWriter:
             metric("zeroloop_selfplay_rows_total").inc(count)
             log.info("wrote %s (%d rows, model %s)", path, count, self.model)
         if self._sgfs:
-            path = f"{self.basedir.sgfs(self.model)}/{name}.sgfs"
-            self.basedir.storage.write_bytes(path, ("\n".join(self._sgfs) + "\n").encode())
+            path = posixpath.join(self.sgfs_dir, name + ".sgfs")
+            self.storage.write_bytes(path, ("\n".join(self._sgfs) + "\n").encode())
             self._sgfs = []
         self._cap = self.max_rows
