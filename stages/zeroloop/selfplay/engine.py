@@ -131,11 +131,8 @@ class SelfplayEngine:
         next_log = time.monotonic() + self.cfg.log_every_seconds
         last = (time.monotonic(), c.nn_evals, c.visits)
         while not self.stop_requested and not (should_stop and should_stop()):
-            self._poll_models()
-            self._fill_slots()
-            if not np.any(self.slot_model >= 0):
+            if not self.tick():
                 break
-            self.step()
             now = time.monotonic()
             if now >= next_log:
                 dt = now - last[0]
@@ -146,6 +143,15 @@ class SelfplayEngine:
                 next_log = now + self.cfg.log_every_seconds
         self.shutdown()
         return c
+
+    def tick(self) -> bool:
+        """Look for a new model, fill free slots, one step. False: no game left to play."""
+        self._poll_models()
+        self._fill_slots()
+        if not np.any(self.slot_model >= 0):
+            return False
+        self.step()
+        return True
 
     def step(self) -> int:
         """One batched search step, then the moves of every game whose search is done."""
