@@ -17,6 +17,7 @@ from zeroloop import cliflags
 
 BENCHMARKS = {
     "rules": "random playouts and batched feature encoding",
+    "nn": "raw batched inference throughput of the evaluator's variants",
     "selfplay": "self-play NN evaluations/s against raw batched inference",
     "train": "training from shuffled files against tensors in memory",
     "shuffle": "shuffle rows/s and peak memory growth",
@@ -37,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"zeroloop.bench.{args.name}")
     sub = cliflags.ArgumentParser(prog=f"zeroloop bench {args.name}", description=BENCHMARKS[args.name])
     module.add_arguments(sub)
+    # The common flags and --json may also come after NAME (`zeroloop bench NAME --json`),
+    # where REMAINDER hands them to this parser; given before NAME they are its defaults.
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    cliflags.add_common(sub, device=True)
+    sub.set_defaults(**{k: v for k, v in vars(args).items() if k not in ("rest", "name")})
     opts = sub.parse_args(args.rest)
-    for k, v in vars(args).items():
-        if k not in ("rest", "name"):
-            setattr(opts, k, v)
     result = module.measure(opts)
-    if args.json:
+    if opts.json:
         print(json.dumps(result))
     else:
         width = max(len(k) for k in result) if result else 0
