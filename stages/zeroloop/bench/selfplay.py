@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--null-seconds", type=float, default=15.0, help="measured seconds with the null evaluator")
     parser.add_argument("--raw-seconds", type=float, default=10.0, help="measured seconds of raw inference")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="warm-up before each measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate self-play and raw inference this many times (load drift hits both)")
 
 
 def _config(args: argparse.Namespace) -> SelfplayConfig:
@@ -55,27 +57,53 @@ def _config(args: argparse.Namespace) -> SelfplayConfig:
     return from_dict(SelfplayConfig, {
         "num_games": args.games, "board_sizes": [n], "board_size_weights": [1.0], "data_board_len": n,
         "max_visits": args.visits, "cheap_visits": args.cheap_visits, "full_search_prob": args.full_search_prob,
-        "max_rows_per_file": 10000, "log_every_seconds": 1e6,
+        "max_rows_per_file": 10000, "log_every_seconds": 86400.0,
     }, "bench selfplay")
 
 
-def _measure(engine: SelfplayEngine, warmup: float, seconds: float) -> dict:
+class _Window:
+    """Counters of an engine over timed segments (wall and process CPU time)."""
+
+    FIELDS = ("nn_evals", "visits", "moves", "steps", "games_finished", "game_moves")
+
+    def __init__(self):
+        self.totals = dict.fromkeys(self.FIELDS, 0)
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def run(self, engine: SelfplayEngine, seconds: float) -> None:
+        c = engine.counters
+        before = {f: getattr(c, f) for f in self.FIELDS}
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            engine.tick()
+        self.wall += time.perf_counter() - t0
+        self.cpu += time.process_time() - cpu0
+        for f in self.FIELDS:
+            self.totals[f] += getattr(c, f) - before[f]
+
+    def rate(self, field: str) -> float:
+        return self.totals[field] / self.wall
+
+    @property
+    def cpu_us_per_eval(self) -> float:
+        return 1e6 * self.cpu / max(self.totals["nn_evals"], 1)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.totals["nn_evals"] / max(self.totals["steps"], 1)
+
+    @property
+    def mean_game_length(self) -> float:
+        games = self.totals["games_finished"]
+        return self.totals["game_moves"] / games if games else math.nan
+
+
+def _warm_up(engine: SelfplayEngine, seconds: float) -> None:
     engine.tick()  # compiles (or loads) the search code
-    end = time.monotonic() + warmup
+    end = time.monotonic() + seconds
     while time.monotonic() < end:
         engine.tick()
-    c = engine.counters
-    before = (c.nn_evals, c.visits, c.moves, c.steps, c.games_finished, c.game_moves)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        engine.tick()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    evals, visits, moves, steps, games, game_moves = (a - b for a, b in zip(
-        (c.nn_evals, c.visits, c.moves, c.steps, c.games_finished, c.game_moves), before))
-    engine.shutdown()
-    return {"evals_per_s": evals / wall, "visits_per_s": visits / wall, "moves_per_s": moves / wall,
-            "cpu_us_per_eval": 1e6 * cpu / max(evals, 1), "mean_batch": evals / max(steps, 1),
-            "games": games, "mean_game_length": game_moves / games if games else math.nan}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -90,18 +118,32 @@ def measure(args: argparse.Namespace) -> dict:
 
     storage = Storage(LocalFileSystem())
     n = args.board_size
+    rounds = max(1, args.rounds)
     with tempfile.TemporaryDirectory(prefix="zeroloop-bench-selfplay-") as tmp:
-        null_model = LoadedModel("null", NullEvaluator(n))
-        engine = SelfplayEngine(cfg, storage, tmp, FixedModel(null_model), np.random.default_rng(seed))
-        null = _measure(engine, args.warmup_seconds, args.null_seconds)
+        engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel("null", NullEvaluator(n))),
+                                np.random.default_rng(seed))
+        _warm_up(engine, args.warmup_seconds)
+        null = _Window()
+        null.run(engine, args.null_seconds)
+        engine.shutdown()
 
         evaluator = net_evaluator(random_init_model(args.net, n, seed=seed), args.net, device, args.games)
         engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel(args.net, evaluator)),
                                 np.random.default_rng(seed + 1))
-        net = _measure(engine, args.warmup_seconds, args.seconds)
+        _warm_up(engine, args.warmup_seconds)
+        net = _Window()
+        raw_positions, raw_seconds = 0, 0.0
+        # Interleaved rounds: load from other processes drifts, and both figures see the same drift.
+        for _ in range(rounds):
+            net.run(engine, args.seconds / rounds)
+            raw = measure_throughput(evaluator.net, args.games, n, seconds=args.raw_seconds / rounds, warmup=1)
+            raw_positions += raw.batches * raw.batch_size
+            raw_seconds += raw.seconds
+        engine.shutdown()
 
-    raw = measure_throughput(evaluator.net, args.games, n, seconds=args.raw_seconds)
-    length = null["mean_game_length"]
+    raw_rate = raw_positions / raw_seconds
+    length = null.mean_game_length
+    known = length == length
     return {
         "net": args.net,
         "board_size": n,
@@ -110,19 +152,19 @@ def measure(args: argparse.Namespace) -> dict:
         "cheap_visits": args.cheap_visits,
         "device": str(device),
         "threads": threads,
-        "nn_evals_per_s": round(net["evals_per_s"], 1),
-        "raw_evals_per_s": round(raw.positions_per_s, 1),
-        "ratio": round(net["evals_per_s"] / raw.positions_per_s, 3),
-        "visits_per_s": round(net["visits_per_s"], 1),
-        "moves_per_s": round(net["moves_per_s"], 2),
-        "games_per_hour": round(3600 * net["moves_per_s"] / length, 1) if length == length else None,
-        "mean_batch_size": round(net["mean_batch"], 1),
-        "cpu_us_per_eval_with_net": round(net["cpu_us_per_eval"], 1),
-        "null_evals_per_s": round(null["evals_per_s"], 1),
-        "null_visits_per_s": round(null["visits_per_s"], 1),
-        "overhead_us_per_eval": round(null["cpu_us_per_eval"], 2),
-        "null_mean_batch_size": round(null["mean_batch"], 1),
-        "mean_game_length": round(length, 1) if length == length else None,
-        "null_games_finished": null["games"],
-        "net_games_finished": net["games"],
+        "nn_evals_per_s": round(net.rate("nn_evals"), 1),
+        "raw_evals_per_s": round(raw_rate, 1),
+        "ratio": round(net.rate("nn_evals") / raw_rate, 3),
+        "visits_per_s": round(net.rate("visits"), 1),
+        "moves_per_s": round(net.rate("moves"), 2),
+        "games_per_hour": round(3600 * net.rate("moves") / length, 1) if known else None,
+        "mean_batch_size": round(net.mean_batch, 1),
+        "cpu_us_per_eval_with_net": round(net.cpu_us_per_eval, 1),
+        "null_evals_per_s": round(null.rate("nn_evals"), 1),
+        "null_visits_per_s": round(null.rate("visits"), 1),
+        "overhead_us_per_eval": round(null.cpu_us_per_eval, 2),
+        "null_mean_batch_size": round(null.mean_batch, 1),
+        "mean_game_length": round(length, 1) if known else None,
+        "null_games_finished": null.totals["games_finished"],
+        "rounds": rounds,
     }

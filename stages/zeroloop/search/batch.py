@@ -107,6 +107,7 @@ class BatchSearch:
         self.spatial = np.zeros((g, features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
         self.glob = np.zeros((g, features.NUM_GLOBAL), dtype=np.float32)
         self.leaves = np.zeros((g, 4), dtype=np.int64)
+        self.counts = np.zeros(1, dtype=np.int64)  # [0]: visits that ended at a terminal position
         self._s_ni = np.zeros((self.node_cap, tree.NODE_INTS), dtype=np.int32)
         self._s_nf = np.zeros((self.node_cap, tree.NODE_FLOATS), dtype=np.float64)
         self._s_prior = np.zeros(self.edge_cap, dtype=np.float32)
@@ -216,16 +217,22 @@ class BatchSearch:
 
     # --- per step --------------------------------------------------------------
 
+    @property
+    def terminal_visits(self) -> int:
+        """Visits so far that ended at a finished position (no evaluation)."""
+        return int(self.counts[0])
+
     def step(self, evaluate: EvaluateFn) -> int:
         """Select a leaf in every searching game, evaluate them in one batch, back up.
 
         evaluate(spatial, glob, games) gets the batch rows' features and the
         game slot of each row. Returns the batch size (0: nothing searching).
+        Visits made = the batch size + the change in terminal_visits.
         """
         k = tree.select_leaves(self.boards, self.hists, self.node_i, self.node_f, self.e_prior, self.e_move,
                                self.e_child, self.game_i, self.game_f, self._params, self.perm,
                                self._scratch_board, self._tmp_planes, self._own, self._slots, self.spatial,
-                               self.glob, self.leaves)
+                               self.glob, self.leaves, self.counts)
         if k == 0:
             return 0
         out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])

@@ -212,7 +212,7 @@ def _write_features(b, t, komi, sym, perm, tmp, spatial, glob):
 
 @njit(cache=True)
 def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
-                 perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf):
+                 perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf, counts):
     """Descend game g until it yields a leaf to evaluate (True) or its search ends."""
     gi = game_i[g]
     ni = node_i[g]
@@ -266,6 +266,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
             state = ni[node, N_STATE]
             if state == TERMINAL:
                 _backup(ni, nf, node, nf[node, N_UTIL], nf[node, N_WL], nf[node, N_SCORE])
+                counts[0] += 1
             elif sb[B.H_PASSES] >= 2 or sb[B.H_MOVE_NUM] >= gi[G_MAX_MOVES]:
                 u, wl, s = terminal_value(sb, komi, score_factor, own)
                 nf[node, N_UTIL] = u
@@ -273,6 +274,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
                 nf[node, N_SCORE] = s
                 ni[node, N_STATE] = TERMINAL
                 _backup(ni, nf, node, u, wl, s)
+                counts[0] += 1
             elif _create_edges(sb, t, ni, ep, em, ec, gi, node, edge_cap):
                 ni[node, N_STATE] = PENDING
                 sym = np.random.randint(8) if gi[G_SYMMETRY] == 1 else 0
@@ -297,10 +299,11 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
 
 @njit(cache=True)
 def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
-                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaves):
+                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaves, counts):
     """One leaf from every searching game into the batch; returns the batch size.
 
-    leaves[k] = (game, node, symmetry, colour to move) of batch row k.
+    leaves[k] = (game, node, symmetry, colour to move) of batch row k;
+    counts[0] is increased by the visits that ended at terminal positions.
     """
     k = 0
     for g in range(boards.shape[0]):
@@ -308,7 +311,7 @@ def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_
             continue
         if _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f,
                         params, perm, scratch_board, tmp_planes, own, slots, spatial[k], glob[k],
-                        leaves[k]):
+                        leaves[k], counts):
             k += 1
     return k
 

@@ -155,10 +155,14 @@ class SelfplayEngine:
 
     def step(self) -> int:
         """One batched search step, then the moves of every game whose search is done."""
+        terminal = self.search.terminal_visits
         k = self.search.step(self._evaluate)
         c = self.counters
         c.steps += 1
         c.nn_evals += k
+        visits = k + self.search.terminal_visits - terminal
+        c.visits += visits
+        self._m_visits.inc(visits)
         if k:
             self._m_evals.inc(k)
             self._m_batch.observe(k)
@@ -241,7 +245,6 @@ class SelfplayEngine:
         else:
             self.search.start_search(g, c.cheap_visits)
         state.full_search = full
-        state.visits_at_start = self.search.root_visits(g)
 
     def _move(self, g: int) -> None:
         """Game g's search is done: choose, record, play; finish or search again."""
@@ -249,9 +252,6 @@ class SelfplayEngine:
         state = self.slots[g]
         s = self.search
         r = s.root_result(g)
-        visits_added = r.root_visits - state.visits_at_start
-        self.counters.visits += visits_added
-        self._m_visits.inc(visits_added)
         weights = r.target(state.full_search and c.forced_playouts_coeff > 0, c.cpuct)
         if not np.any(weights > 0):
             weights = r.priors  # a search cut short by its pools: fall back to the policy

@@ -45,7 +45,6 @@ class GameState:
     moves: list[int] = field(default_factory=list)
     recorded: list[RecordedMove] = field(default_factory=list)
     full_search: bool = False  # whether the current search is a full one
-    visits_at_start: int = 0  # root visits reused when the current search began
 
     @property
     def komi(self) -> float:

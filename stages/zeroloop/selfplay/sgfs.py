@@ -29,6 +29,7 @@ def game_sgf(state: GameState, result: str, num_rows: int) -> str:
     root.set("PW", state.model)
     root.set("GN", f"{state.game_id:016x}")
     root.set("C", f"gameId={state.game_id} rows={num_rows} model={state.model}")
+    node = root
     for i, m in enumerate(state.moves):
         colour = "b" if i % 2 == 0 else "w"
         if m == n * n:
@@ -36,7 +37,8 @@ def game_sgf(state: GameState, result: str, num_rows: int) -> str:
         else:
             y, x = divmod(m, n)
             point = (n - 1 - y, x)  # sgfmill rows count from the bottom
-        game.extend_main_sequence().set_move(colour, point)
+        node = node.new_child()  # (extend_main_sequence walks the whole game each time)
+        node.set_move(colour, point)
     return game.serialise(wrap=None).decode().strip()
 
 
