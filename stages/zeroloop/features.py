@@ -62,14 +62,8 @@ def encode_into(b, t, komi, spatial, glob):
             spatial[0, y, x] = 1.0
             c = b[co + p]
             if c == B.EMPTY:
-                if not B.is_legal(b, t, p, me):
-                    # Illegal but not occupied: suicide or (super)ko.
-                    probe_ko = b[B.H_KO_RULE]
-                    if probe_ko == B.KO_SIMPLE:
-                        if p == b[B.H_KO_POINT] and me == b[B.H_KO_COLOR]:
-                            spatial[6, y, x] = 1.0
-                    elif not _is_suicide(b, p, me):
-                        spatial[6, y, x] = 1.0
+                if B.is_ko_banned(b, t, p, me):
+                    spatial[6, y, x] = 1.0
                 continue
             spatial[1 if c == me else 2, y, x] = 1.0
             libs = B.group_libs(b, p)
@@ -92,23 +86,6 @@ def encode_into(b, t, komi, spatial, glob):
         glob[7] = -0.5
     glob[8] = 1.0 if b[B.H_MULTI_SUICIDE] == 1 else 0.0
     glob[9] = _komi_wave(self_komi, n)
-
-
-@njit(cache=True)
-def _is_suicide(b, p, c):
-    """Whether c at empty p would have no liberties (ignoring ko)."""
-    co = B.HEADER
-    s = b[B.H_STRIDE]
-    for d in range(4):
-        q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
-        cq = b[co + q]
-        if cq == B.EMPTY:
-            return False
-        if cq == c and B.group_libs(b, q) > 1:
-            return False
-        if cq == 3 - c and B.group_libs(b, q) == 1:
-            return False
-    return True
 
 
 @njit(cache=True)

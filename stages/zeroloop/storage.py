@@ -56,16 +56,8 @@ class Storage:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Publish a whole file atomically."""
-        if self.local:
-            tmp = path + TMP_SUFFIX
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(posixpath.dirname(path))
-        else:
-            self.fs.pipe_file(path, data)
+        with self.open_write(path) as f:
+            f.write(data)
 
     @contextlib.contextmanager
     def open_write(self, path: str) -> Iterator[io.BufferedIOBase]:
@@ -94,11 +86,16 @@ class Storage:
 
         Yields the path to write into. Raises FileExistsError if final exists.
         """
-        if self.exists(final):
-            raise FileExistsError(f"{final} already exists")
-        staging = final + TMP_SUFFIX if self.local else final
+        if self.local:
+            if self.exists(final):
+                raise FileExistsError(f"{final} already exists")
+            staging = final + TMP_SUFFIX
+        else:
+            if self.is_complete_dir(final):
+                raise FileExistsError(f"{final} already exists")
+            staging = final  # committed by the marker, written last
         if self.exists(staging):
-            self.remove_tree(staging)
+            self.remove_tree(staging)  # what a killed writer left behind
         self.fs.makedirs(staging, exist_ok=True)
         try:
             yield staging
@@ -107,16 +104,24 @@ class Storage:
                 self.remove_tree(staging)
             raise
         if self.local:
-            for name in os.listdir(staging):
-                _fsync_file(os.path.join(staging, name))
+            for parent, _, names in os.walk(staging):
+                for name in names:
+                    _fsync_file(os.path.join(parent, name))
             os.rename(staging, final)
             _fsync_dir(posixpath.dirname(final))
         else:
             self.fs.pipe_file(posixpath.join(final, COMPLETE_MARKER), b"")
 
     def move_dir(self, src: str, dst: str) -> None:
-        """Move a complete directory to a new complete name (accept/reject)."""
-        if self.exists(dst):
+        """Move a complete directory to a new complete name (accept/reject).
+
+        On stores without rename the copy is committed before the source is
+        removed, so a crash in between leaves both (never neither).
+        """
+        if not self.is_complete_dir(src):
+            raise FileNotFoundError(f"{src} is not a complete directory")
+        taken = self.exists(dst) if self.local else self.is_complete_dir(dst)
+        if taken:
             raise FileExistsError(f"{dst} already exists")
         if self.local:
             os.rename(src, dst)

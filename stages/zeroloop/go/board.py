@@ -284,6 +284,33 @@ def is_legal(b, t, p, c):
 
 
 @njit(cache=True)
+def is_ko_banned(b, t, p, c):
+    """Whether c's move at empty p is illegal only by the ko or superko rule.
+
+    That is what the net's ko-ban input plane shows: not occupied points,
+    not suicides the rules forbid, but a multi-stone suicide banned by
+    superko is.
+    """
+    if b[HEADER + p] != EMPTY or is_legal(b, t, p, c):
+        return False
+    s = b[H_STRIDE]
+    joins = False
+    for d in range(4):
+        q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+        cq = b[HEADER + q]
+        if cq == EMPTY:
+            return True  # has a liberty, so not a suicide: banned by ko
+        if cq == c:
+            joins = True
+            if group_libs(b, q) > 1:
+                return True
+        elif cq == 3 - c and group_libs(b, q) == 1:
+            return True  # captures
+    # A suicide: banned by ko only where the rules allow this suicide.
+    return joins and b[H_MULTI_SUICIDE] == 1
+
+
+@njit(cache=True)
 def _hash_after(b, p, c, suicide):
     """Stone hash after c plays p (p assumed legal apart from superko)."""
     co = HEADER

@@ -60,6 +60,46 @@ class Game:
         self.resigned: int | None = None  # colour that resigned
         self._undo: list[_Undo] = []
         self._slots_valid = True
+        self._start = self.board.copy()  # the position moves are counted from
+        self.placed: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # setup stones
+        self.first_to_move = BLACK
+
+    def setup(self, black: list[tuple[int, int]], white: list[tuple[int, int]], to_move: int = BLACK) -> None:
+        """Replace the game by a position of placed stones (SGF AB/AW, tests).
+
+        Like GNU Go's add_stone, this forgets all history: the placed
+        position is the first the superko rule knows, with no captures and
+        no ko. Every group must keep a liberty.
+        """
+        b = B.new_board(self.size, self.rules.ko_code, self.rules.multi_stone_suicide)
+        scratch = B.hist_new(len(black) + len(white))
+        seen: set[tuple[int, int]] = set()
+        for colour, points in ((BLACK, black), (WHITE, white)):
+            for move in points:
+                p = self.point(move)
+                if move in seen:
+                    raise IllegalMove(f"setup stone {move} is placed twice")
+                seen.add(move)
+                if B.play(b, scratch, p, colour) != 0:
+                    raise IllegalMove(f"setup stones leave a group without liberties (at {move})")
+        for i in range(B.N_LAST):
+            b[B.H_LAST + i] = B.NO_MOVE
+        b[B.H_MOVE_NUM] = 0
+        b[B.H_PASSES] = 0
+        b[B.H_KO_POINT] = -1
+        b[B.H_CAPS_BLACK] = 0
+        b[B.H_CAPS_WHITE] = 0
+        b[B.H_TO_MOVE] = to_move
+        self.board = b
+        self.hist[:] = 0
+        B.record_position(self.board, self.hist, 3 - to_move)
+        self.moves = []
+        self.resigned = None
+        self._undo = []
+        self._slots_valid = True
+        self._start = self.board.copy()
+        self.placed = (list(black), list(white))
+        self.first_to_move = to_move
 
     # --- state ------------------------------------------------------------
 
@@ -96,9 +136,15 @@ class Game:
     def colour_at(self, x: int, y: int) -> int:
         return int(B.colour_at(self.board, self.point((x, y))))
 
+    def grid(self) -> np.ndarray:
+        """(size, size) colours, [y, x] from the top-left: EMPTY, BLACK or WHITE."""
+        s = self.size + 2
+        return self.board[B.HEADER:B.HEADER + s * s].reshape(s, s)[1:-1, 1:-1].copy()
+
     def stones(self, colour: int) -> list[tuple[int, int]]:
-        n = self.size
-        return [(x, y) for y in range(n) for x in range(n) if self.colour_at(x, y) == colour]
+        """The (x, y) points holding colour's stones, row by row from the top."""
+        ys, xs = np.nonzero(self.grid() == colour)
+        return [(int(x), int(y)) for y, x in zip(ys, xs)]
 
     def captures(self, colour: int) -> int:
         """Stones captured by colour so far."""
@@ -168,12 +214,12 @@ class Game:
             self._rebuild_history()
 
     def _rebuild_history(self) -> None:
-        replay = Game(self.size, self.rules, self.max_moves)
-        replay.hist = np.zeros_like(self.hist)
-        B.record_position(replay.board, replay.hist, WHITE)
+        board = self._start.copy()
+        hist = np.zeros_like(self.hist)
+        B.record_position(board, hist, 3 - int(board[B.H_TO_MOVE]))
         for colour, move in self.moves:
-            B.play(replay.board, replay.hist, replay.point(move), colour)
-        self.hist = replay.hist
+            B.play(board, hist, self.point(move), colour)
+        self.hist = hist
 
     # --- scoring ----------------------------------------------------------
 

@@ -1,0 +1,389 @@
+"""`zeroloop match`: two GTP engines play N games, refereed and rated.
+
+Engine A is ``--black``'s command and engine B ``--white``'s for the first
+game; with ``--alternate`` (the default) they swap colours every game. The
+referee is zeroloop's own ``Game``: every move an engine sends is checked
+against the rules (``--ko-rule``, default positional superko), the other
+engine is told it, and a game that ends with two passes or at the move cap
+is scored by Tromp-Taylor area with the komi. Tromp-Taylor counts every
+stone on the board as alive, while engines like GNU Go pass with dead
+stones left standing; so, as on KGS, when both have passed the game goes on
+in a cleanup phase (engines that know ``kgs-genmove_cleanup`` use it, others
+``genmove``) until both pass again (``--no-cleanup`` scores at once). An engine that resigns, sends
+an illegal or unreadable move, refuses a legal move of its opponent,
+crashes or times out loses that game (the SGF's RE says ``+R``, ``+F`` or
+``+T``); a crashed engine is restarted for the next game and the match goes
+on.
+
+Rating (pure functions below): engine A's score rate p = (wins + draws/2)/N
+gives the Elo difference 400*log10(p/(1-p)). Its 95% interval maps the
+Wilson score interval of p through the same formula. Wilson stays inside
+(0, 1) and is sensible for small N and lopsided results (a 10-0 sweep gets a
+finite lower bound and an infinite upper one); counting a draw as half a
+win in a binomial overstates the variance a little, so with draws the
+interval is slightly conservative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import posixpath
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import fsspec
+
+from zeroloop import cliflags
+from zeroloop.errors import UserError
+from zeroloop.go import board as B
+from zeroloop.go.coords import from_gtp, to_gtp
+from zeroloop.go.game import BLACK, WHITE, Game
+from zeroloop.go.rules import KO_RULES, Rules
+from zeroloop.go.sgf import game_to_sgf
+from zeroloop.gtp_client import EngineError, GtpClient, GtpFailure
+from zeroloop.storage import Storage, stamp, unique_name
+
+log = logging.getLogger(__name__)
+
+COLOUR_WORD = {BLACK: "b", WHITE: "w"}
+COLOUR_NAME = {BLACK: "black", WHITE: "white"}
+
+
+# --- results and rating (pure) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GameResult:
+    """One finished game, engines named by their seat label ("A" or "B")."""
+
+    black: str
+    white: str
+    winner: str | None  # a label, or None for a draw
+    result: str  # SGF RE: B+3.5, W+R, B+F, W+T, 0
+    reason: str  # score, resign, illegal move, crash, timeout, ...
+    moves: int
+
+
+@dataclass
+class Record:
+    """Wins, losses and draws of one engine, overall and by colour."""
+
+    wins: int = 0
+    losses: int = 0
+    draws: int = 0
+    by_colour: dict[str, list[int]] = field(default_factory=lambda: {"black": [0, 0, 0], "white": [0, 0, 0]})
+
+    @property
+    def games(self) -> int:
+        return self.wins + self.losses + self.draws
+
+    @property
+    def points(self) -> float:
+        return self.wins + 0.5 * self.draws
+
+
+def tally(results: list[GameResult], label: str) -> Record:
+    """The record of the engine with this label over the results."""
+    rec = Record()
+    for r in results:
+        if label not in (r.black, r.white):
+            continue
+        colour = "black" if r.black == label else "white"
+        k = 2 if r.winner is None else 0 if r.winner == label else 1
+        if k == 0:
+            rec.wins += 1
+        elif k == 1:
+            rec.losses += 1
+        else:
+            rec.draws += 1
+        rec.by_colour[colour][k] += 1
+    return rec
+
+
+def elo_from_score(p: float) -> float:
+    """Elo difference for an expected score p (+-inf at 1 and 0)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"score rate {p} outside 0..1")
+    if p == 1.0:
+        return math.inf
+    if p == 0.0:
+        return -math.inf
+    return 400.0 * math.log10(p / (1.0 - p))
+
+
+def wilson_interval(points: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a rate of points/n."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = points / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if points <= 0 else max(0.0, centre - half)
+    hi = 1.0 if points >= n else min(1.0, centre + half)
+    return lo, hi
+
+
+def elo_estimate(wins: int, losses: int, draws: int, z: float = 1.959964) -> tuple[float, float, float]:
+    """(Elo difference, low, high) of the interval at z (1.96: 95%)."""
+    n = wins + losses + draws
+    if n == 0:
+        return 0.0, -math.inf, math.inf
+    points = wins + 0.5 * draws
+    lo, hi = wilson_interval(points, n, z)
+    return elo_from_score(points / n), elo_from_score(lo), elo_from_score(hi)
+
+
+def format_elo(x: float) -> str:
+    return "+inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:+.0f}"
+
+
+# --- playing -----------------------------------------------------------------------
+
+
+@dataclass
+class Seat:
+    """An engine in the match: its label, client and display name."""
+
+    label: str
+    client: GtpClient
+    name: str = ""
+    cleanup_command: str = "genmove"
+
+    def identify(self) -> None:
+        parts = []
+        for command in ("name", "version"):
+            try:
+                parts.append(self.client.send(command))
+            except (EngineError, GtpFailure):
+                break
+        self.name = " ".join(p for p in parts if p) or self.client.label
+        try:
+            if self.client.send("known_command kgs-genmove_cleanup") == "true":
+                self.cleanup_command = "kgs-genmove_cleanup"
+        except (EngineError, GtpFailure):
+            pass
+
+
+@dataclass
+class MatchConfig:
+    black: str
+    white: str
+    games: int
+    board_size: int
+    komi: float = 7.0
+    ko_rule: str = "positional"
+    multi_stone_suicide: bool = False
+    alternate: bool = True
+    max_moves: int | None = None  # default 4 * size**2
+    move_timeout: float = 60.0
+    sgf_dir: str | None = None
+    cleanup: bool = True
+
+    def rules(self) -> Rules:
+        return Rules(self.ko_rule, self.multi_stone_suicide, self.komi)
+
+    def check(self) -> None:
+        if self.games < 1:
+            raise UserError(f"--games {self.games}: must be at least 1")
+        if not B.MIN_SIZE <= self.board_size <= B.MAX_SIZE:
+            raise UserError(f"--board-size {self.board_size}: must be {B.MIN_SIZE}..{B.MAX_SIZE}")
+        if self.max_moves is not None and self.max_moves < 1:
+            raise UserError(f"--max-moves {self.max_moves}: must be at least 1")
+        if not self.move_timeout > 0:
+            raise UserError(f"--move-timeout {self.move_timeout}: must be positive")
+        self.rules()  # komi and ko rule checks
+
+
+def _lose(game: Game, loser: int, code: str) -> str:
+    return f"{'B' if loser == WHITE else 'W'}+{code}"
+
+
+def play_game(black: Seat, white: Seat, config: MatchConfig) -> tuple[GameResult, Game, str]:
+    """One refereed game; returns the result, the game and the SGF result string."""
+    size = config.board_size
+    max_moves = config.max_moves or 4 * size * size
+    game = Game(size, config.rules(), max_moves)
+    seats = {BLACK: black, WHITE: white}
+
+    def forfeit(loser: int, reason: str, code: str = "F") -> tuple[GameResult, Game, str]:
+        winner = seats[3 - loser].label
+        re = _lose(game, loser, code)
+        log.warning("%s (%s, %s) loses: %s", seats[loser].label, seats[loser].name, COLOUR_NAME[loser], reason)
+        return GameResult(black.label, white.label, winner, re, reason, game.move_number), game, re
+
+    for colour, seat in seats.items():
+        try:
+            for command in (f"boardsize {size}", "clear_board", f"komi {config.komi:g}"):
+                seat.client.send(command)
+        except GtpFailure as e:
+            return forfeit(colour, f"refused {command!r}: {e}")
+        except EngineError as e:
+            return forfeit(colour, f"crashed or timed out at set-up: {e}", "T" if "timed out" in str(e) else "F")
+    cleanup = False  # after the first two passes: capture what is dead (KGS's cleanup phase)
+    passes = 0
+    while game.move_number < max_moves:
+        if passes >= 2:
+            if cleanup or not config.cleanup:
+                break
+            cleanup, passes = True, 0
+            log.debug("both passed after %d moves: cleanup phase", game.move_number)
+        colour = game.to_move
+        mover, other = seats[colour], seats[3 - colour]
+        command = mover.cleanup_command if cleanup else "genmove"
+        try:
+            reply = mover.client.send(f"{command} {COLOUR_WORD[colour]}")
+        except GtpFailure as e:
+            return forfeit(colour, f"genmove failed: {e}")
+        except EngineError as e:
+            timed_out = "timed out" in str(e)
+            return forfeit(colour, f"{'timeout' if timed_out else 'crash'}: {e}", "T" if timed_out else "F")
+        word = reply.split()[0].lower() if reply.split() else ""
+        if word == "resign":
+            game.resign(colour)
+            re = game.result()
+            return GameResult(black.label, white.label, other.label, re, "resign", game.move_number), game, re
+        try:
+            move = from_gtp(word, size)
+        except ValueError:
+            return forfeit(colour, f"unreadable move {reply!r}")
+        reason = game.illegal_reason(colour, move)
+        if reason is not None:
+            return forfeit(colour, f"illegal move {to_gtp(move, size)} ({reason})")
+        game.play(colour, move)
+        passes = passes + 1 if move is None else 0
+        try:
+            other.client.send(f"play {COLOUR_WORD[colour]} {to_gtp(move, size)}")
+        except GtpFailure as e:
+            return forfeit(3 - colour, f"refused the legal move {COLOUR_WORD[colour]} {to_gtp(move, size)}: {e}")
+        except EngineError as e:
+            return forfeit(3 - colour, f"crash: {e}")
+    reason = "score" if passes >= 2 else "move cap"
+    winner = game.winner()
+    label = None if winner is None else seats[winner].label
+    re = game.result()
+    return GameResult(black.label, white.label, label, re, reason, game.move_number), game, re
+
+
+@dataclass
+class MatchResult:
+    config: MatchConfig
+    names: dict[str, str]
+    commands: dict[str, str]
+    games: list[GameResult]
+
+    def summary(self) -> dict:
+        a, b = tally(self.games, "A"), tally(self.games, "B")
+        elo, lo, hi = elo_estimate(a.wins, a.losses, a.draws)
+        finite = lambda x: x if math.isfinite(x) else None  # noqa: E731 (JSON has no infinity)
+        return {
+            "games": len(self.games),
+            "board_size": self.config.board_size,
+            "komi": self.config.komi,
+            "engines": {lab: {"command": self.commands[lab], "name": self.names[lab], **{
+                k: v for k, v in asdict(rec).items()}, "points": rec.points} for lab, rec in (("A", a), ("B", b))},
+            "score_a": a.points / max(1, a.games),
+            "elo_a_minus_b": finite(elo),
+            "elo_95_low": finite(lo),
+            "elo_95_high": finite(hi),
+            "elo_method": "score rate, Wilson 95% interval",
+            "results": [asdict(g) for g in self.games],
+        }
+
+
+def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | None = None) -> MatchResult:
+    """Play the whole match; engines are started once and restarted after a crash."""
+    config.check()
+    seat_a = Seat("A", GtpClient(config.black, config.move_timeout, "A"))
+    seat_b = Seat("B", GtpClient(config.white, config.move_timeout, "B"))
+    storage = None
+    if config.sgf_dir:
+        fs, root = fsspec.core.url_to_fs(config.sgf_dir)
+        fs.makedirs(root, exist_ok=True)
+        storage, sgf_root = Storage(fs), root
+    results: list[GameResult] = []
+    run_id = unique_name()[:8]
+    try:
+        for seat in (seat_a, seat_b):
+            seat.client.start()
+            seat.identify()
+        for i in range(config.games):
+            for seat in (seat_a, seat_b):
+                if not seat.client.alive:
+                    log.info("restarting engine %s (%s)", seat.label, seat.client.command)
+                    seat.client.restart()
+            swap = config.alternate and i % 2 == 1
+            black, white = (seat_b, seat_a) if swap else (seat_a, seat_b)
+            started = time.monotonic()
+            result, game, re = play_game(black, white, config)
+            results.append(result)
+            winner = "draw" if result.winner is None else f"{result.winner} wins"
+            log.info("game %d/%d: black %s (%s), white %s (%s): %s, %s (%s, %d moves, %.1f s)", i + 1, config.games,
+                     black.label, black.name, white.label, white.name, re, winner, result.reason, result.moves,
+                     time.monotonic() - started)
+            if storage is not None:
+                name = f"{stamp()}-{run_id}-{i + 1:04d}.sgf"
+                data = game_to_sgf(game, result=re, black_name=black.name, white_name=white.name,
+                                   comment=f"zeroloop match game {i + 1}: {result.reason}")
+                storage.write_bytes(posixpath.join(sgf_root, name), data)
+            if on_game is not None:
+                on_game(i, result)
+    finally:
+        for seat in (seat_a, seat_b):
+            seat.client.close()
+    return MatchResult(config, {"A": seat_a.name, "B": seat_b.name}, {"A": config.black, "B": config.white}, results)
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{summary['games']} games on {summary['board_size']}x{summary['board_size']}, komi {summary['komi']:g}"]
+    for label, e in summary["engines"].items():
+        bc, wc = e["by_colour"]["black"], e["by_colour"]["white"]
+        lines.append(f"{label} {e['name']}: {e['wins']} wins, {e['losses']} losses, {e['draws']} draws "
+                     f"(as black {bc[0]}-{bc[1]}-{bc[2]}, as white {wc[0]}-{wc[1]}-{wc[2]})   [{e['command']}]")
+    inf = lambda x, s: format_elo(x if x is not None else s * math.inf)  # noqa: E731
+    lines.append(f"Elo A - B: {inf(summary['elo_a_minus_b'], 1 if summary['score_a'] >= 0.5 else -1)} "
+                 f"(95% interval {inf(summary['elo_95_low'], -1)} .. {inf(summary['elo_95_high'], 1)}), "
+                 f"A's score {summary['score_a']:.3f}")
+    return "\n".join(lines)
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    cliflags.flag(parser, "--black", required=True, help="engine A's command (black in the first game)")
+    cliflags.flag(parser, "--white", required=True, help="engine B's command (white in the first game)")
+    cliflags.flag(parser, "--games", type=int, default=10, help="games to play")
+    cliflags.flag(parser, "--board-size", type=int, default=9, help="board size")
+    cliflags.flag(parser, "--komi", type=float, default=7.0, help="komi")
+    cliflags.flag(parser, "--ko-rule", choices=sorted(KO_RULES), default="positional", help="the referee's ko rule")
+    cliflags.flag(parser, "--multi-stone-suicide", action="store_true", help="the referee allows multi-stone suicide")
+    cliflags.flag(parser, "--alternate", action=argparse.BooleanOptionalAction, default=True,
+                  help="swap colours every game")
+    cliflags.flag(parser, "--max-moves", type=int, default=None, help="move cap per game (default 4 * size^2)")
+    cliflags.flag(parser, "--move-timeout", type=float, default=60.0, help="seconds an engine may take per command")
+    cliflags.flag(parser, "--cleanup", action=argparse.BooleanOptionalAction, default=True,
+                  help="after both pass, play on until both pass again, engines that know "
+                       "kgs-genmove_cleanup using it, so dead stones are captured before scoring")
+    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (path or fsspec URL)")
+    cliflags.flag(parser, "--json", action="store_true", help="print the summary as one JSON object")
+    cliflags.add_common(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = MatchConfig(args.black, args.white, args.games, args.board_size, args.komi, args.ko_rule,
+                         args.multi_stone_suicide, args.alternate, args.max_moves, args.move_timeout, args.sgf_dir,
+                         args.cleanup)
+    result = run_match(config)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_summary(summary))
+    sys.stdout.flush()
+    return 0
