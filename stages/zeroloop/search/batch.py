@@ -81,6 +81,7 @@ class BatchSearch:
         if max_board_size > pos_len:
             raise ValueError(f"board size {max_board_size} exceeds the net's pos_len {pos_len}")
         self.num_games = num_games
+        self.max_board_size = max_board_size
         self.pos_len = pos_len
         self.params = params
         self._params = params.array()
@@ -126,6 +127,34 @@ class BatchSearch:
         B.init_board(b, size, ko_code, multi_suicide)
         self.hists[g] = 0
         B.record_position(b, self.hists[g], B.WHITE)
+        self.game_f[g, tree.G_KOMI] = komi
+        self.game_i[g, tree.G_MAX_MOVES] = max_moves
+        self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
+        self.game_i[g, tree.G_TARGET] = 0
+        self.game_i[g, tree.G_ACTIVE] = 1
+        tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+
+    def set_position(self, g: int, board: np.ndarray, hist: np.ndarray, to_move: int, komi: float,
+                     max_moves: int) -> None:
+        """Slot g searches a copy of a board array (any position, e.g. from GTP) with to_move to play.
+
+        hist is that board's superko table (any capacity): its positions are
+        re-inserted into the slot's own table.
+        """
+        n = int(board[B.H_SIZE])
+        blen = int(B.board_len(n))
+        if blen > self.boards.shape[1]:
+            raise ValueError(f"board size {n} is larger than this search's {self.max_board_size}")
+        keys = hist[hist != 0]
+        if 2 * (len(keys) + self.node_cap) + 64 > self.hists.shape[1]:
+            raise ValueError(f"{len(keys)} earlier positions do not fit this search's superko table")
+        b = self.boards[g]
+        b[:] = 0
+        b[:blen] = board[:blen]
+        b[B.H_TO_MOVE] = to_move
+        self.hists[g] = 0
+        for k in keys:
+            B.hist_add(self.hists[g], k)
         self.game_f[g, tree.G_KOMI] = komi
         self.game_i[g, tree.G_MAX_MOVES] = max_moves
         self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
