@@ -191,3 +191,21 @@ def test_packaged_configs_load_and_document_every_key():
     for name in spconfig.SelfplayConfig.__dataclass_fields__:
         assert f"\n{name} = " in "\n" + text
     assert "# \n" not in text  # every key has a doc line
+
+
+def test_mixed_board_sizes_are_padded_top_left(tmp_path):
+    engine = play(tmp_path, 6, board_sizes=[5, 7], board_size_weights=[1.0, 1.0], data_board_len=7,
+                  max_moves_per_area=1.0, reuse_tree=False)
+    _, data, _ = read_all(tmp_path)
+    sizes = data["metaNC"][:, rows.META_BOARD_SIZE]
+    assert set(sizes.tolist()) == {5, 7}
+    planes = rows.unpack_planes(data["binaryInputNCHWPacked"], 7)
+    for i, n in enumerate(sizes):
+        mask = np.zeros((7, 7))
+        mask[:n, :n] = 1
+        assert np.array_equal(planes[i, 0], mask)
+        assert not data["valueTargetsNCHW"][i, 0][mask == 0].any()
+        board_part = data["policyTargetsNCMove"][i, 0, :49].reshape(7, 7)
+        assert not board_part[mask == 0].any()
+        assert data["metaNC"][i, rows.META_GAME_LENGTH] <= n * n  # max_moves_per_area = 1
+    assert engine.counters.games_finished == 6
