@@ -260,7 +260,7 @@ class SelfplayEngine:
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         if state.full_search:
             state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, weights))
+                                                     state.turn, r.moves, weights, state.model))
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1

@@ -33,6 +33,7 @@ class RecordedMove:
     planes: np.ndarray  # (NUM_SPATIAL, packed) uint8 at the data board length
     glob: np.ndarray  # (NUM_GLOBAL,) float32
     policy: np.ndarray  # (P*P+1,) float32, the pruned visit distribution, sums to 1
+    model: str = ""  # the model whose search made it ("": the game's model)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def policy_index_to_data(move: int, size: int, pos_len: int) -> int:
 
 
 def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
-                    moves: np.ndarray, weights: np.ndarray) -> RecordedMove:
+                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
     """A row's inputs (encoded at pos_len) and its policy target from child weights."""
     size = int(board[B.H_SIZE])
     spatial, glob = features.encode(board, hist, komi, pos_len)
@@ -74,7 +75,7 @@ def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: i
         if w > 0:
             policy[policy_index_to_data(int(m), size, pos_len)] = w / total
     planes = rows.pack_planes(spatial[None])[0]
-    return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, policy)
+    return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, policy, model)
 
 
 def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float,
@@ -88,7 +89,6 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
     out = rows.empty(n, pos_len)
     size = state.size
     length = len(state.moves)
-    model = state.model.encode()[: rows.MODEL_NAME_LEN]
     for i, rec in enumerate(state.recorded):
         sign = 1 if rec.to_move == B.BLACK else -1
         out["binaryInputNCHWPacked"][i] = rec.planes
@@ -116,7 +116,7 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
         meta[rows.META_TO_MOVE] = rec.to_move
         meta[rows.META_VERSION] = rows.ROW_FORMAT_VERSION
         out["gameIdN"][i] = state.game_id
-        out["modelN"][i] = model
+        out["modelN"][i] = (rec.model or state.model).encode()[: rows.MODEL_NAME_LEN]
     return out
 
 
