@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from zeroloop import config as cfgmod
 from zeroloop import features, rows, symmetry
@@ -19,7 +20,6 @@ from zeroloop.selfplay.engine import SelfplayEngine
 from zeroloop.selfplay.models import FixedModel, LoadedModel
 from zeroloop.selfplay.sgfs import parse_game_info
 from zeroloop.storage import Storage
-from fsspec.implementations.local import LocalFileSystem
 
 SMALL = dict(num_games=4, board_sizes=[5], board_size_weights=[1.0], data_board_len=5, max_visits=12,
              cheap_visits=3, full_search_prob=0.5, max_rows_per_file=40, max_moves_per_area=3.0)
