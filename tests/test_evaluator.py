@@ -43,6 +43,21 @@ def test_evaluator_equals_plain_model(settings):
     assert (got.ownership[spatial[:, 0] == 0] == 0).all()
 
 
+def test_full_board_fast_path_is_exact_only_where_used():
+    """Chunks whose positions fill the grid skip masking; padded ones must not."""
+    net = random_init_model("b2c32", 9, seed=12)
+    spatial, glob = mixed_batch(9, [9, 9, 7, 9], per_size=4)  # chunks of 4: full, full, padded, full
+    ev = NetEvaluator(net, max_batch=16, chunk=4)
+    got = ev.evaluate(spatial, glob)
+    for g, w in zip(got, plain(net, spatial, glob)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
+    # The unmasked form really differs on padded boards, so the check above matters.
+    padded = torch.from_numpy(spatial[8:12]), torch.from_numpy(glob[8:12])
+    with torch.no_grad():
+        a, b = fold(net)(*padded), fold(net, masked=False)(*padded)
+    assert not torch.allclose(a.value, b.value, atol=1e-3)
+
+
 def test_folding_leaves_the_net_alone():
     net = random_init_model("b1c16", 7, seed=1).train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -104,3 +119,21 @@ def test_measure_throughput_counts_whole_batches():
     t = measure_throughput(ev, batch_size=4, seconds=0.05, warmup=1)
     assert t.batch_size == 4 and t.batches >= 2
     assert t.positions_per_s == pytest.approx(t.batches * 4 / t.seconds)
+
+
+def test_bench_nn_cli_prints_one_json_object():
+    """`zeroloop bench nn --json` (flags after the name) reports every variant and its ratio to eager."""
+    import json
+
+    from conftest import run_cli
+
+    r = run_cli("bench", "nn", "--json", "--nets", "b1c16", "--batch-sizes", "4", "--seconds", "0.05",
+                "--rounds", "1", "--board-size", "5", "--threads", "1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["threads"] == 1 and d["board_size"] == 5
+    for v in ("eager", "channels_last", "folded", "default", "bf16"):
+        assert d[f"b1c16_{v}_b4"] > 0
+    assert d["b1c16_default_b4_vs_eager"] == pytest.approx(d["b1c16_default_b4"] / d["b1c16_eager_b4"], rel=1e-2)
+    bad = run_cli("bench", "nn", "--variants", "turbo", timeout=60)
+    assert bad.returncode == 2 and "unknown turbo" in bad.stderr and "Traceback" not in bad.stderr

@@ -20,6 +20,12 @@ multi-stone suicide that recreates an earlier position is a superko
 violation. Where zeroloop bans a move for exactly that reason, GNU Go is
 expected to answer 1; these cases are counted separately and never played.
 
+Situational superko agrees for alternating play, which is all these games
+contain (passes included). The two differ only if one colour moves twice in
+a row (GTP's ``play`` allows it): GNU Go tags each earlier position with
+the colour that moved from it, zeroloop with the colour that did not make
+the move leading to it.
+
 GNU Go keeps 500 moves of history (MAX_MOVE_HISTORY) and folds older moves
 into its start position, forgetting them for superko; games here stop at
 450 moves so both engines remember every position.
@@ -33,7 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import pytest
 from numba import njit
 
 from zeroloop.go import board as B

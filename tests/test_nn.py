@@ -104,6 +104,18 @@ def test_off_board_inputs_do_not_leak(net9):
         torch.testing.assert_close(ta, tb, rtol=0, atol=0)
 
 
+def test_all_zero_padding_rows_stay_finite(net9):
+    """A batch padded with all-zero rows (no board) gives finite outputs and leaves real rows alone."""
+    x, q = encode(random_positions(7, 2, seed=9), 9)
+    padded_x = torch.cat([x, torch.zeros_like(x)])
+    padded_q = torch.cat([q, torch.zeros_like(q)])
+    with torch.no_grad():
+        a, b = net9(x, q), net9(padded_x, padded_q)
+    for ta, tb in zip(a, b):
+        assert torch.isfinite(tb).all()
+        torch.testing.assert_close(tb[:2], ta, **TOL)
+
+
 def symmetric_kernels(net: torch.nn.Module) -> None:
     """Make every 3x3 kernel invariant under the 8 symmetries (so the net is equivariant)."""
     with torch.no_grad():

@@ -53,7 +53,6 @@ def encode_into(b, t, komi, spatial, glob):
     s = n + 2
     co = B.HEADER
     me = b[B.H_TO_MOVE]
-    opp = 3 - me
     spatial[:] = 0.0
     glob[:] = 0.0
     for y in range(n):

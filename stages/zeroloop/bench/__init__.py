@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"zeroloop.bench.{args.name}")
     sub = cliflags.ArgumentParser(prog=f"zeroloop bench {args.name}", description=BENCHMARKS[args.name])
     module.add_arguments(sub)
-    # The common flags and --json may also come after NAME (`zeroloop bench NAME --json`),
-    # where REMAINDER hands them to this parser; given before NAME they are its defaults.
+    # The shared flags may come after the name too (`zeroloop bench rules --json`):
+    # those given before it are the defaults.
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     cliflags.add_common(sub, device=True)
     sub.set_defaults(**{k: v for k, v in vars(args).items() if k not in ("rest", "name")})

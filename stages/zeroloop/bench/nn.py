@@ -11,17 +11,21 @@ from this run.
 from __future__ import annotations
 
 import argparse
+import time
 
 from zeroloop import cliflags, runtime
 from zeroloop.errors import UserError
 from zeroloop.nn.configs import get_config
 from zeroloop.nn.evaluator import NetEvaluator, measure_throughput, random_init_model
 
-# name -> NetEvaluator settings; "default" is what self-play gets.
+# name -> NetEvaluator settings; "default" is what self-play gets. The first two are
+# the plain model as one would first write it: one forward pass per batch.
+UNCHUNKED = 1 << 20
 VARIANTS: dict[str, dict] = {
-    "eager": dict(fold=False, channels_last=False, jit=False),
-    "channels_last": dict(fold=False, channels_last=True, jit=False),
-    "folded": dict(fold=True, channels_last=True, jit=False),
+    "eager": dict(fold=False, channels_last=False, jit=False, chunk=UNCHUNKED),
+    "channels_last": dict(fold=False, channels_last=True, jit=False, chunk=UNCHUNKED),
+    "folded_unchunked": dict(jit=False, chunk=UNCHUNKED),
+    "folded": dict(jit=False),
     "default": dict(),
     "bf16": dict(precision="bf16"),
 }
@@ -44,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   help=f"evaluator variants ({', '.join(VARIANTS)})")
     cliflags.flag(parser, "--seconds", type=float, default=1.0, help="seconds per measurement")
     cliflags.flag(parser, "--rounds", type=int, default=3, help="interleaved rounds; the best is kept")
+    cliflags.flag(parser, "--clock", choices=("wall", "thread"), default="wall",
+                  help="wall time, or this thread's CPU time (use with --threads 1; steadier when shared)")
+    cliflags.flag(parser, "--padded", action="store_true",
+                  help="pad a board one smaller than pos_len, so the masked path runs")
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -65,12 +73,15 @@ def measure(args: argparse.Namespace) -> dict:
         net = random_init_model(name, args.board_size, seed=0)
         for v in args.variants:
             evaluators[name, v] = NetEvaluator(net, device, max(args.batch_sizes), **VARIANTS[v])
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
+    board = args.board_size - 1 if args.padded else args.board_size
+    result.update(clock=args.clock, boards_played=board)
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         for (name, v), ev in evaluators.items():
             for b in args.batch_sizes:
                 key = f"{name}_{v}_b{b}"
-                t = measure_throughput(ev, b, seconds=args.seconds, warmup=2)
+                t = measure_throughput(ev, b, board_size=board, seconds=args.seconds, warmup=2, clock=clock)
                 best[key] = max(best.get(key, 0.0), t.positions_per_s)
     result.update({k: round(v, 1) for k, v in best.items()})
     for name in args.nets:

@@ -69,8 +69,10 @@ class BoardMask(NamedTuple):
 
 def board_mask(spatial: torch.Tensor) -> BoardMask:
     mask = spatial[:, MASK_PLANE : MASK_PLANE + 1]
-    area = mask.sum(dim=(2, 3))
-    return BoardMask(mask, area.sum(), area, (area.sqrt() - 14.0) * 0.1)
+    points = mask.sum(dim=(2, 3))
+    # At least 1, so an all-zero padding row in a batch gives finite (ignored) outputs, not NaN.
+    area = points.clamp(min=1.0)
+    return BoardMask(mask, points.sum(), area, (area.sqrt() - 14.0) * 0.1)
 
 
 class MaskedBatchNorm(nn.Module):
