@@ -200,10 +200,10 @@ def test_random_engine_against_gnugo_all_moves_accepted(gnugo):
             assert set(ours.send(command).split()) == set(ref.send(command).split()), command
 
 
-def test_model_flag_fails_clearly_until_search_exists():
+def test_model_flag_fails_clearly_for_a_missing_model():
     proc = run_cli("gtp", "--model", "/tmp/none.ckpt", input="name\n", timeout=120)
     assert proc.returncode == 2
-    assert "not available yet" in proc.stderr and "Traceback" not in proc.stderr
+    assert "/tmp/none.ckpt" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("flags,message", [(["--board-size", "25"], "--board-size 25"),

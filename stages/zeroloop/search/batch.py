@@ -1,0 +1,275 @@
+"""Many searches at once, one batched evaluation per step.
+
+``BatchSearch`` owns the boards, superko tables and tree pools of a fixed
+number of game slots (``zeroloop.search.tree``) and the batch buffers the
+compiled code writes features into. The Python work per step is three
+calls: the compiled select (one leaf from every searching game), the
+evaluator (one forward pass for the whole batch), the compiled expand and
+backup. Per-move work (start a search, read the root, play a move and keep
+the chosen subtree) is also here, called by the self-play engine or a GTP
+player once per move.
+
+Search parameters come from ``SearchParams``; what changes per search
+(visits, whether it is a full search with noise, forced playouts and root
+temperature) is set by ``start_search``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from zeroloop import features
+from zeroloop.go import board as B
+from zeroloop.search import puct, tree
+from zeroloop.search.evaluators import EvalOutput
+
+EvaluateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], EvalOutput]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Search constants (KataGo selfplay1.cfg values by default)."""
+
+    cpuct: float = 1.1
+    fpu_reduction: float = 0.2
+    root_fpu_reduction: float = 0.0
+    forced_playouts_coeff: float = 2.0
+    score_utility_factor: float = 0.1
+    dirichlet_alpha_total: float = 10.83
+    dirichlet_weight: float = 0.25
+    random_symmetry: bool = True
+
+    def array(self) -> np.ndarray:
+        p = np.zeros(tree.NUM_PARAMS)
+        p[tree.P_CPUCT] = self.cpuct
+        p[tree.P_FPU] = self.fpu_reduction
+        p[tree.P_FORCED_COEFF] = self.forced_playouts_coeff
+        p[tree.P_SCORE_FACTOR] = self.score_utility_factor
+        p[tree.P_ALPHA_TOTAL] = self.dirichlet_alpha_total
+        return p
+
+
+@dataclass
+class RootResult:
+    """A finished search's root: per child (moves are board policy indices)."""
+
+    moves: np.ndarray  # int, y*n+x or n*n for pass
+    visits: np.ndarray  # float64
+    priors: np.ndarray  # float64 (after root temperature and noise)
+    q: np.ndarray  # float64 mean utility, mover's view (0 where unvisited)
+    root_visits: int
+    root_wl: float  # mean win-loss, mover's view
+    root_score: float  # mean score, mover's view
+
+    def target(self, pruned: bool, cpuct: float) -> np.ndarray:
+        """Visit weights per child, policy-target pruned if asked."""
+        if not pruned or len(self.visits) == 0 or self.visits.sum() <= 0:
+            return self.visits.copy()
+        out = np.zeros_like(self.visits)
+        puct.prune_policy_target(self.priors, self.visits, self.q, cpuct, out)
+        return out
+
+
+class BatchSearch:
+    """Tree pools and batch buffers for num_games concurrent searches."""
+
+    def __init__(self, num_games: int, max_board_size: int, pos_len: int, max_visits: int,
+                 max_moves: int, params: SearchParams = SearchParams()):
+        if max_board_size > pos_len:
+            raise ValueError(f"board size {max_board_size} exceeds the net's pos_len {pos_len}")
+        self.num_games = num_games
+        self.max_board_size = max_board_size
+        self.pos_len = pos_len
+        self.params = params
+        self._params = params.array()
+        area = max_board_size * max_board_size + 1
+        self.node_cap = max_visits + 16
+        self.edge_cap = self.node_cap * area
+        g = num_games
+        blen = int(B.board_len(max_board_size))
+        self.boards = np.zeros((g, blen), dtype=np.int64)
+        self.hists = np.zeros((g, len(B.hist_new(max_moves + self.node_cap))), dtype=np.int64)
+        self.node_i = np.zeros((g, self.node_cap, tree.NODE_INTS), dtype=np.int32)
+        self.node_f = np.zeros((g, self.node_cap, tree.NODE_FLOATS), dtype=np.float64)
+        self.e_prior = np.zeros((g, self.edge_cap), dtype=np.float32)
+        self.e_move = np.zeros((g, self.edge_cap), dtype=np.int16)
+        self.e_child = np.zeros((g, self.edge_cap), dtype=np.int32)
+        self.game_i = np.zeros((g, tree.GAME_INTS), dtype=np.int64)
+        self.game_f = np.zeros((g, tree.GAME_FLOATS), dtype=np.float64)
+        self.perm, self.inv = tree.symmetry_tables(max_board_size)
+        # scratch for the compiled code
+        self._scratch_board = np.zeros(blen, dtype=np.int64)
+        self._tmp_planes = np.zeros((features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
+        self._own = np.zeros(max_board_size * max_board_size, dtype=np.int64)
+        self._slots = np.zeros(max_moves + self.node_cap + 2, dtype=np.int64)
+        self.spatial = np.zeros((g, features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
+        self.glob = np.zeros((g, features.NUM_GLOBAL), dtype=np.float32)
+        self.leaves = np.zeros((g, 4), dtype=np.int64)
+        self.counts = np.zeros(1, dtype=np.int64)  # [0]: visits that ended at a terminal position
+        self._s_ni = np.zeros((self.node_cap, tree.NODE_INTS), dtype=np.int32)
+        self._s_nf = np.zeros((self.node_cap, tree.NODE_FLOATS), dtype=np.float64)
+        self._s_prior = np.zeros(self.edge_cap, dtype=np.float32)
+        self._s_move = np.zeros(self.edge_cap, dtype=np.int16)
+        self._s_child = np.zeros(self.edge_cap, dtype=np.int32)
+        self._queue = np.zeros(self.node_cap, dtype=np.int32)
+        self._qparent = np.zeros(self.node_cap, dtype=np.int32)
+        self._children = max_board_size * max_board_size + 1
+
+    # --- per game ------------------------------------------------------------
+
+    def new_game(self, g: int, size: int, ko_code: int, multi_suicide: bool, komi: float, max_moves: int) -> None:
+        """Slot g starts an empty board of size with these rules and komi."""
+        b = self.boards[g]
+        b[:] = 0
+        B.init_board(b, size, ko_code, multi_suicide)
+        self.hists[g] = 0
+        B.record_position(b, self.hists[g], B.WHITE)
+        self.game_f[g, tree.G_KOMI] = komi
+        self.game_i[g, tree.G_MAX_MOVES] = max_moves
+        self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
+        self.game_i[g, tree.G_TARGET] = 0
+        self.game_i[g, tree.G_ACTIVE] = 1
+        tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+
+    def set_position(self, g: int, board: np.ndarray, hist: np.ndarray, to_move: int, komi: float,
+                     max_moves: int) -> None:
+        """Slot g searches a copy of a board array (any position, e.g. from GTP) with to_move to play.
+
+        hist is that board's superko table (any capacity): its positions are
+        re-inserted into the slot's own table.
+        """
+        n = int(board[B.H_SIZE])
+        blen = int(B.board_len(n))
+        if blen > self.boards.shape[1]:
+            raise ValueError(f"board size {n} is larger than this search's {self.max_board_size}")
+        keys = hist[hist != 0]
+        if 2 * (len(keys) + self.node_cap) + 64 > self.hists.shape[1]:
+            raise ValueError(f"{len(keys)} earlier positions do not fit this search's superko table")
+        b = self.boards[g]
+        b[:] = 0
+        b[:blen] = board[:blen]
+        b[B.H_TO_MOVE] = to_move
+        self.hists[g] = 0
+        for k in keys:
+            B.hist_add(self.hists[g], k)
+        self.game_f[g, tree.G_KOMI] = komi
+        self.game_i[g, tree.G_MAX_MOVES] = max_moves
+        self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
+        self.game_i[g, tree.G_TARGET] = 0
+        self.game_i[g, tree.G_ACTIVE] = 1
+        tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+
+    def release(self, g: int) -> None:
+        """Slot g holds no game (it is skipped by every step)."""
+        self.game_i[g, tree.G_ACTIVE] = 0
+        self.game_i[g, tree.G_TARGET] = 0
+
+    def is_active(self, g: int) -> bool:
+        return bool(self.game_i[g, tree.G_ACTIVE])
+
+    def board(self, g: int) -> np.ndarray:
+        """Slot g's board array (a view: do not modify)."""
+        n = int(self.boards[g, B.H_SIZE])
+        return self.boards[g, : B.board_len(n)]
+
+    def size(self, g: int) -> int:
+        return int(self.boards[g, B.H_SIZE])
+
+    def to_move(self, g: int) -> int:
+        return int(self.boards[g, B.H_TO_MOVE])
+
+    def root_visits(self, g: int) -> int:
+        return int(self.node_i[g, 0, tree.N_VISITS])
+
+    def start_search(self, g: int, visits: int, full: bool = False, root_temperature: float = 1.0,
+                     noise: bool = False) -> None:
+        """Search slot g's position until its root has `visits` visits.
+
+        full: forced playouts and the reduced root FPU; noise: Dirichlet
+        noise at the root; root_temperature: softens the root policy. The
+        root keeps the visits of the subtree reused from the last move.
+        """
+        gi = self.game_i[g]
+        gi[tree.G_TARGET] = min(max(1, visits), self.node_cap - 2)
+        gi[tree.G_FORCED] = 1 if full else 0
+        p = self.params
+        self.game_f[g, tree.G_ROOT_FPU] = p.root_fpu_reduction if noise else p.fpu_reduction
+        self.game_f[g, tree.G_ROOT_TEMP] = root_temperature
+        self.game_f[g, tree.G_NOISE_WEIGHT] = p.dirichlet_weight if noise else 0.0
+        prep = noise or root_temperature != 1.0
+        if prep and self.node_i[g, 0, tree.N_STATE] == tree.EXPANDED:
+            tree.prepare_root(self.node_i, self.e_prior, g, root_temperature, self.game_f[g, tree.G_NOISE_WEIGHT],
+                              p.dirichlet_alpha_total)
+            prep = False
+        gi[tree.G_ROOT_PREP] = 1 if prep else 0
+
+    def searching(self, g: int) -> bool:
+        return bool(self.game_i[g, tree.G_ACTIVE]) and self.root_visits(g) < self.game_i[g, tree.G_TARGET]
+
+    def root_result(self, g: int) -> RootResult:
+        c = self._children
+        moves = np.zeros(c, dtype=np.int64)
+        visits = np.zeros(c)
+        priors = np.zeros(c)
+        q = np.zeros(c)
+        colour = self.to_move(g)
+        k = tree.root_children(self.node_i, self.node_f, self.e_prior, self.e_move, self.e_child, g, colour,
+                               moves, visits, priors, q)
+        nv = self.root_visits(g)
+        sign = 1.0 if colour == B.BLACK else -1.0
+        nf = self.node_f[g, 0]
+        return RootResult(moves[:k], visits[:k], priors[:k], q[:k], nv,
+                          sign * nf[tree.N_WLSUM] / max(nv, 1), sign * nf[tree.N_SSUM] / max(nv, 1))
+
+    def play(self, g: int, move: int, reuse: bool = True) -> int:
+        """Play policy index move in slot g and keep its subtree; returns captures."""
+        b = self.boards[g]
+        c = int(b[B.H_TO_MOVE])
+        p = int(B.move_of_index(b, move))
+        if not B.is_legal(b, self.hists[g], p, c):
+            raise ValueError(f"illegal move index {move} in game slot {g}")
+        captured = int(B.play(b, self.hists[g], p, c))
+        if reuse:
+            tree.reroot(self.node_i, self.node_f, self.e_prior, self.e_move, self.e_child, self.game_i, g, move,
+                        self._s_ni, self._s_nf, self._s_prior, self._s_move, self._s_child, self._queue,
+                        self._qparent)
+        else:
+            tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+        return captured
+
+    def game_over(self, g: int) -> bool:
+        b = self.boards[g]
+        return b[B.H_PASSES] >= 2 or b[B.H_MOVE_NUM] >= self.game_i[g, tree.G_MAX_MOVES]
+
+    # --- per step --------------------------------------------------------------
+
+    @property
+    def terminal_visits(self) -> int:
+        """Visits so far that ended at a finished position (no evaluation)."""
+        return int(self.counts[0])
+
+    def step(self, evaluate: EvaluateFn) -> int:
+        """Select a leaf in every searching game, evaluate them in one batch, back up.
+
+        evaluate(spatial, glob, games) gets the batch rows' features and the
+        game slot of each row. Returns the batch size (0: nothing searching).
+        Visits made = the batch size + the change in terminal_visits.
+        """
+        k = tree.select_leaves(self.boards, self.hists, self.node_i, self.node_f, self.e_prior, self.e_move,
+                               self.e_child, self.game_i, self.game_f, self._params, self.perm,
+                               self._scratch_board, self._tmp_planes, self._own, self._slots, self.spatial,
+                               self.glob, self.leaves, self.counts)
+        if k == 0:
+            return 0
+        out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])
+        tree.expand_leaves(k, _c32(out.policy), _c32(out.value), _c32(out.score), self.leaves, self.boards, self.node_i, self.node_f,
+                           self.e_prior, self.e_move, self.game_i, self.game_f, self._params, self.inv)
+        return k
+
+
+def _c32(x: np.ndarray) -> np.ndarray:
+    # One compiled signature: C-contiguous float32 (a no-op for evaluator outputs).
+    return np.ascontiguousarray(x, dtype=np.float32)

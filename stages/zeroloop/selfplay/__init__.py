@@ -1,0 +1,1 @@
+"""The self-play stage: many games at once, batched search, training rows out."""

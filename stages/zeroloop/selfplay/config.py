@@ -1,0 +1,123 @@
+"""Self-play settings: one typed, documented, strictly checked config.
+
+Every key has a default and a doc string (``zeroloop.config.describe``
+prints them). Two packaged files hold the defaults for the two usual
+machines: ``configs/selfplay_cpu.toml`` (9x9, few visits) and
+``configs/selfplay_gpu.toml`` (19x19 plus smaller sizes weighted as
+KataGo's selfplay1.cfg). ``--config cpu`` or ``--config gpu`` names them;
+any other value is a path to a TOML or YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from zeroloop import config as cfg
+from zeroloop.errors import ConfigError
+from zeroloop.go import board as B
+from zeroloop.go.rules import KO_RULES, MAX_KOMI
+from zeroloop.search.batch import SearchParams
+
+PACKAGED = {"cpu": "selfplay_cpu.toml", "gpu": "selfplay_gpu.toml"}
+option = cfg.option
+
+
+@dataclass(frozen=True)
+class SelfplayConfig:
+    # games and boards
+    num_games: int = option(64, "games played at once; also the neural-net batch size", lo=1, hi=4096)
+    board_sizes: list[int] = option(None, "board sizes to play", factory=lambda: [9], lo=B.MIN_SIZE, hi=B.MAX_SIZE)
+    board_size_weights: list[float] = option(None, "relative frequency of each board size (same length)",
+                                             factory=lambda: [1.0], lo=0.0)
+    data_board_len: int = option(9, "board length of training rows (the trainer's pos_len); at least the "
+                                    "largest board size", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
+    max_moves_per_area: float = option(4.0, "a game ends after this many moves per board point (scored as is)",
+                                       lo=0.5, hi=20.0)
+    # rules and komi
+    ko_rules: list[str] = option(None, "ko rules to draw from uniformly", factory=lambda: ["positional"],
+                                 choices=tuple(KO_RULES))
+    multi_stone_suicide_prob: float = option(0.0, "probability that a game allows multi-stone suicide",
+                                             lo=0.0, hi=1.0)
+    komi_mean: float = option(7.0, "mean komi (area scoring)", lo=-MAX_KOMI, hi=MAX_KOMI)
+    komi_stdev: float = option(1.0, "standard deviation of the komi's random variation", lo=0.0, hi=50.0)
+    komi_big_stdev_prob: float = option(0.06, "probability of using komi_big_stdev instead", lo=0.0, hi=1.0)
+    komi_big_stdev: float = option(12.0, "the larger komi standard deviation", lo=0.0, hi=100.0)
+    # search budget (playout-cap randomisation)
+    max_visits: int = option(100, "visits of a full search (recorded as a training row)", lo=1, hi=100000)
+    cheap_visits: int = option(25, "visits of a cheap search (not recorded)", lo=1, hi=100000)
+    full_search_prob: float = option(0.25, "probability that a move gets a full search", lo=0.0, hi=1.0)
+    reuse_tree: bool = option(True, "keep the chosen move's subtree for the next search")
+    # search constants
+    cpuct: float = option(1.1, "PUCT exploration constant", lo=0.0, hi=100.0)
+    fpu_reduction: float = option(0.2, "first-play-urgency reduction below the root", lo=0.0, hi=2.0)
+    root_fpu_reduction: float = option(0.0, "first-play-urgency reduction at the root of a full search",
+                                       lo=0.0, hi=2.0)
+    forced_playouts_coeff: float = option(2.0, "forced playouts at the root of a full search: sqrt(k*P*N); 0 off",
+                                          lo=0.0, hi=100.0)
+    score_utility_factor: float = option(0.1, "weight of the atan-shaped score utility next to win/loss",
+                                         lo=0.0, hi=10.0)
+    dirichlet_alpha_total: float = option(10.83, "Dirichlet noise total concentration, spread over legal moves",
+                                          lo=1e-6, hi=10000.0)
+    dirichlet_weight: float = option(0.25, "weight of the root noise in a full search; 0 off", lo=0.0, hi=1.0)
+    random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
+    # temperatures
+    root_policy_temperature_early: float = option(1.25, "root policy softmax temperature at move 0 (full search)",
+                                                  lo=0.01, hi=100.0)
+    root_policy_temperature: float = option(1.1, "root policy temperature it decays to", lo=0.01, hi=100.0)
+    move_temperature_early: float = option(0.75, "move choice temperature at move 0", lo=0.0, hi=100.0)
+    move_temperature: float = option(0.15, "move choice temperature it decays to", lo=0.0, hi=100.0)
+    temperature_halflife: float = option(19.0, "temperature half-life in moves on 19x19 (scaled by "
+                                               "19/sqrt(area) on other sizes)", lo=0.01, hi=10000.0)
+    # output
+    max_rows_per_file: int = option(10000, "training rows per tdata file at most", lo=1, hi=10_000_000)
+    first_file_min_prop: float = option(0.15, "a writer's first file is capped at a random size in "
+                                              "[prop*max_rows_per_file, max_rows_per_file]", lo=0.0, hi=1.0)
+    write_sgfs: bool = option(True, "write each game's SGF under selfplay/<model>/sgfs")
+    model_poll_seconds: float = option(20.0, "how often to look for a newer model", lo=0.05, hi=86400.0)
+    log_every_seconds: float = option(60.0, "seconds between progress log lines", lo=0.1, hi=86400.0)
+
+    def __post_init__(self) -> None:
+        if len(self.board_size_weights) != len(self.board_sizes):
+            raise ConfigError(f"board_size_weights has {len(self.board_size_weights)} entries but board_sizes has "
+                              f"{len(self.board_sizes)}")
+        if not self.board_sizes:
+            raise ConfigError("board_sizes is empty")
+        if sum(self.board_size_weights) <= 0:
+            raise ConfigError("board_size_weights must have a positive entry")
+        if max(self.board_sizes) > self.data_board_len:
+            raise ConfigError(f"data_board_len {self.data_board_len} is smaller than board size "
+                              f"{max(self.board_sizes)}")
+        if not self.ko_rules:
+            raise ConfigError("ko_rules is empty")
+
+    @property
+    def max_board_size(self) -> int:
+        return max(self.board_sizes)
+
+    def max_moves(self, size: int) -> int:
+        return max(1, int(round(self.max_moves_per_area * size * size)))
+
+    def search_params(self) -> SearchParams:
+        return SearchParams(
+            cpuct=self.cpuct,
+            fpu_reduction=self.fpu_reduction,
+            root_fpu_reduction=self.root_fpu_reduction,
+            forced_playouts_coeff=self.forced_playouts_coeff,
+            score_utility_factor=self.score_utility_factor,
+            dirichlet_alpha_total=self.dirichlet_alpha_total,
+            dirichlet_weight=self.dirichlet_weight,
+            random_symmetry=self.random_symmetry,
+        )
+
+
+def packaged_path(name: str) -> Path:
+    return Path(str(resources.files("zeroloop") / "configs" / PACKAGED[name]))
+
+
+def load(path_or_name: str | None, overrides: dict | None = None) -> SelfplayConfig:
+    """The config from a file, a packaged name ('cpu', 'gpu'), or the defaults (None)."""
+    if path_or_name in PACKAGED:
+        path_or_name = str(packaged_path(path_or_name))
+    return cfg.load(SelfplayConfig, path_or_name, overrides)

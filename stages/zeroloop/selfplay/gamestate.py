@@ -1,0 +1,135 @@
+"""A self-play game in progress, as plain data, and the training rows it makes.
+
+``GameState`` holds everything a game needs beyond its search tree: rules,
+komi, the moves so far (policy indices: y*n+x, n*n for pass; Black moves
+first and colours alternate), and each recorded move's inputs and search
+target. Nothing here refers to the tree or the board arrays: the board is
+the replay of ``moves``, so a game can be written out and resumed later
+(issue 8) from this object alone.
+
+``build_rows`` turns a finished game into rows of ``zeroloop.rows`` (the
+one format shuffle and train read), with the final result, score and
+ownership from each row's mover's view, and the opponent's reply as the
+auxiliary policy target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zeroloop import features, rows
+from zeroloop.go import board as B
+from zeroloop.go.rules import Rules
+
+
+@dataclass
+class RecordedMove:
+    """One full-search move: the position's inputs and the search's target."""
+
+    turn: int  # moves played before this one
+    to_move: int  # B.BLACK or B.WHITE
+    planes: np.ndarray  # (NUM_SPATIAL, packed) uint8 at the data board length
+    glob: np.ndarray  # (NUM_GLOBAL,) float32
+    policy: np.ndarray  # (P*P+1,) float32, the pruned visit distribution, sums to 1
+    model: str = ""  # the model whose search made it ("": the game's model)
+
+
+@dataclass
+class GameState:
+    game_id: int
+    size: int
+    rules: Rules
+    max_moves: int
+    model: str
+    moves: list[int] = field(default_factory=list)
+    recorded: list[RecordedMove] = field(default_factory=list)
+    full_search: bool = False  # whether the current search is a full one
+
+    @property
+    def komi(self) -> float:
+        return self.rules.komi
+
+    @property
+    def turn(self) -> int:
+        return len(self.moves)
+
+
+def policy_index_to_data(move: int, size: int, pos_len: int) -> int:
+    """A board policy index (y*n+x, n*n pass) in the data layout (y*P+x, P*P pass)."""
+    if move == size * size:
+        return pos_len * pos_len
+    y, x = divmod(move, size)
+    return y * pos_len + x
+
+
+def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
+                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
+    """A row's inputs (encoded at pos_len) and its policy target from child weights."""
+    size = int(board[B.H_SIZE])
+    spatial, glob = features.encode(board, hist, komi, pos_len)
+    policy = np.zeros(pos_len * pos_len + 1, dtype=np.float32)
+    total = float(np.sum(weights))
+    for m, w in zip(moves, weights):
+        if w > 0:
+            policy[policy_index_to_data(int(m), size, pos_len)] = w / total
+    planes = rows.pack_planes(spatial[None])[0]
+    return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, policy, model)
+
+
+def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float,
+               pos_len: int) -> dict[str, np.ndarray]:
+    """Training rows of a finished game (one per recorded move).
+
+    ownership_black: (size, size) +1 Black's area, -1 White's, 0 neither;
+    score_black: Black's area minus White's minus komi.
+    """
+    n = len(state.recorded)
+    out = rows.empty(n, pos_len)
+    size = state.size
+    length = len(state.moves)
+    for i, rec in enumerate(state.recorded):
+        sign = 1 if rec.to_move == B.BLACK else -1
+        out["binaryInputNCHWPacked"][i] = rec.planes
+        out["globalInputNC"][i] = rec.glob
+        out["policyTargetsNCMove"][i, 0] = rec.policy
+        gt = out["globalTargetsNC"][i]
+        if rec.turn + 1 < length:
+            reply = state.moves[rec.turn + 1]
+            out["policyTargetsNCMove"][i, 1, policy_index_to_data(reply, size, pos_len)] = 1.0
+            gt[rows.GT_OPP_POLICY_WEIGHT] = 1.0
+        score = sign * score_black
+        gt[rows.GT_WIN] = 1.0 if score > 0 else 0.0
+        gt[rows.GT_LOSS] = 1.0 if score < 0 else 0.0
+        gt[rows.GT_DRAW] = 1.0 if score == 0 else 0.0
+        gt[rows.GT_SCORE] = score
+        gt[rows.GT_POLICY_WEIGHT] = 1.0
+        gt[rows.GT_ROW_WEIGHT] = 1.0
+        gt[rows.GT_OWNERSHIP_WEIGHT] = 1.0
+        out["valueTargetsNCHW"][i, 0, :size, :size] = (sign * ownership_black).astype(np.int8)
+        meta = out["metaNC"][i]
+        meta[rows.META_BOARD_SIZE] = size
+        meta[rows.META_TURN] = rec.turn
+        meta[rows.META_KOMI_X2] = int(round(state.komi * 2))
+        meta[rows.META_GAME_LENGTH] = length
+        meta[rows.META_TO_MOVE] = rec.to_move
+        meta[rows.META_VERSION] = rows.ROW_FORMAT_VERSION
+        out["gameIdN"][i] = state.game_id
+        out["modelN"][i] = (rec.model or state.model).encode()[: rows.MODEL_NAME_LEN]
+    return out
+
+
+def final_position(state: GameState, board: np.ndarray) -> tuple[np.ndarray, float]:
+    """(ownership from Black's view as (n, n) int8, Black's score with komi) of a board."""
+    n = state.size
+    own = np.zeros(n * n, dtype=np.int64)
+    diff = B.area_ownership(board.copy(), own)
+    return own.reshape(n, n).astype(np.int8), float(diff) - state.komi
+
+
+def result_string(score_black: float) -> str:
+    """SGF RE value: B+3.5, W+0.5, 0 for a draw."""
+    if score_black == 0:
+        return "0"
+    return f"{'B' if score_black > 0 else 'W'}+{abs(score_black):g}"

@@ -1,0 +1,87 @@
+"""`zeroloop selfplay`: play games with the newest model and write training rows.
+
+    zeroloop selfplay --output-dir BASEDIR/selfplay --models-dir BASEDIR/models \\
+        --config cpu|gpu|FILE [--max-games-total N] [--device auto|cpu|cuda[:N]] \\
+        [--metrics-port P] [--seed S] [--threads N]
+
+Writes ``<output-dir>/<model>/tdata/<hex>.npz`` (+ ``.json`` row count) and
+``<output-dir>/<model>/sgfs/<hex>.sgfs``. SIGTERM or SIGINT: start nothing
+new, drop the games in progress, write every finished game, exit 0.
+``--help-config`` prints every config key with its default and meaning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+
+import numpy as np
+
+from zeroloop import config as cfgmod
+from zeroloop import metrics, runtime
+from zeroloop.cliflags import add_common, flag
+from zeroloop.errors import UserError
+from zeroloop.selfplay import config as spconfig
+from zeroloop.selfplay.config import SelfplayConfig
+from zeroloop.selfplay.engine import SelfplayEngine
+from zeroloop.selfplay.models import ModelWatcher
+
+log = logging.getLogger("zeroloop.selfplay")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    flag(parser, "--output-dir", help="where games go: BASEDIR/selfplay (a path or fsspec URL)")
+    flag(parser, "--models-dir", help="where models come from: BASEDIR/models")
+    flag(parser, "--config", default="cpu",
+         help="self-play config: a TOML/YAML file, or 'cpu' / 'gpu' for the packaged defaults")
+    flag(parser, "--max-games-total", type=int, default=None,
+         help="start no game beyond this many; exit once they are written")
+    flag(parser, "--help-config", action="store_true", help="print every config key with its default and exit")
+    add_common(parser, device=True, metrics=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.help_config:
+        print(cfgmod.describe(SelfplayConfig), end="")
+        return 0
+    if not args.output_dir or not args.models_dir:
+        raise UserError("--output-dir and --models-dir are required")
+    if args.max_games_total is not None and args.max_games_total < 0:
+        raise UserError(f"--max-games-total {args.max_games_total}: must be at least 0")
+    config = spconfig.load(args.config)
+    stopping: list[str] = []
+
+    def stop(signum, _frame):
+        if not stopping:
+            log.info("%s: dropping games in progress, writing finished games", signal.Signals(signum).name)
+        stopping.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _play(args, config, lambda: bool(stopping))
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 0
+
+
+def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None:
+    threads = runtime.set_threads(args.threads)
+    seed = runtime.seed_everything(args.seed)
+    device = runtime.resolve_device(args.device)
+    from zeroloop.nn.modelfile import storage_at
+
+    out_storage, out_dir = storage_at(args.output_dir)
+    models_storage, models_dir = storage_at(args.models_dir)
+    out_storage.makedirs(out_dir)
+    rng = np.random.default_rng(seed)
+    watcher = ModelWatcher(models_storage, models_dir, device=device, max_batch=config.num_games,
+                           random_pos_len=config.data_board_len, max_board_size=config.max_board_size,
+                           poll_seconds=config.model_poll_seconds, seed=seed)
+    metrics.serve(args.metrics_port)
+    log.info("selfplay: %d games at once, boards %s, %d/%d visits (full p=%.2f), device %s, %d threads, seed %d",
+             config.num_games, config.board_sizes, config.max_visits, config.cheap_visits, config.full_search_prob,
+             device, threads, seed)
+    engine = SelfplayEngine(config, out_storage, out_dir, watcher, rng, args.max_games_total)
+    engine.run(should_stop)

@@ -1,0 +1,100 @@
+"""`zeroloop selfplay` as a process: writes files, picks up new models, stops cleanly on SIGTERM."""
+
+import glob
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conftest import cli, cli_env, run_cli
+from zeroloop import rows
+from zeroloop.nn.model import random_init_model
+from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+from zeroloop.selfplay.sgfs import parse_game_info
+
+CONFIG = """
+num_games = 8
+board_sizes = [5]
+board_size_weights = [1.0]
+data_board_len = 5
+max_visits = 8
+cheap_visits = 2
+full_search_prob = 0.5
+max_rows_per_file = 30
+max_moves_per_area = 3.0
+model_poll_seconds = 0.2
+log_every_seconds = 2.0
+"""
+
+
+def save(models: Path, name: str, seed: int) -> None:
+    net = random_init_model("b1c16", 5, seed=seed)
+    storage, path = storage_at(str(models / name))
+    save_model(storage, path, net, ModelInfo.for_model(net, name))
+
+
+def wait_for(pattern: str, proc: subprocess.Popen, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = glob.glob(pattern)
+        if found:
+            return found
+        if proc.poll() is not None:
+            raise AssertionError(f"selfplay exited early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"nothing matched {pattern} within {timeout} s: {proc.communicate()[1]}")
+
+
+def test_selfplay_writes_switches_model_and_stops_on_sigterm(tmp_path):
+    models, out = tmp_path / "models", tmp_path / "selfplay"
+    models.mkdir()
+    (tmp_path / "sp.toml").write_text(CONFIG)
+    save(models, "m1", 1)
+    proc = subprocess.Popen(cli("selfplay", "--output-dir", str(out), "--models-dir", str(models), "--config",
+                                str(tmp_path / "sp.toml"), "--seed", "3", "--threads", "1"),
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(str(out / "m1" / "tdata" / "*.npz"), proc, 120)
+        save(models, "m2", 2)  # newer: later games must use it
+        wait_for(str(out / "m2" / "tdata" / "*.npz"), proc, 60)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, log = proc.communicate(timeout=10)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, log
+    assert took < 10
+    assert "selfplay stopped" in log and "SIGTERM" in log
+    leftovers = [p for p in glob.glob(str(out / "**"), recursive=True) if ".tmp" in os.path.basename(p)]
+    assert leftovers == []
+    storage, _ = storage_at(str(out))
+    seen_games: dict[int, str] = {}
+    for model in ("m1", "m2"):
+        sgfs = [parse_game_info(line) for f in glob.glob(str(out / model / "sgfs" / "*.sgfs"))
+                for line in open(f).read().splitlines() if line]
+        for gid, _ in sgfs:
+            assert gid not in seen_games, f"game {gid} written twice"
+            seen_games[gid] = model
+        files = glob.glob(str(out / model / "tdata" / "*.npz"))
+        data = rows.concat([rows.read(storage, f, pos_len=5) for f in files])
+        assert all(rows.count_rows(storage, f) <= 30 for f in files)
+        assert set(data["modelN"].tolist()) == {model.encode()}
+        ids, counts = np.unique(data["gameIdN"], return_counts=True)
+        # Every finished game's rows are there, exactly as many as its SGF says, and nothing else.
+        assert {int(i): int(c) for i, c in zip(ids, counts)} == {gid: n for gid, n in sgfs if n}
+    assert "m2" in seen_games.values() and "m1" in seen_games.values()
+
+
+def test_selfplay_rejects_bad_config_with_the_key_named(tmp_path):
+    (tmp_path / "bad.toml").write_text("num_games = 4\nmax_visits = -3\n")
+    r = run_cli("selfplay", "--output-dir", str(tmp_path / "sp"), "--models-dir", str(tmp_path / "m"),
+                "--config", str(tmp_path / "bad.toml"), timeout=60)
+    assert r.returncode == 2
+    assert "max_visits" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "sp").exists()

@@ -1,0 +1,211 @@
+"""The self-play engine in process: rows as recorded, targets right, symmetries consistent, config checked."""
+
+import copy
+import glob
+import os
+
+import numpy as np
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from zeroloop import config as cfgmod
+from zeroloop import features, rows, symmetry
+from zeroloop.errors import ConfigError
+from zeroloop.go import board as B
+from zeroloop.go.game import Game
+from zeroloop.go.rules import Rules
+from zeroloop.search.evaluators import RandomEvaluator
+from zeroloop.selfplay import config as spconfig
+from zeroloop.selfplay.engine import SelfplayEngine
+from zeroloop.selfplay.models import FixedModel, LoadedModel
+from zeroloop.selfplay.sgfs import parse_game_info
+from zeroloop.storage import Storage
+
+SMALL = dict(num_games=4, board_sizes=[5], board_size_weights=[1.0], data_board_len=5, max_visits=12,
+             cheap_visits=3, full_search_prob=0.5, max_rows_per_file=40, max_moves_per_area=3.0)
+
+
+class RecordingEngine(SelfplayEngine):
+    """Keeps a copy of every finished game's state."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.finished = {}
+
+    def _finish_game(self, g):
+        state = self.slots[g]
+        self.finished[state.game_id] = copy.deepcopy(state)
+        super()._finish_game(g)
+
+
+def play(tmp_path, games, **overrides):
+    B.seed(5)
+    cfg = cfgmod.from_dict(spconfig.SelfplayConfig, {**SMALL, **overrides})
+    model = LoadedModel("rnd", RandomEvaluator(cfg.data_board_len, seed=1))
+    engine = RecordingEngine(cfg, Storage(LocalFileSystem()), str(tmp_path / "selfplay"), FixedModel(model),
+                             np.random.default_rng(2), max_games_total=games)
+    engine.run()
+    return engine
+
+
+def read_all(tmp_path, model="rnd"):
+    storage = Storage(LocalFileSystem())
+    files = sorted(glob.glob(str(tmp_path / "selfplay" / model / "tdata" / "*.npz")))
+    data = rows.concat([rows.read(storage, f) for f in files]) if files else None
+    sgf_lines = [line for f in glob.glob(str(tmp_path / "selfplay" / model / "sgfs" / "*.sgfs"))
+                 for line in open(f).read().splitlines() if line]
+    return files, data, sgf_lines
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("selfplay")
+    engine = play(tmp, 6)
+    return tmp, engine
+
+
+def row_order(data, gid, state):
+    """Row indices of a game's rows, in the order of its recorded moves (files are read in any order)."""
+    idx = np.flatnonzero(data["gameIdN"] == gid)
+    by_turn = {int(data["metaNC"][i, rows.META_TURN]): int(i) for i in idx}
+    assert len(by_turn) == len(idx) == len(state.recorded)
+    return [by_turn[rec.turn] for rec in state.recorded]
+
+
+def replay(state, upto=None):
+    game = Game(state.size, Rules(state.rules.ko_rule, state.rules.multi_stone_suicide, state.komi),
+                max_moves=state.max_moves)
+    n = state.size
+    for i, m in enumerate(state.moves[:upto]):
+        game.play(B.BLACK if i % 2 == 0 else B.WHITE, None if m == n * n else (m % n, m // n))
+    return game
+
+
+def test_max_games_total_games_each_written_once(played):
+    tmp, engine = played
+    files, data, sgf_lines = read_all(tmp)
+    assert engine.counters.games_started == 6 and engine.counters.games_finished == 6
+    infos = [parse_game_info(line) for line in sgf_lines]
+    assert sorted(i[0] for i in infos) == sorted(engine.finished)  # each game's SGF exactly once
+    ids, counts = np.unique(data["gameIdN"], return_counts=True)
+    assert {int(i): int(c) for i, c in zip(ids, counts)} == {gid: n for gid, n in infos if n}
+    assert all(rows.count_rows(Storage(LocalFileSystem()), f) <= 40 for f in files)
+    assert not [f for f in os.listdir(tmp / "selfplay" / "rnd" / "tdata") if ".tmp" in f]
+
+
+def test_rows_read_back_equal_what_was_recorded(played):
+    tmp, engine = played
+    _, data, _ = read_all(tmp)
+    assert len(data["gameIdN"]) == sum(len(s.recorded) for s in engine.finished.values()) > 0
+    for gid, state in engine.finished.items():
+        idx = row_order(data, gid, state)
+        final = replay(state)
+        assert final.is_over
+        score_black = final.score()
+        own_black = final.ownership()
+        for i, rec in zip(idx, state.recorded):
+            assert np.array_equal(data["binaryInputNCHWPacked"][i], rec.planes)
+            assert np.array_equal(data["globalInputNC"][i], rec.glob)
+            assert np.array_equal(data["policyTargetsNCMove"][i, 0], rec.policy)
+            assert data["policyTargetsNCMove"][i, 0].sum() == pytest.approx(1.0)
+            # The recorded inputs are the features of the position before that move.
+            pos = replay(state, rec.turn)
+            spatial, glb = features.encode(pos.board, pos.hist, state.komi, 5)
+            assert np.array_equal(rows.unpack_planes(data["binaryInputNCHWPacked"][i:i + 1], 5)[0], spatial)
+            sign = 1 if rec.to_move == B.BLACK else -1
+            gt = data["globalTargetsNC"][i]
+            assert gt[rows.GT_SCORE] == pytest.approx(sign * score_black)
+            assert gt[rows.GT_WIN] == (sign * score_black > 0) and gt[rows.GT_LOSS] == (sign * score_black < 0)
+            assert np.array_equal(data["valueTargetsNCHW"][i, 0], sign * own_black)
+            if rec.turn + 1 < len(state.moves):
+                nxt = state.moves[rec.turn + 1]
+                assert data["policyTargetsNCMove"][i, 1, nxt] == 1.0 and gt[rows.GT_OPP_POLICY_WEIGHT] == 1.0
+            else:
+                assert not data["policyTargetsNCMove"][i, 1].any() and gt[rows.GT_OPP_POLICY_WEIGHT] == 0.0
+            meta = data["metaNC"][i]
+            assert tuple(meta) == (5, rec.turn, round(state.komi * 2), len(state.moves), rec.to_move,
+                                   rows.ROW_FORMAT_VERSION)
+            assert data["modelN"][i] == b"rnd"
+            # Policy mass only on moves that were legal there.
+            legal = np.zeros(26, dtype=np.int64)
+            B.legal_mask(pos.board, pos.hist, rec.to_move, legal)
+            assert np.all(legal[data["policyTargetsNCMove"][i, 0] > 0] == 1)
+
+
+def test_symmetry_applied_to_a_row_is_the_row_of_the_symmetric_game(played):
+    tmp, engine = played
+    _, data, _ = read_all(tmp)
+    gid, state = next((g, s) for g, s in engine.finished.items() if len(s.recorded) >= 2)
+    n = state.size
+    idx = row_order(data, gid, state)
+    for sym in range(1, 8):
+        perm = symmetry.index_map(sym, n)
+        inv = np.argsort(perm)  # original index -> transformed index
+        mirrored = copy.deepcopy(state)
+        mirrored.moves = [int(inv[m]) for m in state.moves]
+        final = replay(mirrored)
+        for i, rec in zip(idx, state.recorded):
+            planes = rows.unpack_planes(data["binaryInputNCHWPacked"][i:i + 1], n)[0]
+            pos = replay(mirrored, rec.turn)
+            spatial, glb = features.encode(pos.board, pos.hist, state.komi, n)
+            assert np.array_equal(symmetry.apply_planes(planes, sym), spatial)
+            assert np.array_equal(glb, data["globalInputNC"][i])
+            policy = symmetry.apply_policy(data["policyTargetsNCMove"][i], sym, n)
+            legal = np.zeros(n * n + 1, dtype=np.int64)
+            B.legal_mask(pos.board, pos.hist, rec.to_move, legal)
+            assert np.all(legal[policy[0] > 0] == 1)
+            if rec.turn + 1 < len(state.moves):
+                assert policy[1, mirrored.moves[rec.turn + 1]] == 1.0
+            sign = 1 if rec.to_move == B.BLACK else -1
+            own = symmetry.apply_planes(data["valueTargetsNCHW"][i, 0], sym)
+            assert np.array_equal(own, sign * final.ownership())
+
+
+def test_bad_config_keys_and_values_are_named(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("num_games = 4\nmax_vists = 10\n")
+    with pytest.raises(ConfigError, match="max_vists"):
+        spconfig.load(str(bad))
+    bad.write_text("board_sizes = [9, 25]\nboard_size_weights = [1, 1]\n")
+    with pytest.raises(ConfigError, match=r"board_sizes\[?.*25.*maximum"):
+        spconfig.load(str(bad))
+    bad.write_text("board_sizes = [9, 7]\nboard_size_weights = [1]\n")
+    with pytest.raises(ConfigError, match="board_size_weights"):
+        spconfig.load(str(bad))
+    bad.write_text('full_search_prob = "often"\n')
+    with pytest.raises(ConfigError, match="full_search_prob"):
+        spconfig.load(str(bad))
+    bad.write_text('ko_rules = ["japanese"]\n')
+    with pytest.raises(ConfigError, match="ko_rules"):
+        spconfig.load(str(bad))
+    yaml_cfg = tmp_path / "ok.yaml"
+    yaml_cfg.write_text("num_games: 3\nboard_sizes: [7]\nboard_size_weights: [2]\ndata_board_len: 9\n")
+    assert spconfig.load(str(yaml_cfg)).num_games == 3
+
+
+def test_packaged_configs_load_and_document_every_key():
+    cpu, gpu = spconfig.load("cpu"), spconfig.load("gpu")
+    assert cpu.board_sizes == [9] and cpu.data_board_len == 9
+    assert gpu.max_board_size == 19 and gpu.data_board_len == 19 and len(gpu.board_sizes) == 13
+    text = cfgmod.describe(spconfig.SelfplayConfig)
+    for name in spconfig.SelfplayConfig.__dataclass_fields__:
+        assert f"\n{name} = " in "\n" + text
+    assert "# \n" not in text  # every key has a doc line
+
+
+def test_mixed_board_sizes_are_padded_top_left(tmp_path):
+    engine = play(tmp_path, 6, board_sizes=[5, 7], board_size_weights=[1.0, 1.0], data_board_len=7,
+                  max_moves_per_area=1.0, reuse_tree=False)
+    _, data, _ = read_all(tmp_path)
+    sizes = data["metaNC"][:, rows.META_BOARD_SIZE]
+    assert set(sizes.tolist()) == {5, 7}
+    planes = rows.unpack_planes(data["binaryInputNCHWPacked"], 7)
+    for i, n in enumerate(sizes):
+        mask = np.zeros((7, 7))
+        mask[:n, :n] = 1
+        assert np.array_equal(planes[i, 0], mask)
+        assert not data["valueTargetsNCHW"][i, 0][mask == 0].any()
+        board_part = data["policyTargetsNCMove"][i, 0, :49].reshape(7, 7)
+        assert not board_part[mask == 0].any()
+        assert data["metaNC"][i, rows.META_GAME_LENGTH] <= n * n  # max_moves_per_area = 1
+    assert engine.counters.games_finished == 6
