@@ -4,7 +4,8 @@ Everything the hot loops (random playouts, MCTS descent, feature encoding)
 touch lives in a single array per board, so a board is copied with one
 memcpy and a batch of boards is a 2-D array. The layout:
 
-    [header | colour | head | next | libs | size | mark]   each area (n+2)**2
+    [header | colour | head | next | libs | size | mark | removed]
+                                            each area (n+2)**2
 
 Points are indices into an (n+2) x (n+2) grid whose border is WALL, so the
 four neighbours of p are p-1, p+1, p-stride, p+stride with no bounds tests.
@@ -73,7 +74,7 @@ def area_len(n):
 @njit(cache=True)
 def board_len(n):
     """Length of the array holding a board of size n."""
-    return HEADER + 6 * area_len(n)
+    return HEADER + 7 * area_len(n)
 
 
 @njit(cache=True, inline="always")
@@ -99,6 +100,12 @@ def _gsize(b):
 @njit(cache=True, inline="always")
 def _mark(b):
     return HEADER + 5 * area_len(b[H_SIZE])
+
+
+@njit(cache=True, inline="always")
+def _removed(b):
+    # Bit (1 << colour) set where a stone of that colour was ever taken off.
+    return HEADER + 6 * area_len(b[H_SIZE])
 
 
 @njit(cache=True)
@@ -280,6 +287,10 @@ def is_legal(b, t, p, c):
         return False
     if ko_rule == KO_SIMPLE:
         return True
+    # A placed stone can recreate an earlier position only where a stone of
+    # its colour once stood and was taken off: skip the lookup elsewhere.
+    if not suicide and (b[_removed(b) + p] & (1 << c)) == 0:
+        return True
     return not hist_contains(t, position_key(b, _hash_after(b, p, c, suicide), c))
 
 
@@ -378,6 +389,7 @@ def _remove_group(b, head):
     hd = _head(b)
     nx = _next(b)
     lb = _libs(b)
+    rm = _removed(b)
     s = b[H_STRIDE]
     col = b[co + head]
     other = 3 - col
@@ -387,6 +399,7 @@ def _remove_group(b, head):
         nxt = b[nx + p]
         b[co + p] = EMPTY
         b[hd + p] = 0
+        b[rm + p] |= 1 << col
         b[H_HASH] ^= ZOBRIST[col, p]
         count += 1
         # p becomes a liberty of each distinct adjacent enemy group.
