@@ -5,8 +5,11 @@
         [--metrics-port P] [--seed S] [--threads N]
 
 Writes ``<output-dir>/<model>/tdata/<hex>.npz`` (+ ``.json`` row count) and
-``<output-dir>/<model>/sgfs/<hex>.sgfs``. SIGTERM or SIGINT: start nothing
-new, drop the games in progress, write every finished game, exit 0.
+``<output-dir>/<model>/sgfs/<hex>.sgfs``. Games in progress are saved under
+``<output-dir>/<model>/inprogress/`` every ``inprogress_save_seconds`` and
+at a stop, and a starting process adopts and finishes them
+(``zeroloop.selfplay.inprogress``). SIGTERM or SIGINT: start nothing new,
+write every finished game, save the games in progress, exit 0.
 ``--help-config`` prints every config key with its default and meaning.
 """
 
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     def stop(signum, _frame):
         if not stopping:
-            log.info("%s: dropping games in progress, writing finished games", signal.Signals(signum).name)
+            log.info("%s: writing finished games, %s games in progress", signal.Signals(signum).name,
+                     "saving" if config.save_games_in_progress else "dropping")
         stopping.append(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
