@@ -24,10 +24,12 @@ replayed on a fresh board and continues with the current model (a switch
 the rows and SGF record); the search tree is not saved, so a resumed move
 starts a fresh search.
 
-Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, writes every
-finished game, saves the games in progress and lets their files go for
-adoption (with ``save_games_in_progress = false`` it drops them, as KataGo
-does); ``max_games_total`` starts no new game beyond that many (adopted
+Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, lets the
+searches in progress reach their moves (for at most
+``inprogress_stop_search_seconds``: a search's visits are otherwise lost, as
+the tree is not saved), writes every finished game, saves the games in
+progress and lets their files go for adoption (with
+``save_games_in_progress = false`` it drops them at once, as KataGo does); ``max_games_total`` starts no new game beyond that many (adopted
 games are finished too) and returns once they are all written.
 """
 
@@ -199,6 +201,8 @@ class SelfplayEngine:
                          100 * self._fill)
                 last = (now, c.nn_evals, c.visits)
                 next_log = now + self.cfg.log_every_seconds
+        self.stop_requested = True
+        self._finish_searches()
         self.shutdown()
         return c
 
@@ -366,6 +370,8 @@ class SelfplayEngine:
         self.counters.moves += 1
         if s.game_over(g):
             self._finish_game(g)
+        elif self.stop_requested:
+            s.release(g)  # stopping: the game waits at this position to be saved
         else:
             self._start_search(g)
 
@@ -451,6 +457,18 @@ class SelfplayEngine:
         if largest > c.max_board_size:
             return f"it has {largest}x{largest} games, this config plays at most {c.max_board_size}x{c.max_board_size}"
         return None
+
+    def _finish_searches(self) -> None:
+        """Stopping: step until every search in progress has made its move, or the time is up."""
+        budget = self.cfg.inprogress_stop_search_seconds
+        if self.saved is None or budget <= 0:
+            return
+        t0 = time.monotonic()
+        moves = self.counters.moves
+        while time.monotonic() - t0 < budget and self.step():
+            pass
+        log.info("stopping: searches in progress made %d moves in %.2f s", self.counters.moves - moves,
+                 time.monotonic() - t0)
 
     def shutdown(self) -> None:
         """Write every finished game; save the games in progress for adoption (or drop them)."""

@@ -16,7 +16,7 @@ Publishing is two steps so that saved games stay exact across a crash
 records on each queued game which of its rows (and its SGF) go to which
 file; the caller may save the queue with those names; ``write`` then
 publishes the planned files and drops the games that are fully written.
-``flush`` and ``publish_due`` do both steps at once.
+``flush`` does both steps at once.
 """
 
 from __future__ import annotations
@@ -91,21 +91,12 @@ class TdataWriter:
         return self.pending_rows >= self._cap
 
     def add(self, game: PendingGame) -> None:
-        """Queue a finished game (publish with publish_due, plan/write or flush)."""
+        """Queue a finished game (published by plan and write, or flush)."""
         if not self.write_sgfs:
             game.sgf = None
         self.games_written += 1
         if not game.written:
             self.queue.append(game)
-
-    def add_game(self, game_rows: dict[str, np.ndarray], sgf_line: str | None) -> None:
-        """Queue a finished game's rows and SGF; publish files that fill up."""
-        gid = int(game_rows["gameIdN"][0]) if len(game_rows["gameIdN"]) else 0
-        self.add(PendingGame(gid, self.model, game_rows, sgf_line))
-        self.publish_due()
-
-    def publish_due(self) -> None:
-        self.write(self.plan(everything=False))
 
     def flush(self) -> None:
         """Publish everything queued (rows and SGFs)."""
