@@ -9,6 +9,11 @@ each run for ``--duration`` seconds of wall time:
    started and the next one starts as soon as it has exited, until the same
    wall time is over (restart costs count against it).
 
+The two runs go side by side, each with half the threads (``--threads``,
+default the usable CPUs), so that load from other processes on a shared
+machine hits both alike; ``--sequential`` runs them one after the other
+with all the threads (a dedicated machine, one GPU).
+
 Both write every finished game and save their games in progress when
 stopped. The rows a run recorded are those in tdata plus those recorded in
 the games saved at its end (the next process finishes those games with the
@@ -62,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--net", default="b6c96", help="net size of the model in models/ (random weights)")
     parser.add_argument("--compare-drop", action="store_true",
                         help="also run the interrupted case dropping games in progress (KataGo's behaviour)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="run the cases one after the other with all threads (default: side by side)")
     parser.add_argument("--save-games", type=int, default=256, help="games in progress for the save timing")
     parser.add_argument("--save-board-size", type=int, default=19)
     parser.add_argument("--save-moves", type=int, default=150, help="mean moves played so far per saved game")
@@ -140,6 +147,33 @@ def _run(base: Path, config: Path, models: Path, duration: float, period: float 
             time.sleep(0.05)
         p.stop_s = p.stop()
     return procs
+
+
+def _run_cases(root: Path, cases: dict, models: Path, duration: float, threads: int, seed: int, device: str,
+               sequential: bool) -> dict[str, list[_Proc]]:
+    """Each case (name -> (config, period)) on its own BASEDIR, one after another or side by side."""
+    out: dict[str, list[_Proc]] = {}
+    errors: list[BaseException] = []
+
+    def one(name: str) -> None:
+        try:
+            config, period = cases[name]
+            out[name] = _run(root / name, config, models, duration, period, threads, seed, device)
+        except BaseException as e:  # reported from the main thread
+            errors.append(e)
+
+    if sequential:
+        for name in cases:
+            one(name)
+    else:
+        workers = [threading.Thread(target=one, args=(name,)) for name in cases]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 def _recorded_rows(base: Path) -> tuple[int, int]:
@@ -254,8 +288,13 @@ def measure(args: argparse.Namespace) -> dict:
 
         # Fill numba's cache (and the page cache) as a node's earlier pods would have: unmeasured.
         _run(root / "warm", config, models, min(20.0, args.duration), None, threads, seed, device)
-        steady = _run(root / "steady", config, models, args.duration, None, threads, seed, device)
-        restarted = _run(root / "restarted", config, models, args.duration, args.period, threads, seed, device)
+        cases = {"steady": (config, None), "restarted": (config, args.period)}
+        if args.compare_drop:
+            cases["dropping"] = (drop, args.period)
+        each = threads if args.sequential else max(1, threads // len(cases))
+        procs = _run_cases(root, cases, models, args.duration, each, seed, device, args.sequential)
+        steady, restarted = procs["steady"], procs["restarted"]
+        out["threads_per_run"] = each
         w1, s1 = _recorded_rows(root / "steady")
         w2, s2 = _recorded_rows(root / "restarted")
         out.update({
@@ -266,10 +305,9 @@ def measure(args: argparse.Namespace) -> dict:
             "restarts": len(restarted) - 1,
         })
         if args.compare_drop:
-            dropping = _run(root / "dropping", drop, models, args.duration, args.period, threads, seed, device)
             w3, _ = _recorded_rows(root / "dropping")
             out.update({"rows_dropping": w3, "ratio_dropping": round(w3 / max(w1 + s1, 1), 3),
-                        "restarts_dropping": len(dropping) - 1})
+                        "restarts_dropping": len(procs["dropping"]) - 1})
         later = restarted[1:] or restarted
         out.update({
             "start_to_first_step_s": _median([p.at("first search step") for p in later]),
