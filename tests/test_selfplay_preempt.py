@@ -156,7 +156,7 @@ def test_sigterm_saves_games_in_progress_and_a_restart_finishes_each_exactly_onc
 
 def test_two_processes_racing_adopt_each_saved_game_exactly_once(tmp_path):
     (tmp_path / "models").mkdir()
-    (tmp_path / "sp.toml").write_text(toml(num_games=4))
+    (tmp_path / "sp.toml").write_text(toml(num_games=4, inprogress_stale_seconds=60.0))  # live ones stay theirs
     folder = tmp_path / "selfplay" / "rnd" / "inprogress"
     folder.mkdir(parents=True)
     for seed in range(5):  # five batches of four saved games, each from its own process
@@ -313,19 +313,21 @@ def test_a_crash_around_a_tdata_publish_writes_each_finished_game_once(tmp_path)
 
 
 def test_a_process_whose_batch_was_adopted_drops_those_games(tmp_path):
-    engine = _engine(tmp_path, _config(), 5)
-    for _ in range(10):
+    engine = _engine(tmp_path, _config(max_rows_per_file=10_000), 5)
+    while not engine.writers["rnd"].queue:  # finished games waiting to be written, and games in progress
         engine.tick()
     engine.save_games()
     [live] = saved_files(tmp_path)
     os.utime(live, (time.time() - 60, time.time() - 60))  # looks dead to the others
     other = SavedGames(STORAGE, str(tmp_path / "selfplay"), 5, stale_seconds=1.0, max_age_seconds=3600)
     [snap] = other.claim(100, lambda h: None)
-    taken = {g.game_id for g in snap.playing}
-    assert taken and taken <= {s.game_id for s in engine.slots if s is not None}
+    taken = set(snap.game_ids)
+    assert snap.pending and taken <= {s.game_id for s in engine.slots if s is not None} | {
+        p.game_id for p in engine.writers["rnd"].queue}
     engine.tick()
-    report = engine.save_games()
-    assert report.stolen and not taken & {s.game_id for s in engine.slots if s is not None}
+    engine._publish(everything=True)  # its save finds the batch gone: nothing of it is written here
+    assert not glob.glob(str(tmp_path / "selfplay" / "rnd" / "tdata" / "*.npz"))
+    assert not taken & {s.game_id for s in engine.slots if s is not None}
     for _ in range(5):  # it plays on with new games in a new batch file
         engine.tick()
     engine.save_games()

@@ -165,8 +165,11 @@ class SelfplayEngine:
         plans = [(w, p) for w, p in plans if p]
         if not plans:
             return
-        if self.saved is not None:
-            self.save_games()  # an adopter after a crash skips the rows of files that exist
+        if self.saved is not None and self.save_games().stolen:  # the save names the files about to appear
+            for w, _ in plans:
+                w.unplan()  # games of a batch adopted elsewhere were dropped from the queues: plan again
+            self._publish(everything, names)
+            return
         for w, p in plans:
             w.write(p)
 

@@ -131,6 +131,11 @@ class TdataWriter:
             self._cap = cap
         return plans
 
+    def unplan(self) -> None:
+        """Forget plans that will not be written."""
+        for g in self.queue:
+            g.pieces, g.sgf_file = [], None
+
     def write(self, plans: list[FilePlan]) -> None:
         """Publish planned files, then forget what they hold."""
         done: dict[int, int] = {}  # id(game) -> rows published from its front
