@@ -294,7 +294,7 @@ def test_a_crash_around_a_tdata_publish_writes_each_finished_game_once(tmp_path)
     """Saved before the publish (files named) and killed after it, or before it: no row twice or lost."""
     for published in (True, False):
         base = tmp_path / str(published)
-        engine = _engine(base, _config(max_rows_per_file=10_000), 3)
+        engine = _engine(base, _config(max_rows_per_file=10_000, full_search_prob=0.5), 3)
         while sum(len(w.queue) for w in engine.writers.values()) < 3:
             engine.tick()
         writer = engine.writers["rnd"]
@@ -303,9 +303,14 @@ def test_a_crash_around_a_tdata_publish_writes_each_finished_game_once(tmp_path)
         engine.save_games()  # the write-ahead save, as _publish does
         if published:
             writer.write(plans)
+        kinds = {g.game_id: g.full_search for snap in read_saved(base) for g in snap.playing}
+        assert set(kinds.values()) == {True, False}
         for p in glob.glob(str(base / "selfplay" / "*" / "inprogress" / "*")):  # the process is gone
             os.utime(p, (time.time() - 60, time.time() - 60))
         adopter = _engine(base, _config(), 4, games=0)
+        adopter.tick()
+        # Each resumed game redoes the kind of search (full or cheap) it was in when saved.
+        assert {s.game_id: s.full_search for s in adopter.slots if s is not None} == kinds
         adopter.run()
         per_game = rows_per_game(tdata(base))
         for gid, n in expected.items():
@@ -343,6 +348,8 @@ def test_snapshot_round_trip_and_checks(tmp_path):
     again = snapshot.decode(snapshot.encode(snap), "again")
     assert [(g.game_id, g.moves, g.rules, g.max_moves, len(g.recorded)) for g in again.playing] == [
         (g.game_id, g.moves, g.rules, g.max_moves, len(g.recorded)) for g in snap.playing]
+    snap.playing[0].full_search, snap.playing[1].full_search = True, False
+    assert [g.full_search for g in snapshot.decode(snapshot.encode(snap), "kinds").playing[:2]] == [True, False]
     bad = snap.playing[0]
     bad.moves.append(5 * 5 + 1)  # off the board
     with pytest.raises(snapshot.SnapshotError, match="off its 5x5 board"):

@@ -23,6 +23,8 @@ games finish in waves). KataGo drops the games in progress at every stop;
 ``--compare-drop`` runs 2 again with ``save_games_in_progress = false`` to
 show what that costs (``ratio_dropping``).
 
+``evals_ratio`` (NN evaluations of run 2 over run 1) and the rows per 1000
+evaluations of each tell the machine time a run got from the work it kept.
 Restart overhead comes from the interrupted run's processes: process start
 to the first search step (``start_to_first_step_s``: interpreter and
 imports, then the model load, then adopting and replaying the saved games,
@@ -264,7 +266,19 @@ def _save_timing(args: argparse.Namespace) -> dict:
 # --- the benchmark ----------------------------------------------------------------------
 
 
+def _check(args: argparse.Namespace) -> None:
+    from zeroloop.errors import UserError
+    from zeroloop.go import board as B
+
+    if not args.duration > 0 or not 0 < args.period < args.duration:
+        raise UserError(f"--duration {args.duration:g} and --period {args.period:g}: need 0 < period < duration")
+    if args.save_games < 1 or args.save_moves < 0 or not B.MIN_SIZE <= args.save_board_size <= B.MAX_SIZE:
+        raise UserError(f"--save-games {args.save_games}, --save-moves {args.save_moves}, --save-board-size "
+                        f"{args.save_board_size}: need at least 1 game, 0 moves, a size {B.MIN_SIZE}..{B.MAX_SIZE}")
+
+
 def measure(args: argparse.Namespace) -> dict:
+    _check(args)
     threads = args.threads or runtime.cpu_count()
     seed = args.seed if args.seed is not None else 1
     device = args.device or "auto"
@@ -297,12 +311,18 @@ def measure(args: argparse.Namespace) -> dict:
         out["threads_per_run"] = each
         w1, s1 = _recorded_rows(root / "steady")
         w2, s2 = _recorded_rows(root / "restarted")
+        evals = {name: sum(p.number(r"tdata files\), (\d+) NN evals,") or 0 for p in ps) for name, ps in procs.items()}
         out.update({
             "rows_uninterrupted": w1 + s1, "rows_interrupted": w2 + s2,
             "ratio": round((w2 + s2) / max(w1 + s1, 1), 3),
             "rows_written_uninterrupted": w1, "rows_written_interrupted": w2,
             "ratio_written": round(w2 / max(w1, 1), 3),
             "restarts": len(restarted) - 1,
+            # What each run got of the machine, and how many rows it made of it.
+            "nn_evals_uninterrupted": evals["steady"], "nn_evals_interrupted": evals["restarted"],
+            "evals_ratio": round(evals["restarted"] / max(evals["steady"], 1), 3),
+            "rows_per_1k_evals_uninterrupted": round(1000 * (w1 + s1) / max(evals["steady"], 1), 2),
+            "rows_per_1k_evals_interrupted": round(1000 * (w2 + s2) / max(evals["restarted"], 1), 2),
         })
         if args.compare_drop:
             w3, _ = _recorded_rows(root / "dropping")

@@ -325,7 +325,7 @@ class SelfplayEngine:
         if self.search.game_over(g):
             self._finish_game(g)
         else:
-            self._start_search(g)
+            self._start_search(g, state.full_search)  # the kind of search the stop cut short
         return True
 
     def _unplayable(self, batch: str, state: gs.GameState, reason: str) -> bool:
@@ -339,10 +339,12 @@ class SelfplayEngine:
         komi = c.komi_mean + self.rng.normal() * stdev
         return float(min(MAX_KOMI, max(-MAX_KOMI, round(komi * 2) / 2)))
 
-    def _start_search(self, g: int) -> None:
+    def _start_search(self, g: int, full: bool | None = None) -> None:
+        """Start game g's next search: full or cheap as given, else drawn (playout-cap randomisation)."""
         c = self.cfg
         state = self.slots[g]
-        full = bool(self.rng.random() < c.full_search_prob)
+        if full is None:
+            full = bool(self.rng.random() < c.full_search_prob)
         if full:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
@@ -375,6 +377,7 @@ class SelfplayEngine:
             self._finish_game(g)
         elif self.stop_requested:
             s.release(g)  # stopping: the game waits at this position to be saved
+            state.full_search = None  # its next search is drawn when it resumes
         else:
             self._start_search(g)
 
@@ -496,8 +499,8 @@ class SelfplayEngine:
         self.adopted.clear()
         self._m_in_progress.set(0)
         c = self.counters
-        log.info("selfplay stopped: %d games written (%d rows, %d tdata files), %s; stop took %.2f s",
-                 c.games_finished, c.rows, self.files_written, what, time.perf_counter() - t0)
+        log.info("selfplay stopped: %d games written (%d rows, %d tdata files), %d NN evals, %s; stop took %.2f s",
+                 c.games_finished, c.rows, self.files_written, c.nn_evals, what, time.perf_counter() - t0)
 
     @property
     def files_written(self) -> int:

@@ -49,7 +49,10 @@ class GameState:
     moves: list[int] = field(default_factory=list)
     recorded: list[RecordedMove] = field(default_factory=list)
     switches: list[tuple[int, str]] = field(default_factory=list)  # (turn, model) where another model took over
-    full_search: bool = False  # whether the current search is a full one
+    # Whether the search in progress is a full one (None: no search drawn yet). Saved with the game: a
+    # resumed game redoes the same kind of search, or stopping would favour cheap ones (full searches
+    # take longer, so a stop finds most games in one) and record fewer rows.
+    full_search: bool | None = None
 
     @property
     def komi(self) -> float:

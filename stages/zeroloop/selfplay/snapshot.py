@@ -6,10 +6,11 @@ self-play process has not finished writing:
 
 - games still being played (``GameState``): rules, komi, board size, move
   limit, the moves so far, the model that started the game and any model
-  switches, and every recorded full-search move (packed input planes,
-  global features, policy target, the model that searched it). Nothing
-  else is needed to continue: the board is the replay of the moves, and the
-  next search's randomness is drawn afresh. The search tree is not saved; a
+  switches, every recorded full-search move (packed input planes, global
+  features, policy target, the model that searched it), and whether the
+  search in progress was a full or a cheap one. Nothing else is needed to
+  continue: the board is the replay of the moves, and the search's other
+  randomness is drawn afresh. The search tree is not saved; a
   resumed game starts a fresh search at its position, which costs one
   search's visits.
 - finished games whose rows are not all in tdata yet (``PendingGame``): the
@@ -91,7 +92,7 @@ def encode(snap: Snapshot) -> bytes:
     for st in snap.playing:
         games.append({"size": st.size, "ko": st.rules.ko_rule, "suicide": st.rules.multi_stone_suicide,
                       "komi": st.komi, "max_moves": st.max_moves, "model": st.model,
-                      "switches": [[t, m] for t, m in st.switches]})
+                      "switches": [[t, m] for t, m in st.switches], "full_search": st.full_search})
         moves.extend(st.moves)
         move_off.append(len(moves))
         recs.extend(st.recorded)
@@ -250,6 +251,9 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
         if np.any(mv < 0) or np.any(mv > size * size) or len(mv) >= max_moves:
             raise SnapshotError(f"{name}: game {i} has a move off its {size}x{size} board or past its limit")
         st = GameState(int(ids[i]), size, rules, max_moves, _model_name(g["model"], "model", name), mv.tolist())
+        st.full_search = g.get("full_search")
+        if not (st.full_search is None or isinstance(st.full_search, bool)):
+            raise SnapshotError(f"{name}: game {i} has full_search {st.full_search!r}")
         last = 0
         for t, model in g["switches"]:
             if not (isinstance(t, int) and last <= t <= len(mv)):
