@@ -372,3 +372,17 @@ def test_rows_of_format_1_read_with_no_model_switch(tmp_path):
     back = rows.read(STORAGE, str(path))
     assert back["metaNC"].shape == (3, rows.NUM_META)
     assert list(back["metaNC"][:, rows.META_TURN]) == [1, 2, 3] and not back["metaNC"][:, rows.META_MODEL_SWITCH].any()
+
+
+def test_periodic_save_every_k_moves_and_the_operators_stop_budget(tmp_path):
+    engine = _engine(tmp_path, _config(inprogress_save_seconds=1000.0, inprogress_stale_seconds=3000.0,
+                                       inprogress_save_moves=3), 6)
+    while engine.counters.moves < 3 * 6:  # three moves per game on average, then a save is due
+        assert not engine._save_due(time.monotonic())
+        engine.tick()
+    assert engine._save_due(time.monotonic())
+    engine.save_games()
+    assert not engine._save_due(time.monotonic())
+    # The operator gives a stopping pod's searches a third of its grace period, 5 s at most.
+    from zeroloop_operator import stageconfig
+    assert stageconfig.stop_search_seconds(60) == 5.0 and stageconfig.stop_search_seconds(9) == 3.0
