@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--config", default="cpu",
          help="self-play config: a TOML/YAML file, or 'cpu' / 'gpu' for the packaged defaults")
     flag(parser, "--max-games-total", type=int, default=None,
-         help="start no game beyond this many; exit once they are written")
+         help="start no new game beyond this many (saved games it adopts are finished too); exit once they "
+              "are written")
     flag(parser, "--help-config", action="store_true", help="print every config key with its default and exit")
     add_common(parser, device=True, metrics=True)
 
