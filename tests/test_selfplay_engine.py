@@ -124,7 +124,7 @@ def test_rows_read_back_equal_what_was_recorded(played):
                 assert not data["policyTargetsNCMove"][i, 1].any() and gt[rows.GT_OPP_POLICY_WEIGHT] == 0.0
             meta = data["metaNC"][i]
             assert tuple(meta) == (5, rec.turn, round(state.komi * 2), len(state.moves), rec.to_move,
-                                   rows.ROW_FORMAT_VERSION)
+                                   rows.ROW_FORMAT_VERSION, 0)  # one model played the whole game
             assert data["modelN"][i] == b"rnd"
             # Policy mass only on moves that were legal there.
             legal = np.zeros(26, dtype=np.int64)

@@ -13,10 +13,11 @@ volume and an emptyDir at ``/scratch`` holding HOME, TMPDIR and the numba
 and torch-inductor caches (so a restarted container does not compile again);
 the trainer also gets a memory-backed ``/dev/shm`` for data-loader workers.
 
-Grace periods cover each stage's flush on SIGTERM: self-play writes finished
-games and saves games in progress (60 s by default; GKE Spot preemption
-gives only about 15 s, which is why self-play also saves periodically), the
-trainer writes a checkpoint (120 s). Probes hit the metrics endpoint; a
+Grace periods cover each stage's flush on SIGTERM: self-play lets its
+searches finish for min(5 s, grace / 3) (``stageconfig``), writes finished
+games and saves games in progress (about a second for 256 19x19 games), so
+it needs about 7 s of its 60 s default, and fits GKE Spot's ~15 s too; it
+also saves every 30 s, for SIGKILLs. The trainer writes a checkpoint (120 s). Probes hit the metrics endpoint; a
 generous startup probe covers model loading and first compilation.
 """
 

@@ -31,6 +31,11 @@ def _boards(spec: RunSpec) -> dict[str, Any]:
     return {"board_sizes": list(spec.board_sizes), "board_size_weights": [float(w) for w in weights]}
 
 
+def stop_search_seconds(grace_seconds: int) -> float:
+    """How long a stopping self-play pod lets its searches finish, given its grace period."""
+    return round(min(5.0, grace_seconds / 3), 1)
+
+
 def selfplay_config(spec: RunSpec) -> dict[str, Any]:
     """Self-play config keys (zeroloop.selfplay.config) from the spec, then spec.selfplay.config."""
     sp = spec.selfplay
@@ -43,6 +48,9 @@ def selfplay_config(spec: RunSpec) -> dict[str, Any]:
         "max_visits": sp.visits,
         "cheap_visits": sp.cheap_visits,
         "full_search_prob": sp.full_search_prob,
+        # A stop must fit the pod's grace period: searches in progress get at most a third of it
+        # to reach their moves (5 s at most); saving the games after them takes about a second.
+        "inprogress_stop_search_seconds": stop_search_seconds(sp.termination_grace_period_seconds),
     }
     out.update(sp.config)
     return out

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from zeroloop import cliflags, logs
@@ -48,6 +50,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         _top_parser().print_help()
@@ -74,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     logs.setup(getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO"))
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        if from_command_line and getattr(module, "FAST_EXIT", False):
+            _exit_now(code)
+        return code
     except UserError as e:
         print(f"zeroloop {name}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -84,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error of ours.
         sys.stderr.close()
         return 0
+
+
+def _exit_now(code: int) -> None:
+    """Skip the interpreter's teardown (about 0.6 s once torch is imported): a command that
+    has written and fsynced everything it owes exits at once, so a restarted pod loses less."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ board size; smaller boards sit top-left, padded):
 - ``globalTargetsNC`` float32 (8,): see ``GT_*``: the game result
   win/loss/draw and the final score for the player to move, target weights.
 - ``valueTargetsNCHW`` int8 (1, P, P): final ownership, +1 the mover's.
-- ``metaNC`` int32 (6,): see ``META_*``: board size, turn, komi, ...
+- ``metaNC`` int32 (7,): see ``META_*``: board size, turn, komi, ..., and
+  ``META_MODEL_SWITCH``: flags of a game that changed models mid-game (a
+  saved game finished by another process with its newer model), KataGo's
+  "earlier net started this game" and "earlier net made this move".
 - ``gameIdN`` int64: the game a row comes from (random per game).
 - ``modelN`` bytes (S64): the model whose search made the row.
 
 Files are read with ``allow_pickle=False``: nothing from the shared volume is
-unpickled. A file's row count and data board length are also written beside it as
+unpickled. Files written before the model-switch column (format 1, six
+metaNC columns) read as format-2 rows with that column 0. A file's row count and data board length are also written beside it as
 ``<name>.json`` (``{"num_rows": N, "pos_len": P}``) so the shuffler need not
 open every file.
 """
@@ -38,7 +42,7 @@ from zeroloop import features
 from zeroloop.errors import DataFileError
 from zeroloop.storage import Storage
 
-ROW_FORMAT_VERSION = 1
+ROW_FORMAT_VERSION = 2  # 2: metaNC gained META_MODEL_SWITCH
 
 # globalTargetsNC columns (mover's view).
 GT_WIN, GT_LOSS, GT_DRAW, GT_SCORE = 0, 1, 2, 3
@@ -49,8 +53,11 @@ GT_OWNERSHIP_WEIGHT = 7
 NUM_GLOBAL_TARGETS = 8
 
 # metaNC columns.
-META_BOARD_SIZE, META_TURN, META_KOMI_X2, META_GAME_LENGTH, META_TO_MOVE, META_VERSION = range(6)
-NUM_META = 6
+META_BOARD_SIZE, META_TURN, META_KOMI_X2, META_GAME_LENGTH, META_TO_MOVE, META_VERSION, META_MODEL_SWITCH = range(7)
+NUM_META = 7
+# META_MODEL_SWITCH bits.
+SWITCH_IN_GAME = 1  # the game was played by more than one model (an earlier one started it)
+SWITCH_EARLIER_MODEL_ROW = 2  # this row's search used an earlier model than the one that finished the game
 MODEL_NAME_LEN = 64
 
 
@@ -155,8 +162,16 @@ def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> d
             arrays = {k: z[k] for k in z.files if k in SPECS}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise DataFileError(f"{name}: unreadable npz ({e})") from None
+    _upgrade(arrays)
     validate(arrays, name, pos_len)
     return arrays
+
+
+def _upgrade(arrays: dict[str, np.ndarray]) -> None:
+    """Format-1 rows (metaNC without META_MODEL_SWITCH) as format 2: no model switch."""
+    meta = arrays.get("metaNC")
+    if meta is not None and meta.ndim == 2 and meta.shape[1] == NUM_META - 1:
+        arrays["metaNC"] = np.concatenate([meta, np.zeros((len(meta), 1), dtype=meta.dtype)], axis=1)
 
 
 def count_path(npz_path: str) -> str:

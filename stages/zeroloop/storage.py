@@ -135,6 +135,34 @@ class Storage:
                 self.fs.pipe_file(posixpath.join(staging, rel), self.fs.cat_file(path))
         self.remove_tree(src)
 
+    def claim(self, src: str, dst: str) -> bool:
+        """Rename file src to dst (a name no other process uses); False if src is gone.
+
+        On a local or network POSIX filesystem the rename is atomic, so of
+        many processes claiming the same src exactly one succeeds. Object
+        stores have no atomic rename: there this is a copy and a delete, and
+        two claimants racing for one file may both succeed.
+        """
+        if self.local:
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:
+                return False
+            _fsync_dir(posixpath.dirname(dst))
+            return True
+        try:
+            self.fs.mv(src, dst)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def touch(self, path: str) -> None:
+        """Set a file's modification time to now (a heartbeat); FileNotFoundError if it is gone."""
+        if self.local:
+            os.utime(path)
+        else:
+            self.fs.pipe_file(path, self.fs.cat_file(path))
+
     def makedirs(self, path: str) -> None:
         self.fs.makedirs(path, exist_ok=True)
 

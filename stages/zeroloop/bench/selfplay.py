@@ -66,6 +66,7 @@ def _config(args: argparse.Namespace) -> SelfplayConfig:
         "num_games": args.games, "board_sizes": [n], "board_size_weights": [1.0], "data_board_len": n,
         "max_visits": args.visits, "cheap_visits": args.cheap_visits, "full_search_prob": args.full_search_prob,
         "max_rows_per_file": 10000, "log_every_seconds": 86400.0,
+        "save_games_in_progress": False,  # each phase starts afresh (no adopting the last phase's games)
     }, "bench selfplay")
 
 

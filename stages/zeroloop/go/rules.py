@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from zeroloop.errors import ConfigError
 from zeroloop.go import board
 
+# Bumped whenever a rules field changes meaning (ko codes, scoring, suicide): saved
+# games in progress (zeroloop.selfplay.snapshot) from another version are refused.
+RULES_VERSION = 1
 KO_RULES = {"simple": board.KO_SIMPLE, "positional": board.KO_POSITIONAL, "situational": board.KO_SITUATIONAL}
 MAX_KOMI = 150.0
 

@@ -77,6 +77,26 @@ class SelfplayConfig:
     write_sgfs: bool = option(True, "write each game's SGF under selfplay/<model>/sgfs")
     model_poll_seconds: float = option(20.0, "how often to look for a newer model", lo=0.05, hi=86400.0)
     log_every_seconds: float = option(60.0, "seconds between progress log lines", lo=0.1, hi=86400.0)
+    # games in progress across stops (preemptible pods): zeroloop.selfplay.inprogress
+    save_games_in_progress: bool = option(True, "on SIGTERM/SIGINT and periodically, save unfinished games under "
+                                                "<output-dir>/<model>/inprogress so that a restarted process "
+                                                "finishes them; false drops them (KataGo's behaviour)")
+    inprogress_stop_search_seconds: float = option(5.0, "at SIGTERM/SIGINT, let the searches in progress run to "
+                                                        "their moves for at most this long before saving (their "
+                                                        "visits become moves, not lost); 0: save at once",
+                                                   lo=0.0, hi=600.0)
+    inprogress_save_seconds: float = option(30.0, "save games in progress this often: a SIGKILL loses at most "
+                                                  "this much play", lo=0.1, hi=86400.0)
+    inprogress_save_moves: int = option(0, "also save once the games have played this many moves each, on "
+                                           "average, since the last save (0: by time only)", lo=0, hi=100000)
+    inprogress_stale_seconds: float = option(300.0, "another process's periodic save not refreshed for this long "
+                                                    "was left by a killed process and is adopted; keep it several "
+                                                    "times inprogress_save_seconds", lo=1.0, hi=7 * 86400.0)
+    inprogress_max_age_seconds: float = option(6 * 3600.0, "saved games older than this are discarded, not "
+                                                           "adopted (their recorded rows come from an old model)",
+                                               lo=1.0, hi=365 * 86400.0)
+    inprogress_poll_seconds: float = option(60.0, "how often a running process looks for saved games to adopt "
+                                                  "(it also looks at start)", lo=0.05, hi=86400.0)
 
     def __post_init__(self) -> None:
         if len(self.board_size_weights) != len(self.board_sizes):
@@ -91,6 +111,10 @@ class SelfplayConfig:
                               f"{max(self.board_sizes)}")
         if not self.ko_rules:
             raise ConfigError("ko_rules is empty")
+        if self.save_games_in_progress and self.inprogress_stale_seconds < 2 * self.inprogress_save_seconds:
+            raise ConfigError(f"inprogress_stale_seconds {self.inprogress_stale_seconds:g} must be at least twice "
+                              f"inprogress_save_seconds {self.inprogress_save_seconds:g}, or running processes' "
+                              f"games would be taken from them")
 
     @property
     def max_board_size(self) -> int:

@@ -14,9 +14,23 @@ evaluated in its own batch until the old model's games finish and its
 writer flushes. A model with another board length than the batch buffers
 waits until the running games finish.
 
-Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, drops the
-games in progress and flushes every finished game; ``max_games_total``
-starts no game beyond that many and returns once they are all written.
+Games in progress survive stops (``zeroloop.selfplay.inprogress``): every
+``inprogress_save_seconds`` (or ``inprogress_save_moves``) the engine saves
+its unfinished games, and the finished ones whose rows are not yet in tdata,
+to its batch files; before each tdata publish it saves again, naming the
+files about to appear. At start, and every ``inprogress_poll_seconds``, it
+adopts saved games and plays them before starting new ones: each is
+replayed on a fresh board and continues with the current model (a switch
+the rows and SGF record); the search tree is not saved, so a resumed move
+starts a fresh search.
+
+Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, lets the
+searches in progress reach their moves (for at most
+``inprogress_stop_search_seconds``: a search's visits are otherwise lost, as
+the tree is not saved), writes every finished game, saves the games in
+progress and lets their files go for adoption (with
+``save_games_in_progress = false`` it drops them at once, as KataGo does); ``max_games_total`` starts no new game beyond that many (adopted
+games are finished too) and returns once they are all written.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,9 +51,10 @@ from zeroloop.search.batch import BatchSearch
 from zeroloop.search.evaluators import EvalOutput
 from zeroloop.selfplay import gamestate as gs
 from zeroloop.selfplay.config import SelfplayConfig
+from zeroloop.selfplay.inprogress import SaveReport, SavedGames
 from zeroloop.selfplay.models import LoadedModel, ModelSource
 from zeroloop.selfplay.sgfs import game_sgf
-from zeroloop.selfplay.writer import TdataWriter
+from zeroloop.selfplay.writer import PendingGame, TdataWriter
 from zeroloop.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -56,11 +72,13 @@ class Counters:
     games_finished: int = 0
     game_moves: int = 0  # moves of finished games
     rows: int = 0
+    games_adopted: int = 0  # saved games in progress taken over
+    games_resumed: int = 0  # adopted games replayed into a slot
 
 
 class SelfplayEngine:
     def __init__(self, config: SelfplayConfig, storage: Storage, output_dir: str, models: ModelSource,
-                 rng: np.random.Generator, max_games_total: int | None = None):
+                 rng: np.random.Generator, max_games_total: int | None = None, owner: str | None = None):
         self.cfg = config
         self.storage = storage
         self.output_dir = output_dir
@@ -72,10 +90,22 @@ class SelfplayEngine:
         g = config.num_games
         self.slots: list[gs.GameState | None] = [None] * g
         self.slot_model = np.full(g, -1, dtype=np.int64)
+        self.slot_batch: list[str] = [""] * g  # the saved-games batch of each slot's game
+        self.adopted: deque[tuple[str, gs.GameState]] = deque()  # adopted games waiting for a slot
         self.models: dict[int, LoadedModel] = {}
-        self.writers: dict[int, TdataWriter] = {}
+        self.writers: dict[str, TdataWriter] = {}  # by model name: selfplay/<name>/
         self._next_model_id = 0
         self._retired_files = 0
+        self.saved = SavedGames(storage, output_dir, config.data_board_len,
+                                stale_seconds=config.inprogress_stale_seconds,
+                                max_age_seconds=config.inprogress_max_age_seconds, owner=owner,
+                                rng=np.random.default_rng(rng.integers(2**63))) \
+            if config.save_games_in_progress else None
+        self.last_save: SaveReport | None = None
+        now = time.monotonic()
+        self._next_save = now + config.inprogress_save_seconds
+        self._moves_at_save = 0
+        self._next_adopt = now  # look at the first tick
         self.current = self._add_model(models.initial())
         self.search = self._new_search(self.models[self.current].pos_len)
         self._size_p = np.asarray(config.board_size_weights, dtype=np.float64)
@@ -98,11 +128,17 @@ class SelfplayEngine:
         mid = self._next_model_id
         self._next_model_id += 1
         self.models[mid] = model
-        self.writers[mid] = TdataWriter(self.storage, self.output_dir, model.name, self.cfg.data_board_len,
-                                        self.cfg.max_rows_per_file, self.cfg.first_file_min_prop, self.rng,
-                                        self.cfg.write_sgfs)
+        self._writer(model.name)
         metric("zeroloop_selfplay_model").info({"name": model.name})
         return mid
+
+    def _writer(self, model_name: str) -> TdataWriter:
+        w = self.writers.get(model_name)
+        if w is None:
+            w = self.writers[model_name] = TdataWriter(self.storage, self.output_dir, model_name,
+                                                       self.cfg.data_board_len, self.cfg.max_rows_per_file,
+                                                       self.cfg.first_file_min_prop, self.rng, self.cfg.write_sgfs)
+        return w
 
     def _poll_models(self) -> None:
         model = self.source.poll()
@@ -112,13 +148,30 @@ class SelfplayEngine:
         self._retire_models()
 
     def _retire_models(self) -> None:
-        """Flush and drop models no game uses any more."""
+        """Drop models no game uses any more; flush writers of models no game uses."""
         for mid in list(self.models):
             if mid != self.current and not np.any(self.slot_model == mid):
-                writer = self.writers.pop(mid)
-                writer.flush()
-                self._retired_files += writer.files_written
                 log.info("model %s retired", self.models.pop(mid).name)
+        in_use = {m.name for m in self.models.values()}
+        idle = [name for name in self.writers if name not in in_use]
+        if idle:
+            self._publish(everything=True, names=idle)
+            for name in idle:
+                self._retired_files += self.writers.pop(name).files_written
+
+    def _publish(self, everything: bool, names: list[str] | None = None) -> None:
+        """Publish due (everything: all) tdata files, saving the games first with the files' names."""
+        plans = [(w, w.plan(everything)) for w in (self.writers[n] for n in (names or list(self.writers)))]
+        plans = [(w, p) for w, p in plans if p]
+        if not plans:
+            return
+        if self.saved is not None and self.save_games().stolen:  # the save names the files about to appear
+            for w, _ in plans:
+                w.unplan()  # games of a batch adopted elsewhere were dropped from the queues: plan again
+            self._publish(everything, names)
+            return
+        for w, p in plans:
+            w.write(p)
 
     # --- the loop ----------------------------------------------------------------
 
@@ -128,12 +181,22 @@ class SelfplayEngine:
     def run(self, should_stop: Callable[[], bool] | None = None) -> Counters:
         """Play until stopped or max_games_total games are written; flush; return counters."""
         c = self.counters
-        next_log = time.monotonic() + self.cfg.log_every_seconds
-        last = (time.monotonic(), c.nn_evals, c.visits)
+        started = time.monotonic()
+        next_log = started + self.cfg.log_every_seconds
+        last = (started, c.nn_evals, c.visits)
+        first = True
         while not self.stop_requested and not (should_stop and should_stop()):
             if not self.tick():
                 break
             now = time.monotonic()
+            if first:
+                first = False
+                log.info("first search step %.2f s after start: %d games (%d adopted games resumed)",
+                         now - started, int(np.sum(self.slot_model >= 0)), c.games_resumed)
+            if self.saved is not None and self._save_due(now):
+                r = self.save_games()
+                log.debug("saved %d games in progress, %d finished (%d rows) in %d files, %.0f kB, %.3f s",
+                          r.games, r.pending, r.rows, r.files, r.bytes / 1e3, r.seconds)
             if now >= next_log:
                 dt = now - last[0]
                 log.info("selfplay: %d games written, %d rows, %.0f NN evals/s, %.0f visits/s, batch %.0f%% full",
@@ -141,15 +204,21 @@ class SelfplayEngine:
                          100 * self._fill)
                 last = (now, c.nn_evals, c.visits)
                 next_log = now + self.cfg.log_every_seconds
+        self.stop_requested = True
+        self._finish_searches()
         self.shutdown()
         return c
 
     def tick(self) -> bool:
-        """Look for a new model, fill free slots, one step. False: no game left to play."""
+        """Look for a new model and saved games, fill free slots, one step. False: no game left to play."""
         self._poll_models()
+        self._poll_saved()
         self._fill_slots()
         if not np.any(self.slot_model >= 0):
-            return False
+            self._poll_saved(now=True)  # before giving up: saved games another process let go meanwhile
+            self._fill_slots()
+            if not np.any(self.slot_model >= 0):
+                return False
         self.step()
         return True
 
@@ -201,17 +270,21 @@ class SelfplayEngine:
         return self.max_games_total is None or self.counters.games_started < self.max_games_total
 
     def _fill_slots(self) -> None:
+        """Free slots take adopted games first, then new ones."""
         free = np.flatnonzero(self.slot_model < 0)
-        if len(free) == 0 or not self._may_start():
+        if len(free) == 0 or self.stop_requested or not (self.adopted or self._may_start()):
             return
         if self.models[self.current].pos_len != self.search.pos_len:
             if len(free) < self.cfg.num_games:
                 return  # let the running games finish before the buffers change shape
             self.search = self._new_search(self.models[self.current].pos_len)
         for g in free:
-            if not self._may_start():
-                break
-            self._start_game(int(g))
+            while self.adopted and not self._resume_game(int(g), *self.adopted.popleft()):
+                pass
+            if self.slot_model[g] < 0:
+                if not self._may_start():
+                    break
+                self._start_game(int(g))
         self._m_in_progress.set(int(np.sum(self.slot_model >= 0)))
 
     def _start_game(self, g: int) -> None:
@@ -224,8 +297,41 @@ class SelfplayEngine:
         self.search.new_game(g, size, rules.ko_code, rules.multi_stone_suicide, rules.komi, state.max_moves)
         self.slots[g] = state
         self.slot_model[g] = self.current
+        self.slot_batch[g] = self.saved.home(model.name) if self.saved is not None else ""
         self.counters.games_started += 1
         self._start_search(g)
+
+    def _resume_game(self, g: int, batch: str, state: gs.GameState) -> bool:
+        """Replay an adopted game into slot g and search on with the current model; False if it cannot be."""
+        limit = self.cfg.max_moves(self.cfg.max_board_size)  # the superko table's capacity
+        r = state.rules
+        if len(state.moves) >= limit or state.size > self.search.max_board_size:
+            return self._unplayable(batch, state, f"{state.size}x{state.size} with {len(state.moves)} moves does "
+                                                  f"not fit this config (at most {limit} moves)")
+        state.max_moves = min(state.max_moves, limit)
+        self.search.new_game(g, state.size, r.ko_code, r.multi_stone_suicide, r.komi, state.max_moves)
+        for i, move in enumerate(state.moves):
+            try:
+                self.search.play(g, move, reuse=False)
+            except ValueError:
+                self.search.release(g)
+                return self._unplayable(batch, state, f"move {i} is illegal on replay")
+        model = self.models[self.current]
+        state.switch_model(model.name)
+        self.slots[g] = state
+        self.slot_model[g] = self.current
+        self.slot_batch[g] = batch
+        self.counters.games_resumed += 1
+        if self.search.game_over(g):
+            self._finish_game(g)
+        else:
+            self._start_search(g, state.full_search)  # the kind of search the stop cut short
+        return True
+
+    def _unplayable(self, batch: str, state: gs.GameState, reason: str) -> bool:
+        log.warning("discarded saved game %016x (batch %s): %s", state.game_id, batch, reason)
+        metric("zeroloop_selfplay_games_discarded_total").inc()
+        return False
 
     def _komi(self) -> float:
         c = self.cfg
@@ -233,10 +339,12 @@ class SelfplayEngine:
         komi = c.komi_mean + self.rng.normal() * stdev
         return float(min(MAX_KOMI, max(-MAX_KOMI, round(komi * 2) / 2)))
 
-    def _start_search(self, g: int) -> None:
+    def _start_search(self, g: int, full: bool | None = None) -> None:
+        """Start game g's next search: full or cheap as given, else drawn (playout-cap randomisation)."""
         c = self.cfg
         state = self.slots[g]
-        full = bool(self.rng.random() < c.full_search_prob)
+        if full is None:
+            full = bool(self.rng.random() < c.full_search_prob)
         if full:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
@@ -259,13 +367,17 @@ class SelfplayEngine:
                                         c.temperature_halflife, state.size * state.size)
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         if state.full_search:
+            model = self.models[int(self.slot_model[g])].name
             state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, weights, state.model))
+                                                     state.turn, r.moves, weights, model))
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
         if s.game_over(g):
             self._finish_game(g)
+        elif self.stop_requested:
+            s.release(g)  # stopping: the game waits at this position to be saved
+            state.full_search = None  # its next search is drawn when it resumes
         else:
             self._start_search(g)
 
@@ -275,8 +387,14 @@ class SelfplayEngine:
         game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len)
         n_rows = len(state.recorded)
         sgf = game_sgf(state, gs.result_string(score), n_rows) if self.cfg.write_sgfs else None
-        mid = int(self.slot_model[g])
-        self.writers[mid].add_game(game_rows, sgf)
+        writer = self.writers[self.models[int(self.slot_model[g])].name]
+        batch = self.slot_batch[g]
+        # The slot is free before the writer may publish (and save): the game is saved once, as finished.
+        self.search.release(g)
+        self.slots[g] = None
+        self.slot_model[g] = -1
+        self.slot_batch[g] = ""
+        writer.add(PendingGame(state.game_id, writer.model, game_rows, sgf, batch))
         c = self.counters
         c.games_finished += 1
         c.game_moves += len(state.moves)
@@ -285,24 +403,104 @@ class SelfplayEngine:
         metric("zeroloop_selfplay_game_length_moves").observe(len(state.moves))
         log.debug("game %016x finished: %d moves, %s, %d rows", state.game_id, len(state.moves),
                   gs.result_string(score), n_rows)
-        self.search.release(g)
-        self.slots[g] = None
-        self.slot_model[g] = -1
+        if writer.due:
+            self._publish(everything=False, names=[writer.model])
 
-    def shutdown(self) -> None:
-        """Drop games in progress and flush every writer."""
-        dropped = [s for s in self.slots if s is not None]
+    # --- saved games -------------------------------------------------------------
+
+    def _save_due(self, now: float) -> bool:
+        k = self.cfg.inprogress_save_moves
+        return now >= self._next_save or (k > 0 and self.counters.moves - self._moves_at_save >= k * self.cfg.num_games)
+
+    def save_games(self, release: bool = False) -> SaveReport:
+        """Save every game not yet in tdata to this process's batch files (release: for adoption)."""
+        playing = [(self.slot_batch[g], s) for g, s in enumerate(self.slots) if s is not None] + list(self.adopted)
+        pending = [p for w in self.writers.values() for p in w.queue]
+        report = self.saved.save(playing, pending, release)
+        if report.stolen:
+            self._drop_batches(report.stolen)
+        self.last_save = report
+        self._next_save = time.monotonic() + self.cfg.inprogress_save_seconds
+        self._moves_at_save = self.counters.moves
+        return report
+
+    def _drop_batches(self, batches: set[str]) -> None:
+        """Forget the games of batches another process has adopted: they are its games now."""
         for g in range(len(self.slots)):
-            if self.slots[g] is not None:
+            if self.slots[g] is not None and self.slot_batch[g] in batches:
                 self.search.release(g)
                 self.slots[g] = None
                 self.slot_model[g] = -1
+                self.slot_batch[g] = ""
+        self.adopted = deque(x for x in self.adopted if x[0] not in batches)
         for w in self.writers.values():
-            w.flush()
+            w.queue = [p for p in w.queue if p.batch not in batches]
+
+    def _poll_saved(self, now: bool = False) -> None:
+        """Adopt saved games (at start and every inprogress_poll_seconds) while the queue is short."""
+        if self.saved is None or self.stop_requested:
+            return
+        t = time.monotonic()
+        if t < self._next_adopt and not now:
+            return
+        self._next_adopt = t + self.cfg.inprogress_poll_seconds
+        capacity = self.cfg.num_games - len(self.adopted)
+        if capacity <= 0:
+            return
+        for snap in self.saved.claim(capacity, self._fits):
+            for state in snap.playing:
+                self.adopted.append((snap.batch, state))
+            for game in snap.pending:
+                self._writer(game.model_dir).add(game)  # an idle writer: published at the next tick
+            self.counters.games_adopted += len(snap.playing) + len(snap.pending)
+
+    def _fits(self, header: dict) -> str | None:
+        """Why this process cannot play a saved batch (None: it can)."""
+        c = self.cfg
+        if header["pos_len"] != c.data_board_len:
+            return f"its rows have board length {header['pos_len']}, this self-play writes {c.data_board_len}"
+        largest = max((int(g["size"]) for g in header["games"]), default=0)
+        if largest > c.max_board_size:
+            return f"it has {largest}x{largest} games, this config plays at most {c.max_board_size}x{c.max_board_size}"
+        return None
+
+    def _finish_searches(self) -> None:
+        """Stopping: step until every search in progress has made its move, or the time is up."""
+        budget = self.cfg.inprogress_stop_search_seconds
+        if self.saved is None or budget <= 0:
+            return
+        t0 = time.monotonic()
+        moves = self.counters.moves
+        while time.monotonic() - t0 < budget and self.step():
+            pass
+        log.info("stopping: searches in progress made %d moves in %.2f s", self.counters.moves - moves,
+                 time.monotonic() - t0)
+
+    def shutdown(self) -> None:
+        """Write every finished game; save the games in progress for adoption (or drop them)."""
+        t0 = time.perf_counter()
+        active = [g for g in range(len(self.slots)) if self.slots[g] is not None]
+        in_progress = len(active) + len(self.adopted)
+        if self.saved is not None:
+            self._publish(everything=True)
+            report = self.save_games(release=True)
+            metric("zeroloop_selfplay_games_saved_total").inc(report.games + report.pending)
+            what = (f"{report.games} games in progress saved for later ({report.rows} rows recorded, "
+                    f"{report.files} files, {report.bytes / 1e6:.1f} MB, {report.seconds:.2f} s)")
+        else:
+            for w in self.writers.values():
+                w.flush()
+            what = f"{in_progress} games in progress dropped"
+        for g in active:
+            self.search.release(g)
+            self.slots[g] = None
+            self.slot_model[g] = -1
+            self.slot_batch[g] = ""
+        self.adopted.clear()
         self._m_in_progress.set(0)
         c = self.counters
-        log.info("selfplay stopped: %d games written (%d rows, %d tdata files), %d games in progress dropped",
-                 c.games_finished, c.rows, self.files_written, len(dropped))
+        log.info("selfplay stopped: %d games written (%d rows, %d tdata files), %d NN evals, %s; stop took %.2f s",
+                 c.games_finished, c.rows, self.files_written, c.nn_evals, what, time.perf_counter() - t0)
 
     @property
     def files_written(self) -> int:

@@ -4,8 +4,11 @@
 komi, the moves so far (policy indices: y*n+x, n*n for pass; Black moves
 first and colours alternate), and each recorded move's inputs and search
 target. Nothing here refers to the tree or the board arrays: the board is
-the replay of ``moves``, so a game can be written out and resumed later
-(issue 8) from this object alone.
+the replay of ``moves``, so a game can be saved and resumed later, by
+another process, from this object alone (``zeroloop.selfplay.snapshot``).
+A game resumed with a different model records the switch in ``switches``
+(turn, model): its rows and SGF say so, as KataGo's do for a mid-game net
+switch.
 
 ``build_rows`` turns a finished game into rows of ``zeroloop.rows`` (the
 one format shuffle and train read), with the final result, score and
@@ -42,14 +45,28 @@ class GameState:
     size: int
     rules: Rules
     max_moves: int
-    model: str
+    model: str  # the model that started the game
     moves: list[int] = field(default_factory=list)
     recorded: list[RecordedMove] = field(default_factory=list)
-    full_search: bool = False  # whether the current search is a full one
+    switches: list[tuple[int, str]] = field(default_factory=list)  # (turn, model) where another model took over
+    # Whether the search in progress is a full one (None: no search drawn yet). Saved with the game: a
+    # resumed game redoes the same kind of search, or stopping would favour cheap ones (full searches
+    # take longer, so a stop finds most games in one) and record fewer rows.
+    full_search: bool | None = None
 
     @property
     def komi(self) -> float:
         return self.rules.komi
+
+    @property
+    def final_model(self) -> str:
+        """The model playing the game now (the one credited with it)."""
+        return self.switches[-1][1] if self.switches else self.model
+
+    def switch_model(self, model: str) -> None:
+        """From the next move on, model plays this game."""
+        if model != self.final_model:
+            self.switches.append((self.turn, model))
 
     @property
     def turn(self) -> int:
@@ -89,6 +106,7 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
     out = rows.empty(n, pos_len)
     size = state.size
     length = len(state.moves)
+    final = state.final_model
     for i, rec in enumerate(state.recorded):
         sign = 1 if rec.to_move == B.BLACK else -1
         out["binaryInputNCHWPacked"][i] = rec.planes
@@ -115,8 +133,11 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
         meta[rows.META_GAME_LENGTH] = length
         meta[rows.META_TO_MOVE] = rec.to_move
         meta[rows.META_VERSION] = rows.ROW_FORMAT_VERSION
+        model = rec.model or state.model
+        if state.switches:
+            meta[rows.META_MODEL_SWITCH] = rows.SWITCH_IN_GAME | (rows.SWITCH_EARLIER_MODEL_ROW if model != final else 0)
         out["gameIdN"][i] = state.game_id
-        out["modelN"][i] = (rec.model or state.model).encode()[: rows.MODEL_NAME_LEN]
+        out["modelN"][i] = model.encode()[: rows.MODEL_NAME_LEN]
     return out
 
 

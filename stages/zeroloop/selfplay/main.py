@@ -5,8 +5,11 @@
         [--metrics-port P] [--seed S] [--threads N]
 
 Writes ``<output-dir>/<model>/tdata/<hex>.npz`` (+ ``.json`` row count) and
-``<output-dir>/<model>/sgfs/<hex>.sgfs``. SIGTERM or SIGINT: start nothing
-new, drop the games in progress, write every finished game, exit 0.
+``<output-dir>/<model>/sgfs/<hex>.sgfs``. Games in progress are saved under
+``<output-dir>/<model>/inprogress/`` every ``inprogress_save_seconds`` and
+at a stop, and a starting process adopts and finishes them
+(``zeroloop.selfplay.inprogress``). SIGTERM or SIGINT: start nothing new,
+write every finished game, save the games in progress, exit 0.
 ``--help-config`` prints every config key with its default and meaning.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
 
 import numpy as np
 
@@ -29,6 +33,10 @@ from zeroloop.selfplay.models import ModelWatcher
 
 log = logging.getLogger("zeroloop.selfplay")
 
+# Every file is written and fsynced when run() returns: `zeroloop selfplay` exits without the
+# interpreter's teardown, so that a restart (every pod rollout or preemption) costs less.
+FAST_EXIT = True
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--output-dir", help="where games go: BASEDIR/selfplay (a path or fsspec URL)")
@@ -36,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--config", default="cpu",
          help="self-play config: a TOML/YAML file, or 'cpu' / 'gpu' for the packaged defaults")
     flag(parser, "--max-games-total", type=int, default=None,
-         help="start no game beyond this many; exit once they are written")
+         help="start no new game beyond this many (saved games it adopts are finished too); exit once they "
+              "are written")
     flag(parser, "--help-config", action="store_true", help="print every config key with its default and exit")
     add_common(parser, device=True, metrics=True)
 
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     def stop(signum, _frame):
         if not stopping:
-            log.info("%s: dropping games in progress, writing finished games", signal.Signals(signum).name)
+            log.info("%s: writing finished games, %s games in progress", signal.Signals(signum).name,
+                     "saving" if config.save_games_in_progress else "dropping")
         stopping.append(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -83,5 +93,8 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     log.info("selfplay: %d games at once, boards %s, %d/%d visits (full p=%.2f), device %s, %d threads, seed %d",
              config.num_games, config.board_sizes, config.max_visits, config.cheap_visits, config.full_search_prob,
              device, threads, seed)
+    t0 = time.perf_counter()
     engine = SelfplayEngine(config, out_storage, out_dir, watcher, rng, args.max_games_total)
+    log.info("engine ready in %.2f s (model %s loaded)", time.perf_counter() - t0,
+             engine.models[engine.current].name)
     engine.run(should_stop)

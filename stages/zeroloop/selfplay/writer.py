@@ -1,29 +1,65 @@
 """Writing finished games to <output-dir>/<model>/: tdata files and their SGFs.
 
-One ``TdataWriter`` per model. Finished games' rows collect in memory and
-are published as ``tdata/<random-hex>.npz`` (with the row count beside it,
+One ``TdataWriter`` per model. Finished games queue in memory as
+``PendingGame`` (their rows and SGF line, in order) and are published as
+``tdata/<random-hex>.npz`` (with the row count beside it,
 ``zeroloop.rows.write``) whenever ``max_rows_per_file`` rows are waiting,
-and on ``flush``; the SGFs of the games added since the last file go to
+and on a flush; the SGFs queued since the last file go to
 ``sgfs/<same-hex>.sgfs`` at the same moment. Every file is written under a
 temporary name and renamed, and names are random, so any number of
 self-play processes can share the directories. As in KataGo, each writer's
 first file is capped at a random size so that writers started together do
 not all publish at the same moment.
+
+Publishing is two steps so that saved games stay exact across a crash
+(``zeroloop.selfplay.inprogress``): ``plan`` chooses the files' names and
+records on each queued game which of its rows (and its SGF) go to which
+file; the caller may save the queue with those names; ``write`` then
+publishes the planned files and drops the games that are fully written.
+``flush`` does both steps at once.
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from zeroloop import rows
 from zeroloop.metrics import metric
-import posixpath
-
 from zeroloop.storage import Storage, unique_name
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingGame:
+    """A finished game whose rows or SGF are not all published yet."""
+
+    game_id: int
+    model_dir: str  # rows go to <output-dir>/<model_dir>/tdata
+    rows: dict[str, np.ndarray]  # the rows not published yet, in order
+    sgf: str | None  # its SGF line, until published
+    batch: str = ""  # the saved-games batch that holds it until it is written
+    pieces: list[tuple[str, int, int]] = field(default_factory=list)  # planned (file, start, end) of rows
+    sgf_file: str | None = None  # the planned sgfs file of its SGF
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows["gameIdN"])
+
+    @property
+    def written(self) -> bool:
+        return self.num_rows == 0 and self.sgf is None
+
+
+@dataclass
+class FilePlan:
+    name: str
+    pieces: list[tuple[PendingGame, int, int]]  # rows [start, end) of each game, in file order
+    sgfs: list[PendingGame]
 
 
 class TdataWriter:
@@ -38,9 +74,7 @@ class TdataWriter:
         self.write_sgfs = write_sgfs
         lo = max(1, int(max_rows_per_file * first_file_min_prop))
         self._cap = int(rng.integers(lo, max_rows_per_file + 1))
-        self._parts: list[dict[str, np.ndarray]] = []
-        self._pending = 0
-        self._sgfs: list[str] = []
+        self.queue: list[PendingGame] = []
         self.files_written = 0
         self.rows_written = 0
         self.games_written = 0
@@ -49,42 +83,85 @@ class TdataWriter:
 
     @property
     def pending_rows(self) -> int:
-        return self._pending
+        return sum(g.num_rows for g in self.queue)
 
-    def add_game(self, game_rows: dict[str, np.ndarray], sgf_line: str | None) -> None:
-        """Queue a finished game's rows and SGF; publish files that fill up."""
-        n = len(game_rows["gameIdN"])
-        if n:
-            self._parts.append(game_rows)
-            self._pending += n
-        if sgf_line is not None and self.write_sgfs:
-            self._sgfs.append(sgf_line)
+    @property
+    def due(self) -> bool:
+        """Whether a full file is waiting."""
+        return self.pending_rows >= self._cap
+
+    def add(self, game: PendingGame) -> None:
+        """Queue a finished game (published by plan and write, or flush)."""
+        if not self.write_sgfs:
+            game.sgf = None
         self.games_written += 1
-        while self._pending >= self._cap:
-            self._publish(self._cap)
+        if not game.written:
+            self.queue.append(game)
 
     def flush(self) -> None:
         """Publish everything queued (rows and SGFs)."""
-        if self._pending or self._sgfs:
-            self._publish(self._pending)
+        self.write(self.plan(everything=True))
 
-    def _publish(self, count: int) -> None:
-        name = unique_name()
+    def plan(self, everything: bool) -> list[FilePlan]:
+        """Name the files to publish now (full ones; everything: the rest too) and mark the games."""
+        plans: list[FilePlan] = []
+        avail = self.pending_rows
+        unplanned_sgfs = [g for g in self.queue if g.sgf is not None and g.sgf_file is None]
+        gi, offset, cap = 0, 0, self._cap
+        while avail >= cap or (everything and (avail > 0 or unplanned_sgfs)):
+            plan = FilePlan(unique_name(), [], unplanned_sgfs)
+            for g in unplanned_sgfs:
+                g.sgf_file = plan.name
+            unplanned_sgfs = []
+            n = min(cap, avail)
+            avail -= n
+            while n > 0:
+                g = self.queue[gi]
+                k = min(n, g.num_rows - offset)
+                if k > 0:
+                    plan.pieces.append((g, offset, offset + k))
+                    g.pieces.append((plan.name, offset, offset + k))
+                    offset += k
+                    n -= k
+                if offset == g.num_rows:
+                    gi, offset = gi + 1, 0
+            plans.append(plan)
+            cap = self.max_rows
+        if plans:
+            self._cap = cap
+        return plans
+
+    def unplan(self) -> None:
+        """Forget plans that will not be written."""
+        for g in self.queue:
+            g.pieces, g.sgf_file = [], None
+
+    def write(self, plans: list[FilePlan]) -> None:
+        """Publish planned files, then forget what they hold."""
+        done: dict[int, int] = {}  # id(game) -> rows published from its front
+        for plan in plans:
+            self._publish(plan)
+            for g, _, end in plan.pieces:
+                done[id(g)] = end
+        for g in self.queue:
+            if id(g) in done:
+                g.rows = rows.take(g.rows, slice(done[id(g)], None))
+            if g.sgf_file is not None and any(p.name == g.sgf_file for p in plans):
+                g.sgf, g.sgf_file = None, None
+            g.pieces = []
+        self.queue = [g for g in self.queue if not g.written]
+
+    def _publish(self, plan: FilePlan) -> None:
+        count = sum(end - start for _, start, end in plan.pieces)
         if count:
-            merged = rows.concat(self._parts)
-            out = rows.take(merged, slice(0, count))
-            rest = rows.take(merged, slice(count, None))
-            path = posixpath.join(self.tdata_dir, name + ".npz")
+            out = rows.concat([rows.take(g.rows, slice(start, end)) for g, start, end in plan.pieces])
+            path = posixpath.join(self.tdata_dir, plan.name + ".npz")
             rows.write(self.storage, path, out)
-            self._parts = [rest] if len(rest["gameIdN"]) else []
-            self._pending -= count
             self.files_written += 1
             self.rows_written += count
             metric("zeroloop_selfplay_files_total").inc()
             metric("zeroloop_selfplay_rows_total").inc(count)
             log.info("wrote %s (%d rows, model %s)", path, count, self.model)
-        if self._sgfs:
-            path = posixpath.join(self.sgfs_dir, name + ".sgfs")
-            self.storage.write_bytes(path, ("\n".join(self._sgfs) + "\n").encode())
-            self._sgfs = []
-        self._cap = self.max_rows
+        if plan.sgfs:
+            path = posixpath.join(self.sgfs_dir, plan.name + ".sgfs")
+            self.storage.write_bytes(path, ("\n".join(g.sgf for g in plan.sgfs) + "\n").encode())
