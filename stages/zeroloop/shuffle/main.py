@@ -212,6 +212,7 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     t0 = time.monotonic()
     if opts.num_processes > 1 and not base.storage.local and "memory" in str(base.storage.fs.protocol):
         raise UserError("--num-processes > 1 needs a BASEDIR other processes can open (not memory://)")
+    base.storage.sweep_tmp(base.shuffleddata)  # staging dirs of shuffles that were killed
     found = inputs.scan(base, opts.pos_len)
     for _ in found.skipped:
         metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
@@ -233,7 +234,8 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     base.storage.makedirs(base.shuffleddata)
     skipped = list(found.skipped)
     try:
-        with base.storage.publishing_dir(out_final) as staging, _executor(opts.num_processes) as pool:
+        with scratch_storage.holding_lock(scratch_root), base.storage.publishing_dir(out_final) as staging, \
+                _executor(opts.num_processes) as pool:
             base.storage.makedirs(posixpath.join(staging, shuffled.FILES_SUBDIR))
             files = [f.path for f in sel.files]
             groups = scatter.plan_groups([f.rows for f in sel.files], opts.worker_group_rows)

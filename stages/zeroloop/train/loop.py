@@ -456,6 +456,9 @@ class Trainer:
 
     def run(self) -> int:
         self.storage.makedirs(self.traindir)
+        # half-written checkpoints and exports of an instance that was killed
+        for d in (self.traindir, self.base.toexport(False), self.base.toexport(True)):
+            self.storage.sweep_tmp(d)
         self._resume()
         jsonl = posixpath.join(self.traindir, JSONL_NAME) if self.storage.local else None
         if jsonl is None:
