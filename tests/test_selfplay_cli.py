@@ -82,8 +82,12 @@ def test_selfplay_writes_switches_model_and_stops_on_sigterm(tmp_path):
             assert gid not in seen_games, f"game {gid} written twice"
             seen_games[gid] = model
         files = glob.glob(str(out / model / "tdata" / "*.npz"))
-        data = rows.concat([rows.read(storage, f, pos_len=5) for f in files])
-        assert all(rows.count_rows(storage, f) <= 30 for f in files)
+        per_file = [rows.read(storage, f, pos_len=5) for f in files]
+        data = rows.concat(per_file)
+        games_in = [set(d["gameIdN"].tolist()) for d in per_file]
+        # whole games per file: at most 30 rows unless one game alone has more, and no game in two files
+        assert all(len(d["gameIdN"]) <= 30 or len(g) == 1 for d, g in zip(per_file, games_in))
+        assert sum(len(g) for g in games_in) == len(set().union(*games_in))
         assert set(data["modelN"].tolist()) == {model.encode()}
         ids, counts = np.unique(data["gameIdN"], return_counts=True)
         # Every finished game's rows are there, exactly as many as its SGF says, and nothing else.

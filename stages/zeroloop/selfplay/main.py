@@ -26,6 +26,7 @@ from zeroloop.selfplay import config as spconfig
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.engine import SelfplayEngine
 from zeroloop.selfplay.models import ModelWatcher
+from zeroloop.selfplay.writer import sweep_leftovers
 
 log = logging.getLogger("zeroloop.selfplay")
 
@@ -74,7 +75,13 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
 
     out_storage, out_dir = storage_at(args.output_dir)
     models_storage, models_dir = storage_at(args.models_dir)
-    out_storage.makedirs(out_dir)
+    if out_storage.exists(out_dir) and not out_storage.fs.isdir(out_dir):
+        raise UserError(f"--output-dir {args.output_dir} is a file, not a directory")
+    try:
+        out_storage.makedirs(out_dir)
+    except OSError as e:
+        raise UserError(f"--output-dir {args.output_dir}: cannot create it ({e.strerror or e})") from None
+    sweep_leftovers(out_storage, out_dir)
     rng = np.random.default_rng(seed)
     watcher = ModelWatcher(models_storage, models_dir, device=device, max_batch=config.num_games,
                            random_pos_len=config.data_board_len, max_board_size=config.max_board_size,
