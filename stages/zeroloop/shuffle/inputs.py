@@ -3,7 +3,9 @@
 Each file's row count and data board length (pos_len) come from its count
 file (``rows.file_info``), read in parallel threads; a file whose count
 cannot be read is skipped with a warning naming it (and reported as
-corrupt when its content is malformed, for quarantine). Rows of different
+corrupt when its content is malformed, for quarantine). Files dated in the
+future (clock skew) are used, as the newest, with a warning naming them:
+their rows still count toward the data total, and no row is lost. Rows of different
 pos_len cannot share a training batch, so they are never mixed silently:
 either ``pos_len`` selects one and the others are left out (logged), or
 finding several is an error that lists them.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from zeroloop.storage import BaseDir
 
 log = logging.getLogger(__name__)
 
+# mtimes this far ahead of the shuffler's clock are reported as clock skew
+CLOCK_SKEW_TOLERANCE_S = 60.0
 # Self-play without a model writes under this name (DESIGN: the "random" net).
 RANDOM_MODEL_DIR = "random"
 
@@ -79,6 +84,11 @@ def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16) -> Scan:
                 log.warning("skipping unreadable tdata file: %s", why)
             else:
                 found.append((path_or_file, info))
+    now = time.time()
+    future = sorted(f.path for f, _ in found if f.mtime > now + CLOCK_SKEW_TOLERANCE_S)
+    if future:
+        log.warning("%d tdata files are dated in the future (clock skew?), so they count as the newest: %s%s",
+                    len(future), ", ".join(future[:3]), " ..." if len(future) > 3 else "")
     by_len = Counter()
     for f, p in found:
         by_len[p] += f.rows
