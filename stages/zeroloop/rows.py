@@ -171,7 +171,11 @@ def write(storage: Storage, path: str, arrays: dict[str, np.ndarray], compress: 
     n = validate(arrays, path)
     info = {"num_rows": n, "pos_len": pos_len_of(arrays)}
     storage.write_bytes(count_path(path), json.dumps(info).encode())
-    storage.write_bytes(path, to_bytes(arrays, compress))
+    try:
+        storage.write_bytes(path, to_bytes(arrays, compress))
+    except BaseException:
+        storage.remove(count_path(path))  # no count file for rows that never appeared (a full disk, a kill)
+        raise
     return n
 
 

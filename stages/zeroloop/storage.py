@@ -131,12 +131,19 @@ class Storage:
                 f.flush()
                 os.fsync(f.fileno())
                 os.replace(tmp, path)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                if e.filename is None and e.errno is not None:  # a failed write names no file: name it
+                    raise OSError(e.errno, e.strerror, path) from None
+                raise
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
                 raise
             finally:
-                f.close()  # (releases the lock, after the rename)
+                with contextlib.suppress(OSError):  # (closing releases the lock, after the rename)
+                    f.close()
             _fsync_dir(posixpath.dirname(path))
         else:
             buf = io.BytesIO()
