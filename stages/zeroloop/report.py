@@ -11,8 +11,8 @@ by default:
   run's first file;
 - ``models.png``: accepted models (samples trained when exported) and each
   gating decision's candidate score against hours;
-- ``elo.png``: the ladder's Elo of each rated model against samples
-  trained, with GNU Go levels as reference lines (only after
+- ``elo.png``: the ladder's Elo of each rated model against hours (when
+  it was exported), GNU Go levels as reference lines (only after
   ``zeroloop ladder``);
 - ``report.md``: the run's settings, totals, last losses, the last cycles,
   gating decisions and ladder ratings, and the plots; open it in any
@@ -168,11 +168,10 @@ def plot_models(stats: RunStats, t0: float, path: str) -> bool:
     return True
 
 
-def plot_elo(ladder: dict, path: str) -> bool:
+def plot_elo(ladder: dict, t0: float, path: str) -> bool:
     players = ladder.get("players", {}) if ladder else {}
-    models = sorted(((p.get("samples_trained", 0), name, p) for name, p in players.items()
-                     if p.get("kind") in ("model", "init") and math.isfinite(p.get("elo", math.nan))),
-                    key=lambda t: t[0])
+    models = sorted((((p.get("time") or t0) - t0) / 3600, name, p) for name, p in players.items()
+                    if p.get("kind") in ("model", "init") and math.isfinite(p.get("elo", math.nan)))
     if not models:
         return False
     plt = _plt()
@@ -184,7 +183,7 @@ def plot_elo(ladder: dict, path: str) -> bool:
         if p.get("kind") == "reference" and math.isfinite(p.get("elo", math.nan)):
             ax.axhline(p["elo"], ls="--", lw=0.9, color="tab:grey")
             ax.annotate(name, (0, p["elo"]), fontsize=8, va="bottom", color="tab:grey")
-    ax.set_xlabel("samples trained")
+    ax.set_xlabel("hours since the run started (when each model was exported)")
     ax.set_ylabel(f"Elo ({ladder.get('anchor', 'anchor')} = 0)")
     ax.set_title("ladder")
     ax.grid(alpha=0.3)
@@ -254,13 +253,16 @@ def make_report(base: BaseDir, out_dir: str) -> str:
     stats = RunStats(base)
     os.makedirs(out_dir, exist_ok=True)
     firsts = [f.mtime for f in stats.sgfs_files()[:1] + stats.tdata_files()[:1]]
+    init = base.path("loop", "init-model")
+    if base.storage.exists(init):
+        firsts.append(base.storage.mtime(init))
     t0 = min(firsts) if firsts else time.time()
     plots = []
     ladder = _read_json(base, *LADDER_FILE)
     for name, make in (("losses.png", lambda p: plot_losses(stats.train_reports(), p)),
                        ("data.png", lambda p: plot_data(stats, t0, p)),
                        ("models.png", lambda p: plot_models(stats, t0, p)),
-                       ("elo.png", lambda p: plot_elo(ladder or {}, p))):
+                       ("elo.png", lambda p: plot_elo(ladder or {}, t0, p))):
         path = posixpath.join(out_dir, name)
         tmp = path + ".tmp.png"
         if make(tmp):
