@@ -55,6 +55,7 @@ class LoopSettings:
     gating: bool = True
     gating_games: int = 40
     gating_visits: int | None = None  # None: visits
+    gating_win_prop: float = 0.5
     sprt: bool = False
     # shuffle
     shuffle_min_rows: int = 5_000
@@ -68,6 +69,7 @@ class LoopSettings:
     lr_scale: float = 1.0
     lr_warmup_samples: int = 20_000
     # process
+    poll_seconds: float = 10.0  # how often stages look for new models or data (matters with --async)
     device: str = "auto"
     threads: int | None = None
     seed: int | None = None
@@ -106,8 +108,12 @@ class LoopSettings:
                 problems.append(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
         if self.samples_per_epoch < self.batch_size:
             problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch")
+        if not 0.0 <= self.gating_win_prop <= 1.0:
+            problems.append(f"--gating-win-prop {self.gating_win_prop}: must be in 0..1")
         if not 0.0 < self.full_search_prob <= 1.0:
             problems.append(f"--full-search-prob {self.full_search_prob}: must be in (0, 1]")
+        if self.poll_seconds <= 0:
+            problems.append(f"--poll-seconds {self.poll_seconds}: must be positive")
         if self.max_train_per_data <= 0 or self.lr_scale <= 0 or self.lr_warmup_samples < 0:
             problems.append("--max-train-per-data and --lr-scale must be positive, --lr-warmup-samples not negative")
         if self.komi is not None and (self.komi * 2 != int(self.komi * 2) or abs(self.komi) > 150):
@@ -133,6 +139,7 @@ _HELP = {
     "gating": "test each new model against the accepted one before self-play uses it",
     "gating_games": "games per gating match at most",
     "gating_visits": "visits per move in gating games (default: --visits)",
+    "gating_win_prop": "share of gating points a candidate needs (ties pass)",
     "sprt": "decide gating by SPRT instead of the fixed-length rule",
     "shuffle_min_rows": "rows needed before the first shuffle",
     "keep_target_rows": "rows of the window each shuffle keeps",
@@ -143,6 +150,7 @@ _HELP = {
     "max_train_samples_per_cycle": "training samples per cycle at most (the bucket's size)",
     "lr_scale": "multiplies KataGo's learning rate",
     "lr_warmup_samples": "learning-rate warm-up (KataGo: 2M samples; far too long here)",
+    "poll_seconds": "how often stages look for new models or data (asynchronous mode waits on it)",
     "device": "auto, cpu, cuda or cuda:N (self-play, training, gating)",
     "threads": "CPU threads per stage (default: from the cgroup CPU quota)",
     "seed": "random seed of the run (each stage gets its own, derived from it)",
@@ -230,7 +238,7 @@ def selfplay_config(s: LoopSettings) -> dict:
         "data_board_len": s.board_size, "komi_mean": s.run_komi, "komi_stdev": 1.0, "komi_big_stdev_prob": 0.0,
         "ko_rules": ["positional"], "multi_stone_suicide_prob": 0.0, "max_visits": s.visits,
         "cheap_visits": s.run_cheap_visits, "full_search_prob": s.full_search_prob,
-        "max_rows_per_file": 1000, "model_poll_seconds": 5.0, "log_every_seconds": 30.0,
+        "max_rows_per_file": 1000, "model_poll_seconds": s.poll_seconds, "log_every_seconds": 30.0,
     }
 
 
@@ -238,7 +246,8 @@ def gatekeeper_config(s: LoopSettings) -> dict:
     return {
         "num_games_per_gating": s.gating_games, "num_games_at_once": min(s.gating_games, 32),
         "board_sizes": [s.board_size], "board_size_weights": [1.0], "komi_mean": s.run_komi,
-        "ko_rules": ["positional"], "max_visits": s.run_gating_visits, "sprt": s.sprt, "poll_seconds": 5.0,
+        "ko_rules": ["positional"], "max_visits": s.run_gating_visits, "sprt": s.sprt,
+        "poll_seconds": s.poll_seconds,
     }
 
 
@@ -275,7 +284,8 @@ def _common(s: LoopSettings, seed_offset: int, device: bool) -> list[str]:
 def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int = 0) -> list[str]:
     argv = zeroloop("gatekeeper", "--test-models-dir", base.modelstobetested, "--accepted-models-dir", base.models,
                     "--rejected-models-dir", base.rejectedmodels, "--sgf-output-dir", base.gatekeepersgf,
-                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"))
+                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"),
+                    "--required-candidate-win-prop", repr(float(s.gating_win_prop)))
     if once:
         argv.append("--quit-if-no-nets-to-test")
     return argv + _common(s, seed_offset, device=True)
@@ -305,7 +315,9 @@ def shuffle_argv(base: BaseDir, s: LoopSettings, seed_offset: int = 0) -> list[s
 
 def shuffle_export_loop_argv(base: BaseDir, s: LoopSettings) -> list[str]:
     argv = zeroloop("shuffle-export-loop", base.root, "--name-prefix", s.name_prefix, *shuffle_window_args(s),
-                    "--min-new-rows", str(max(1, s.shuffle_min_rows // 10)))
+                    "--min-new-rows", str(max(1, s.shuffle_min_rows // 10)),
+                    "--shuffle-interval-seconds", repr(float(s.poll_seconds)),
+                    "--export-poll-seconds", repr(float(s.poll_seconds)))
     if s.gating:
         argv.append("--gating")
     return argv + _common(s, 0, device=False)
@@ -325,7 +337,7 @@ def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: i
     if synchronous:
         argv += ["--stop-when-train-bucket-limited", "--quit-if-no-data"]
     else:
-        argv += ["--data-poll-seconds", "10"]
+        argv += ["--data-poll-seconds", repr(float(s.poll_seconds))]
     return argv + _common(s, seed_offset, device=True)
 
 

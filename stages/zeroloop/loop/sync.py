@@ -311,6 +311,8 @@ class SyncLoop:
 
     def run(self) -> int:
         state = LoopState.load(self.base)
+        if state.cycle_time != 0.0 and not (self.cycles is not None and state.cycle > self.cycles):
+            self.say(f"resuming cycle {state.cycle} at {state.step}")
         if state.cycle_time == 0.0:
             self._new_cycle(state)
             state.save(self.base)
@@ -325,8 +327,6 @@ class SyncLoop:
         if self.cycles is not None and state.cycle > self.cycles:
             self.say(f"{state.cycle - 1} cycles already done in {self.base.root} (--cycles {self.cycles})")
             return 0
-        if state.step != STEPS[0] or state.selfplay_target is not None:
-            self.say(f"resuming cycle {state.cycle} at {state.step}")
         while True:
             while state.step in STEPS:
                 started = time.monotonic()
