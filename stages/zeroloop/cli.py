@@ -28,7 +28,7 @@ EXIT_ENVIRONMENT = 1
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "loop": ("zeroloop.loop", "run the synchronous self-play training loop on one machine"),
+    "loop": ("zeroloop.loop", "run the whole training loop on one machine (synchronous, or --async)"),
     "selfplay": ("zeroloop.selfplay.main", "play self-play games with the newest model, writing training rows"),
     "shuffle": ("zeroloop.shuffle", "shuffle the recent window of self-play rows for training"),
     "train": ("zeroloop.train.main", "train the net on shuffled data, exporting models"),
