@@ -102,3 +102,16 @@ def test_selfplay_rejects_bad_config_with_the_key_named(tmp_path):
     assert r.returncode == 2
     assert "max_visits" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "sp").exists()
+
+
+def test_game_ids_never_repeat_across_restarts_with_the_same_seed(tmp_path):
+    """A stage restarted with the same arguments (a pod, the chaos harness) must not reuse game ids."""
+    (tmp_path / "sp.toml").write_text(CONFIG)
+    for _ in range(2):
+        r = run_cli("selfplay", "--output-dir", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models"),
+                    "--config", str(tmp_path / "sp.toml"), "--seed", "7", "--threads", "1", "--max-games-total", "4",
+                    timeout=120)
+        assert r.returncode == 0, r.stderr
+    ids = [parse_game_info(line)[0] for f in glob.glob(str(tmp_path / "out" / "random" / "sgfs" / "*.sgfs"))
+           for line in open(f).read().splitlines() if line]
+    assert len(ids) == 8 and len(set(ids)) == 8

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,12 @@ class Counters:
     games_finished: int = 0
     game_moves: int = 0  # moves of finished games
     rows: int = 0
+
+
+def new_game_id() -> int:
+    """A game id unique across processes and restarts: from the OS, never from --seed (a stage
+    restarted with the same seed must not reuse the ids of the games it wrote before)."""
+    return secrets.randbits(63) or 1
 
 
 class SelfplayEngine:
@@ -220,7 +227,7 @@ class SelfplayEngine:
         rules = Rules(str(self.rng.choice(c.ko_rules)), bool(self.rng.random() < c.multi_stone_suicide_prob),
                       self._komi())
         model = self.models[self.current]
-        state = gs.GameState(int(self.rng.integers(1, 2**63 - 1)), size, rules, c.max_moves(size), model.name)
+        state = gs.GameState(new_game_id(), size, rules, c.max_moves(size), model.name)
         self.search.new_game(g, size, rules.ko_code, rules.multi_stone_suicide, rules.komi, state.max_moves)
         self.slots[g] = state
         self.slot_model[g] = self.current
