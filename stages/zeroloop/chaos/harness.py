@@ -64,6 +64,18 @@ IDLE = {
 }
 
 
+SHUFFLED = re.compile(r"shuffle \d+ published")
+EXPORTED = re.compile(r"zeroloop\.export: exported ")
+
+
+def count_lines(path: str, pattern: re.Pattern) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f.read().decode(errors="replace").splitlines() if pattern.search(line))
+    except FileNotFoundError:
+        return 0
+
+
 def tiny_settings(seed: int | None = None, gating: bool = True) -> S.LoopSettings:
     """A loop small enough for a fault every few seconds on two CPU cores.
 
@@ -175,6 +187,7 @@ class ChaosSummary:
     stage_crashes: list = field(default_factory=list)
     unclean_final_stops: list = field(default_factory=list)
     games_reported: int = 0
+    games_reported_with_rows: int = 0
     games_found: int = 0
     rows: int = 0
     lost_games: int = 0
@@ -188,6 +201,7 @@ class ChaosSummary:
     hostile_files_injected: int = 0
     files_quarantined: int = 0
     shuffles: int = 0
+    exports: int = 0
     trainer_samples: int = 0
     trainer_checkpoints_seen: int = 0
     trainer_backwards: list = field(default_factory=list)
@@ -445,6 +459,7 @@ class ChaosRun:
         s.unclean_final_stops = unclean
         games = inv.check_games(self.base)
         s.games_reported, s.games_found, s.rows = games.reported, games.found, games.rows
+        s.games_reported_with_rows = games.reported_with_rows
         s.lost_games, s.duplicated_games = len(games.lost), len(games.duplicated)
         s.split_games, s.unreported_games = games.split, games.unreported
         files = inv.check_files(self.base)
@@ -452,7 +467,9 @@ class ChaosRun:
         s.files_quarantined = len(files.quarantined)
         s.hostile_files_injected = self.hostile_files
         s.tmp_leftovers = inv.find_leftovers(self.base)
-        s.shuffles = sum(st.progress for st in self.stages.values() if st.kind == "shuffle-export-loop")
+        loop_log = self.stages["shuffle-export-loop"].log_path
+        s.shuffles = count_lines(loop_log, SHUFFLED)
+        s.exports = count_lines(loop_log, EXPORTED)
         training = inv.check_training(self.base, self.settings.training_name, self.watch)
         s.trainer_samples = training.samples
         s.trainer_checkpoints_seen = len(self.watch.points)

@@ -197,6 +197,8 @@ class Gatekeeper:
         self.stop = stop or threading.Event()
         for d in (dirs.test, dirs.accepted, dirs.rejected, dirs.sgf):
             storage.makedirs(d)
+        for d in storage.list_subdirs(dirs.sgf):
+            storage.sweep_tmp(d)  # SGFs and records half-written by a gatekeeper that was killed
 
     def run(self, quit_if_no_nets: bool = False) -> int:
         waiting_logged = False
