@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from zeroloop import quarantine
 from zeroloop.chaos import invariants as inv
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
@@ -165,6 +166,7 @@ class Fault:
     pause_s: float = 0.0
     exit_code: int | None = None  # of a clean stop (sigterm, restart)
     clean: bool | None = None  # a clean stop exited 0 within the grace period
+    stop_s: float | None = None  # how long the clean stop took
     progress_mark: int = 0  # the stage's progress count when it was restarted
     idle_mark: int = 0
     recovered: bool = False  # the stage worked (or waited for work) again afterwards
@@ -183,6 +185,7 @@ class ChaosSummary:
     faults_by_stage: dict = field(default_factory=dict)
     faults_by_kind: dict = field(default_factory=dict)
     faults_without_loop_progress: int = 0
+    slowest_clean_stop_s: float = 0.0
     failed_faults: list = field(default_factory=list)
     stage_crashes: list = field(default_factory=list)
     unclean_final_stops: list = field(default_factory=list)
@@ -342,6 +345,7 @@ class ChaosRun:
             code = stage.child.poll() if stage.child else 0
             if code is not None:
                 fault.exit_code, fault.clean = code, code == 0
+                fault.stop_s = round(self.now() - fault.at, 2)
                 del self._stopping[name]
                 self._restart_at[name] = t + float(self.rng.uniform(0.0, 1.0))
             elif t > deadline:
@@ -378,8 +382,15 @@ class ChaosRun:
                 del self._open[name]
         self.watch.poll()
 
+    def _busy(self, name: str) -> bool:
+        """Whether a stage is still down or coming back from its last fault."""
+        return name in self._open or name in self._restart_at or name in self._stopping or name in self._resume_at
+
     def _settled(self) -> bool:
-        return not (self._open or self._restart_at or self._stopping or self._resume_at)
+        """Every stage back from its faults, and every planted corrupt file found by the shuffler."""
+        if self._open or self._restart_at or self._stopping or self._resume_at:
+            return False
+        return len(quarantine.list_quarantined(self.base)) >= self.hostile_files
 
     def run(self) -> ChaosSummary:
         self.setup()
@@ -391,6 +402,7 @@ class ChaosRun:
             next_fault = time.monotonic() + self.interval_s * 2  # let every stage get going first
             last_fault: Fault | None = None
             progress_at_fault = 0
+            turn = 0
             end = self._t0 + self.duration_s
             while time.monotonic() < end:
                 self.tick()
@@ -398,10 +410,13 @@ class ChaosRun:
                     progress = self.loop_progress()
                     if last_fault is not None:
                         last_fault.loop_progressed = progress > progress_at_fault
-                    name, kind = order[len(self.faults) % len(order)]
-                    if name in self._open or name in self._restart_at or name in self._stopping:
-                        next_fault = time.monotonic() + 0.5  # still coming back from its last fault
+                    ready = [i for i in range(len(order)) if not self._busy(order[(turn + i) % len(order)][0])]
+                    if not ready:
+                        next_fault = time.monotonic() + 0.5  # every stage is still coming back from a fault
                         continue
+                    turn = (turn + ready[0]) % len(order)  # a stage still recovering waits for its next turn
+                    name, kind = order[turn]
+                    turn += 1
                     last_fault = self.inject(self.stages[name], kind)
                     progress_at_fault = progress
                     if self.corrupt_every and len(self.faults) % self.corrupt_every == 0:
@@ -455,6 +470,7 @@ class ChaosRun:
                 s.failed_faults.append(f"{f.kind} {f.stage} at {f.at:.1f}s: "
                                        + ("unclean stop" if f.clean is False else "no progress afterwards"))
         s.faults_without_loop_progress = sum(1 for f in self.faults if f.loop_progressed is False)
+        s.slowest_clean_stop_s = max((f.stop_s for f in self.faults if f.stop_s is not None), default=0.0)
         s.stage_crashes = list(self.crashes)
         s.unclean_final_stops = unclean
         games = inv.check_games(self.base)
