@@ -124,7 +124,7 @@ class Storage:
         """A binary file object whose content appears at path only on success."""
         if self.local:
             tmp = staging_name(path)
-            f = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb")
+            f = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")  # (umask applies)
             try:
                 _lock(f.fileno())
                 yield f
