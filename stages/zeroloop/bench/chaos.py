@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 from zeroloop.chaos.harness import ChaosRun
+from zeroloop.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def measure(args: argparse.Namespace) -> dict:
     if args.duration <= 0 or args.interval <= 0 or args.selfplay_processes < 1:
-        raise SystemExit("zeroloop bench chaos: --duration and --interval must be positive, "
-                         "--selfplay-processes at least 1")
+        raise UserError("--duration and --interval must be positive, --selfplay-processes at least 1")
     basedir = args.basedir or tempfile.mkdtemp(prefix="zeroloop-chaos-")
     try:
         run = ChaosRun(basedir, duration_s=args.duration, interval_s=args.interval,
