@@ -156,13 +156,17 @@ def test_selfplay_skips_each_bad_model_by_name_and_keeps_playing(tmp_path):
 
 
 def test_gtp_and_trainer_refuse_bad_models_in_one_line(tmp_path):
+    # (every kind of damage is refused by nn.modelfile's own tests; here each command meets two)
     for i, (name, damage) in enumerate(DAMAGE.items()):
         path = save(str(tmp_path / "models"), name, seed=i)
         reason = damage(path)
-        r = run_cli("gtp", "--model", path, "--board-size", "5", "--visits", "2", input="name\nquit\n", timeout=120)
-        assert r.returncode == 2, r.stderr
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and path in lines[0] and reason in lines[0], r.stderr
+        if i % 2 == 0:
+            r = run_cli("gtp", "--model", path, "--board-size", "5", "--visits", "2", input="name\nquit\n",
+                        timeout=120)
+            assert r.returncode == 2, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and path in lines[0] and reason in lines[0], r.stderr
+            continue
         base = str(tmp_path / f"run-{name}")
         os.makedirs(base)
         r = run_cli("train", base, "--name", "t", "--model-kind", "b1c16", "--batch-size", "16",

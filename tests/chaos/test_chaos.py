@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+
+from conftest import cli_env
 
 from zeroloop.chaos.harness import KINDS, ChaosRun, ChaosSummary
 
 
 def check(summary: ChaosSummary, min_faults: int, report: list[str], name: str) -> None:
     report.append(f"{name}: {summary.faults_injected} faults injected, {summary.faults_survived} survived, "
-                  f"{summary.games_found} games found of {summary.games_reported_with_rows} reported with rows; "
-                  f"{summary.line()}")
+                  f"{summary.games_found} games found of {summary.games_reported_with_rows} reported with rows, "
+                  f"{summary.files_quarantined} files quarantined; {summary.line()}")
     print(json.dumps(summary.to_dict(), indent=1))
     assert summary.faults_injected >= min_faults
     assert set(summary.faults_by_kind) == set(KINDS)
@@ -40,7 +44,16 @@ def check(summary: ChaosSummary, min_faults: int, report: list[str], name: str) 
 
 
 def test_chaos_short(tmp_path, chaos_report):
-    summary = ChaosRun(str(tmp_path / "base"), duration_s=90, interval_s=3.5, seed=11, corrupt_every=7).run()
+    """Through `zeroloop bench chaos --json`, so the bench's report is what is checked."""
+    r = subprocess.run([sys.executable, "-m", "zeroloop", "bench", "chaos", "--json", "--duration", "90",
+                        "--interval", "3.5", "--seed", "11", "--basedir", str(tmp_path / "base")],
+                       env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.stderr.strip().splitlines()[-1] == (f"lost games: {out['lost_games']}, duplicated games: "
+                                                 f"{out['duplicated_games']}, corrupt files: {out['corrupt_files']}")
+    summary = ChaosSummary(**{k: v for k, v in out.items() if k in ChaosSummary.__dataclass_fields__})
+    assert out["ok"] == summary.ok
     check(summary, 20, chaos_report, "chaos (short)")
 
 
