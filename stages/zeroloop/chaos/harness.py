@@ -18,9 +18,10 @@ Every ``corrupt_every``-th fault also drops a file of random bytes named
 like tdata into self-play's output (a hostile input the shuffler must
 quarantine). While it runs it follows the trainer's checkpoint
 (``invariants.TrainerWatch``), notes whether the loop as a whole made
-progress between faults, and whether each faulted stage came back: it
-logged progress (a tdata file, a shuffle or export, a training report or
-checkpoint, a gating decision) or that it waits for work. A stage that
+progress within ``progress_window_s`` of each fault, and whether each
+faulted stage came back: it logged progress (a tdata file, a shuffle or
+export, a training report or checkpoint, a gating decision) or that it
+waits for work. A stage that
 exits without being told to is a crash: it is restarted and counted.
 
 At the end every stage gets SIGTERM and must exit 0; then the invariants
@@ -170,7 +171,9 @@ class Fault:
     progress_mark: int = 0  # the stage's progress count when it was restarted
     idle_mark: int = 0
     recovered: bool = False  # the stage worked (or waited for work) again afterwards
-    loop_progressed: bool | None = None  # the loop as a whole made progress before the next fault
+    loop_mark: int = 0  # the loop's progress count at the fault
+    loop_deadline: float = 0.0  # by when (monotonic) the loop must have made progress again
+    loop_progressed: bool | None = None  # the loop as a whole made progress within the window after it
 
     @property
     def survived(self) -> bool:
@@ -248,6 +251,8 @@ class ChaosRun:
         self.corrupt_every = corrupt_every
         self.stop_grace_s = stop_grace_s
         self.settle_s = settle_s
+        # the loop as a whole must make progress within this long after each fault
+        self.progress_window_s = max(2 * interval_s, 15.0)
         self.stages: dict[str, Stage] = {}
         self.faults: list[Fault] = []
         self.crashes: list[str] = []
@@ -311,6 +316,8 @@ class ChaosRun:
             stage.send(signal.SIGSTOP)
             self._resume_at[stage.name] = time.monotonic() + fault.pause_s
         fault.progress_mark, fault.idle_mark = stage.progress, stage.idle
+        fault.loop_mark = self.loop_progress()
+        fault.loop_deadline = time.monotonic() + self.progress_window_s
         self._open[stage.name] = fault
         self.faults.append(fault)
         log.info("fault %d: %s %s at %.1fs", len(self.faults), kind, stage.name, fault.at)
@@ -381,6 +388,14 @@ class ChaosRun:
                 fault.recovered = True
                 del self._open[name]
         self.watch.poll()
+        waiting = [f for f in self.faults if f.loop_progressed is None]
+        if waiting:
+            progress = self.loop_progress()
+            for f in waiting:
+                if progress > f.loop_mark:
+                    f.loop_progressed = True
+                elif t > f.loop_deadline:
+                    f.loop_progressed = False
 
     def _busy(self, name: str) -> bool:
         """Whether a stage is still down or coming back from its last fault."""
@@ -400,16 +415,11 @@ class ChaosRun:
             for stage in self.stages.values():
                 stage.start()
             next_fault = time.monotonic() + self.interval_s * 2  # let every stage get going first
-            last_fault: Fault | None = None
-            progress_at_fault = 0
             turn = 0
             end = self._t0 + self.duration_s
             while time.monotonic() < end:
                 self.tick()
                 if time.monotonic() >= next_fault:
-                    progress = self.loop_progress()
-                    if last_fault is not None:
-                        last_fault.loop_progressed = progress > progress_at_fault
                     ready = [i for i in range(len(order)) if not self._busy(order[(turn + i) % len(order)][0])]
                     if not ready:
                         next_fault = time.monotonic() + 0.5  # every stage is still coming back from a fault
@@ -417,8 +427,7 @@ class ChaosRun:
                     turn = (turn + ready[0]) % len(order)  # a stage still recovering waits for its next turn
                     name, kind = order[turn]
                     turn += 1
-                    last_fault = self.inject(self.stages[name], kind)
-                    progress_at_fault = progress
+                    self.inject(self.stages[name], kind)
                     if self.corrupt_every and len(self.faults) % self.corrupt_every == 0:
                         self.plant_corrupt_tdata()
                     next_fault = time.monotonic() + self.interval_s * float(self.rng.uniform(0.5, 1.5))
@@ -427,9 +436,11 @@ class ChaosRun:
             while time.monotonic() < settle_end and not self._settled():
                 self.tick()
                 time.sleep(0.2)
-            if last_fault is not None and last_fault.loop_progressed is None:
-                last_fault.loop_progressed = self.loop_progress() > progress_at_fault
             self.tick()
+            progress = self.loop_progress()
+            for f in self.faults:
+                if f.loop_progressed is None:
+                    f.loop_progressed = progress > f.loop_mark
         finally:
             final = self.shutdown()
         return self.summarize(final)
