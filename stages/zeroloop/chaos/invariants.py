@@ -34,8 +34,6 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from zeroloop import decisions, quarantine, rows, shuffled
 from zeroloop.errors import UserError
 from zeroloop.nn import modelfile
@@ -316,7 +314,3 @@ def check_models(base: BaseDir) -> ModelReport:
             rep.record_mismatch.append(f"{r.candidate}: record says {r.decision}")
     return rep
 
-
-def rows_per_game(arrays: dict[str, np.ndarray]) -> dict[int, int]:
-    ids, counts = np.unique(arrays["gameIdN"], return_counts=True)
-    return dict(zip(ids.tolist(), counts.tolist()))
