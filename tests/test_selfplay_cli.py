@@ -82,8 +82,12 @@ def test_selfplay_writes_switches_model_and_stops_on_sigterm(tmp_path):
             assert gid not in seen_games, f"game {gid} written twice"
             seen_games[gid] = model
         files = glob.glob(str(out / model / "tdata" / "*.npz"))
-        data = rows.concat([rows.read(storage, f, pos_len=5) for f in files])
-        assert all(rows.count_rows(storage, f) <= 30 for f in files)
+        per_file = [rows.read(storage, f, pos_len=5) for f in files]
+        data = rows.concat(per_file)
+        games_in = [set(d["gameIdN"].tolist()) for d in per_file]
+        # whole games per file: at most 30 rows unless one game alone has more, and no game in two files
+        assert all(len(d["gameIdN"]) <= 30 or len(g) == 1 for d, g in zip(per_file, games_in))
+        assert sum(len(g) for g in games_in) == len(set().union(*games_in))
         assert set(data["modelN"].tolist()) == {model.encode()}
         ids, counts = np.unique(data["gameIdN"], return_counts=True)
         # Every finished game's rows are there, exactly as many as its SGF says, and nothing else.
@@ -98,3 +102,16 @@ def test_selfplay_rejects_bad_config_with_the_key_named(tmp_path):
     assert r.returncode == 2
     assert "max_visits" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "sp").exists()
+
+
+def test_game_ids_never_repeat_across_restarts_with_the_same_seed(tmp_path):
+    """A stage restarted with the same arguments (a pod, the chaos harness) must not reuse game ids."""
+    (tmp_path / "sp.toml").write_text(CONFIG)
+    for _ in range(2):
+        r = run_cli("selfplay", "--output-dir", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models"),
+                    "--config", str(tmp_path / "sp.toml"), "--seed", "7", "--threads", "1", "--max-games-total", "4",
+                    timeout=120)
+        assert r.returncode == 0, r.stderr
+    ids = [parse_game_info(line)[0] for f in glob.glob(str(tmp_path / "out" / "random" / "sgfs" / "*.sgfs"))
+           for line in open(f).read().splitlines() if line]
+    assert len(ids) == 8 and len(set(ids)) == 8

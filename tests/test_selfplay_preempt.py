@@ -295,7 +295,9 @@ def test_a_crash_around_a_tdata_publish_writes_each_finished_game_once(tmp_path)
     for published in (True, False):
         base = tmp_path / str(published)
         engine = _engine(base, _config(max_rows_per_file=10_000, full_search_prob=0.5), 3)
-        while sum(len(w.queue) for w in engine.writers.values()) < 3:
+        # Finished games queued, and games in progress in both kinds of search.
+        while (sum(len(w.queue) for w in engine.writers.values()) < 3
+               or len({s.full_search for s in engine.slots if s is not None}) < 2):
             engine.tick()
         writer = engine.writers["rnd"]
         expected = {g.game_id: g.num_rows for g in writer.queue}

@@ -173,3 +173,73 @@ def test_unique_names_and_stamps():
     assert all(len(n) == 16 and int(n, 16) >= 0 for n in list(names)[:100])
     assert stamp(0) < stamp(1.5) < stamp(86400)
     assert is_tmp("x.npz.tmp") and is_tmp("/a/b.tmp/") and is_tmp("d.tmp-ab12") and not is_tmp("tmpfile.npz")
+
+
+_WRITER = """
+import os, sys, time
+from zeroloop.storage import Storage
+from fsspec.implementations.local import LocalFileSystem
+st = Storage(LocalFileSystem())
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "file":
+    with st.open_write(path) as f:
+        f.write(b"half")
+        print("ready", flush=True)
+        time.sleep(600)
+else:
+    with st.publishing_dir(path) as staging:
+        st.write_bytes(os.path.join(staging, "a"), b"half")
+        print("ready", flush=True)
+        time.sleep(600)
+"""
+
+
+def _start_writer(kind: str, path: str):
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, kind, path], env=cli_env(), stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_sweep_removes_only_what_dead_writers_left(tmp_path, kind):
+    base = BaseDir.open(str(tmp_path / "base"))
+    st = base.storage
+    parent = base.path("d")
+    st.makedirs(parent)
+    dead = _start_writer(kind, posixpath.join(parent, "dead"))
+    live = _start_writer(kind, posixpath.join(parent, "live"))
+    try:
+        dead.kill()
+        dead.wait()
+        leftovers = sorted(n for n in os.listdir(parent) if is_tmp(n))
+        assert len(leftovers) == 2 and leftovers[0].startswith("dead.") and leftovers[1].startswith("live.")
+        assert st.list_files(parent) == [] and st.list_dirs(parent) == []  # readers see neither
+        removed = st.sweep_tmp(parent, min_age_s=0)
+        assert [posixpath.basename(p) for p in removed] == [leftovers[0]]  # the live writer's is kept
+        assert sorted(os.listdir(parent)) == [leftovers[1]]
+    finally:
+        live.kill()
+        live.wait()
+    assert st.sweep_tmp(parent, min_age_s=0) == [posixpath.join(parent, leftovers[1])]
+    assert os.listdir(parent) == []
+
+
+def test_two_writers_of_one_name_never_mix(tmp_path):
+    st = BaseDir.open(str(tmp_path)).storage
+    final = str(tmp_path / "m")
+    slow = st.publishing_dir(final)
+    first = slow.__enter__()
+    st.write_bytes(posixpath.join(first, "w"), b"first")
+    with st.publishing_dir(final) as second:  # another writer of the same name, finishing first
+        assert second != first
+        st.write_bytes(posixpath.join(second, "w"), b"second")
+    with pytest.raises(FileExistsError, match="another writer"):
+        slow.__exit__(None, None, None)
+    assert st.read_bytes(posixpath.join(final, "w")) == b"second"
+    assert os.listdir(tmp_path) == ["m"]  # the loser's staging dir is gone

@@ -3,14 +3,17 @@
 Each subcommand lives in its own module, which defines
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
 when their command runs, so `zeroloop gtp` does not pay for importing the
-trainer. Flags use KataGo's long names (``--max-games-total``); KataGo's
-single-dash spellings (``-max-games-total``) are accepted too (see
-``cliflags.flag``).
+trainer. Expected failures print one line without a traceback: ``UserError``
+(bad input, exit 2) and the OSErrors of a failing environment such as a
+full disk or an unreadable volume (exit 1). Flags use KataGo's long names
+(``--max-games-total``); KataGo's single-dash spellings
+(``-max-games-total``) are accepted too (see ``cliflags.flag``).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -19,9 +22,14 @@ import sys
 from zeroloop import cliflags, logs
 from zeroloop.errors import UserError
 
+# OSErrors that mean the environment failed (reported in one line, exit EXIT_ENVIRONMENT).
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                                errno.EIO, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ESTALE})
+EXIT_ENVIRONMENT = 1
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "loop": ("zeroloop.loop", "run the synchronous self-play training loop on one machine"),
+    "loop": ("zeroloop.loop", "run the whole training loop on one machine (synchronous, or --async)"),
     "selfplay": ("zeroloop.selfplay.main", "play self-play games with the newest model, writing training rows"),
     "shuffle": ("zeroloop.shuffle", "shuffle the recent window of self-play rows for training"),
     "train": ("zeroloop.train.main", "train the net on shuffled data, exporting models"),
@@ -90,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error of ours.
         sys.stderr.close()
         return 0
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        # The machine, not the code: a full disk, a read-only or unreadable volume. Every
+        # write is atomic, so what was published stays whole; say what failed, exit non-zero.
+        logging.getLogger("zeroloop").debug("%s failed", name, exc_info=True)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"zeroloop {name}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
 
 
 def _exit_now(code: int) -> None:

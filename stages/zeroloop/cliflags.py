@@ -1,13 +1,15 @@
 """Shared CLI flag helpers: KataGo-style aliases and the common flags.
 
 ``flag(parser, "--max-games-total", ...)`` also accepts ``-max-games-total``
-(KataGo's spelling). Common flags (device, seed, threads, metrics port, log
+(KataGo's spelling), and a ``type=float`` flag refuses NaN and infinity.
+Common flags (device, seed, threads, metrics port, log
 format) are declared once here so every stage spells them the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -19,8 +21,21 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def finite_float(text: str) -> float:
+    """A float flag's value: NaN and infinities are refused (NaN passes every `x <= 0` check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, *more: str, **kwargs):
-    """Add a --long-name flag that also answers to KataGo's -long-name."""
+    """Add a --long-name flag that also answers to KataGo's -long-name (float flags must be finite)."""
+    if kwargs.get("type") is float:
+        kwargs["type"] = finite_float
     names = [name, *more]
     if name.startswith("--") and len(name) > 3:
         names.append(name[1:])

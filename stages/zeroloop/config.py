@@ -65,8 +65,8 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
         values[name] = _check(f"{source}: {name}", value, hints[name], fields[name].metadata)
     try:
         return cls(**values)
-    except ConfigError:
-        raise
+    except ConfigError as e:  # a check across keys (__post_init__): name the file too
+        raise ConfigError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: {e}") from None
 

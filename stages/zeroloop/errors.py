@@ -22,3 +22,7 @@ class ModelFileError(UserError):
 
 class DataFileError(UserError):
     """A data file on the shared volume is unreadable or malformed."""
+
+
+class CorruptFileError(DataFileError):
+    """A data file's content is malformed (not a failed read): reading it again cannot help."""

@@ -51,6 +51,8 @@ def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | 
     """Export every finished training export once; return the model dirs written."""
     warned = set() if warned is None else warned
     storage = base.storage
+    for d in (base.toexport(False), base.toexport(True), *existing_model_dirs(base)):
+        storage.sweep_tmp(d)  # half-published dirs of killed trainers and exporters
     written = []
     for extra in (False, True):
         sources = storage.list_dirs(base.toexport(extra))

@@ -49,6 +49,11 @@ def clean_line(raw: str) -> str:
     return line.replace("\t", " ").strip()
 
 
+def is_gtp_int(word: str) -> bool:
+    """GTP's int: ASCII digits only (str.isdigit also takes '²' and other scripts' digits)."""
+    return word.isascii() and word.isdigit()
+
+
 def parse_colour(word: str) -> int:
     w = word.lower()
     if w in ("b", "black"):
@@ -99,7 +104,7 @@ class GtpEngine:
             return None
         words = line.split()
         cid = ""
-        if words[0].isdigit():
+        if is_gtp_int(words[0]):
             cid = words.pop(0)
             if not words:
                 return f"?{cid} missing command\n\n"
@@ -140,7 +145,7 @@ class GtpEngine:
         if word.lower() == "pass":
             return None
         w = word.upper()
-        if len(w) < 2 or w[0] not in COLUMNS or not w[1:].isdigit():
+        if len(w) < 2 or w[0] not in COLUMNS or not is_gtp_int(w[1:]):
             raise GtpError("syntax error")
         try:
             return from_gtp(w, self.game.size)
@@ -167,10 +172,9 @@ class GtpEngine:
 
     def cmd_boardsize(self, args: list[str]) -> str:
         (word, *_) = self._args(args, 1)
-        try:
-            size = int(word)
-        except ValueError:
-            raise GtpError("syntax error") from None
+        if not is_gtp_int(word.lstrip("-")):
+            raise GtpError("syntax error")
+        size = int(word)
         if not B.MIN_SIZE <= size <= B.MAX_SIZE:
             raise GtpError("unacceptable size")
         self.game = Game(size, self.rules)
@@ -183,6 +187,8 @@ class GtpEngine:
     def cmd_komi(self, args: list[str]) -> str:
         (word, *_) = self._args(args, 1)
         try:
+            if not word.isascii():
+                raise ValueError(word)
             komi = float(word)
         except ValueError:
             raise GtpError("syntax error") from None
@@ -243,7 +249,7 @@ class GtpEngine:
         path, *rest = self._args(args, 1)
         until_move = until_vertex = None
         if rest:
-            if rest[0].lstrip("-").isdigit():
+            if is_gtp_int(rest[0].lstrip("-")):
                 until_move = int(rest[0])
             else:
                 until_vertex = self._vertex(rest[0])

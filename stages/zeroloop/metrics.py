@@ -56,6 +56,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("zeroloop_shuffle_window_rows", "gauge", "Rows in the last shuffle window"),
     MetricSpec("zeroloop_shuffle_data_rows", "gauge", "Total data rows seen by the last shuffle"),
     MetricSpec("zeroloop_shuffle_files_skipped_total", "counter", "Corrupt or unreadable input files skipped"),
+    MetricSpec("zeroloop_shuffle_files_quarantined_total", "counter",
+               "Corrupt input files moved to BASEDIR/quarantine"),
     MetricSpec("zeroloop_shuffle_duration_seconds", "gauge", "Wall time of the last shuffle"),
     # train
     MetricSpec("zeroloop_train_loss", "gauge", "Training loss per term, recent mean", labels=("term",)),

@@ -23,7 +23,10 @@ board size; smaller boards sit top-left, padded):
 
 Files are read with ``allow_pickle=False``: nothing from the shared volume is
 unpickled. Files written before the model-switch column (format 1, six
-metaNC columns) read as format-2 rows with that column 0. A file's row count and data board length are also written beside it as
+metaNC columns) read as format-2 rows with that column 0. A file that
+cannot be read raises ``DataFileError``; one whose content is malformed
+raises its subclass ``CorruptFileError`` (reading again will not help: the
+shuffler quarantines such files). A file's row count and data board length are also written beside it as
 ``<name>.json`` (``{"num_rows": N, "pos_len": P}``) so the shuffler need not
 open every file.
 """
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroloop import features
-from zeroloop.errors import DataFileError
+from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import Storage
 
 ROW_FORMAT_VERSION = 2  # 2: metaNC gained META_MODEL_SWITCH
@@ -107,27 +110,27 @@ def pos_len_of(arrays: dict[str, np.ndarray]) -> int:
 
 
 def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None) -> int:
-    """Check keys, dtypes and shapes; return the row count or raise DataFileError."""
+    """Check keys, dtypes and shapes; return the row count or raise CorruptFileError."""
     missing = [k for k in SPECS if k not in arrays]
     if missing:
-        raise DataFileError(f"{name}: missing arrays {', '.join(missing)}")
+        raise CorruptFileError(f"{name}: missing arrays {', '.join(missing)}")
     if pos_len is None:
         v = arrays["valueTargetsNCHW"]
         if v.ndim != 4:
-            raise DataFileError(f"{name}: valueTargetsNCHW has shape {v.shape}, expected (N, 1, P, P)")
+            raise CorruptFileError(f"{name}: valueTargetsNCHW has shape {v.shape}, expected (N, 1, P, P)")
         pos_len = int(v.shape[-1])
     n = None
     for key, spec in SPECS.items():
         a = arrays[key]
         want = spec.shape(pos_len)
         if a.dtype != spec.dtype:
-            raise DataFileError(f"{name}: {key} has dtype {a.dtype}, expected {spec.dtype}")
+            raise CorruptFileError(f"{name}: {key} has dtype {a.dtype}, expected {spec.dtype}")
         if a.shape[1:] != tuple(want):
-            raise DataFileError(f"{name}: {key} has shape {a.shape}, expected (N, {', '.join(map(str, want))})")
+            raise CorruptFileError(f"{name}: {key} has shape {a.shape}, expected (N, {', '.join(map(str, want))})")
         if n is None:
             n = a.shape[0]
         elif a.shape[0] != n:
-            raise DataFileError(f"{name}: {key} has {a.shape[0]} rows, others have {n}")
+            raise CorruptFileError(f"{name}: {key} has {a.shape[0]} rows, others have {n}")
     return int(n or 0)
 
 
@@ -156,12 +159,12 @@ def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True, level: int | 
 
 
 def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> dict[str, np.ndarray]:
-    """Parse and validate an npz; raise DataFileError naming the problem."""
+    """Parse and validate an npz; raise CorruptFileError naming the problem."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k in SPECS}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise DataFileError(f"{name}: unreadable npz ({e})") from None
+        raise CorruptFileError(f"{name}: unreadable npz ({e})") from None
     _upgrade(arrays)
     validate(arrays, name, pos_len)
     return arrays
@@ -184,7 +187,11 @@ def write(storage: Storage, path: str, arrays: dict[str, np.ndarray], compress: 
     n = validate(arrays, path)
     info = {"num_rows": n, "pos_len": pos_len_of(arrays)}
     storage.write_bytes(count_path(path), json.dumps(info).encode())
-    storage.write_bytes(path, to_bytes(arrays, compress))
+    try:
+        storage.write_bytes(path, to_bytes(arrays, compress))
+    except BaseException:
+        storage.remove(count_path(path))  # no count file for rows that never appeared (a full disk, a kill)
+        raise
     return n
 
 
@@ -225,14 +232,22 @@ def _header_shape(z: zipfile.ZipFile, key: str) -> tuple[int, ...]:
 
 def _info_from_headers(storage: Storage, path: str) -> tuple[int, int]:
     try:
-        with storage.fs.open(path, "rb") as f, zipfile.ZipFile(f) as z:
+        f = storage.fs.open(path, "rb")
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read ({e})") from None
+    try:
+        with f, zipfile.ZipFile(f) as z:
             rows = _header_shape(z, "gameIdN")[0]
             value_shape = _header_shape(z, "valueTargetsNCHW")
         if len(value_shape) != 4:
             raise ValueError(f"valueTargetsNCHW has shape {value_shape}")
         return int(rows), int(value_shape[-1])
-    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as e:
-        raise DataFileError(f"{path}: unreadable npz header ({e})") from None
+    except OSError as e:
+        if e.errno is not None:  # the read failed, not the content
+            raise DataFileError(f"{path}: cannot read ({e})") from None
+        raise CorruptFileError(f"{path}: unreadable npz header ({e})") from None
+    except (ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as e:
+        raise CorruptFileError(f"{path}: unreadable npz header ({e})") from None
 
 
 def is_tdata_name(path: str) -> bool:

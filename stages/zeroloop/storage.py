@@ -6,20 +6,34 @@ publishing rule every stage keeps: a file or directory appears under its
 final name only when complete.
 
 - On a local filesystem (the default; a ReadWriteMany volume on Kubernetes)
-  a file is written as ``X.tmp``, fsynced and renamed; a directory is built
-  as ``D.tmp/`` and renamed. Readers skip ``*.tmp``.
+  a file is written as ``X.<random>.tmp``, fsynced and renamed; a directory
+  is built as ``D.<random>.tmp/`` and renamed. Readers skip ``*.tmp``.
 - Other fsspec filesystems (object stores, ``memory://``) cannot rename
   atomically. A single file is written with one put, which those stores make
   atomic; a directory is written in place and committed by a marker file
   (``_COMPLETE``) written last. Readers skip directories without it.
 
-Writers never share a path: names come from ``unique_name()``.
+Writers never share a path: names come from ``unique_name()``, and each
+staging name carries its own random part, so two writers racing for one
+final name never touch each other's half-written files.
+
+Leftovers of killed writers: a writer holds an advisory lock (``flock``) on
+its staging file or directory until it is renamed, and the kernel drops
+the lock when the process dies, however it dies. ``sweep_tmp`` removes the
+staging entries whose lock is free, so a stage that restarts after SIGKILL
+clears what it left without ever touching a live writer's file, even when
+many processes share the directory. Where locks are unsupported (some
+network filesystems refuse them on directories) an entry counts as
+abandoned only after ``UNLOCKED_STALE_S``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import io
+import logging
 import os
 import posixpath
 import secrets
@@ -30,8 +44,15 @@ from dataclasses import dataclass
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+log = logging.getLogger(__name__)
+
 TMP_SUFFIX = ".tmp"
 COMPLETE_MARKER = "_COMPLETE"
+# A staging entry whose lock is free is abandoned once this old (covers the
+# instant between creating it and locking it).
+STALE_GRACE_S = 2.0
+# Without working locks, only age tells a dead writer's entry from a live one.
+UNLOCKED_STALE_S = 6 * 3600.0
 
 
 def unique_name() -> str:
@@ -43,6 +64,45 @@ def is_tmp(name: str) -> bool:
     """Whether a name is an incomplete entry that readers must ignore."""
     base = posixpath.basename(name.rstrip("/"))
     return base.endswith(TMP_SUFFIX) or ".tmp-" in base
+
+
+def staging_name(final: str) -> str:
+    """Where one writer builds ``final``: a name no other writer uses, ending in .tmp."""
+    return f"{final.rstrip('/')}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+
+
+def _lock(fd: int) -> None:
+    """Take the writer's lock on fd; unsupported locks are not an error."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def is_abandoned(path: str, min_age_s: float = STALE_GRACE_S, now: float | None = None) -> bool:
+    """Whether the local staging entry path belongs to no live writer (its lock is free)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(path) else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False  # gone (renamed or removed) or not ours to judge
+    try:
+        opened = os.fstat(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            min_age = min_age_s
+        except BlockingIOError:
+            return False  # a live writer holds it
+        except OSError:
+            min_age = max(min_age_s, UNLOCKED_STALE_S)  # no locks here: go by age alone
+        try:
+            current = os.stat(path)
+        except OSError:
+            return False
+        if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+            return False  # the name now belongs to another entry
+        now = time.time() if now is None else now
+        return now - current.st_mtime >= min_age
+    finally:
+        os.close(fd)
 
 
 class Storage:
@@ -63,17 +123,27 @@ class Storage:
     def open_write(self, path: str) -> Iterator[io.BufferedIOBase]:
         """A binary file object whose content appears at path only on success."""
         if self.local:
-            tmp = path + TMP_SUFFIX
+            tmp = staging_name(path)
+            f = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")  # (umask applies)
             try:
-                with open(tmp, "wb") as f:
-                    yield f
-                    f.flush()
-                    os.fsync(f.fileno())
+                _lock(f.fileno())
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
                 os.replace(tmp, path)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                if e.filename is None and e.errno is not None:  # a failed write names no file: name it
+                    raise OSError(e.errno, e.strerror, path) from None
+                raise
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
                 raise
+            finally:
+                with contextlib.suppress(OSError):  # (closing releases the lock, after the rename)
+                    f.close()
             _fsync_dir(posixpath.dirname(path))
         else:
             buf = io.BytesIO()
@@ -84,33 +154,92 @@ class Storage:
     def publishing_dir(self, final: str) -> Iterator[str]:
         """Build a directory that appears as ``final`` only if the block succeeds.
 
-        Yields the path to write into. Raises FileExistsError if final exists.
+        Yields the path to write into. Raises FileExistsError if final exists
+        (before the block, or when another writer published it first).
         """
-        if self.local:
-            if self.exists(final):
-                raise FileExistsError(f"{final} already exists")
-            staging = final + TMP_SUFFIX
-        else:
-            if self.is_complete_dir(final):
-                raise FileExistsError(f"{final} already exists")
-            staging = final  # committed by the marker, written last
-        if self.exists(staging):
-            self.remove_tree(staging)  # what a killed writer left behind
-        self.fs.makedirs(staging, exist_ok=True)
+        if not self.local:
+            yield from self._publishing_dir_by_marker(final)
+            return
+        if self.exists(final):
+            raise FileExistsError(f"{final} already exists")
+        parent, base = posixpath.split(final.rstrip("/"))
+        self.sweep_tmp(parent, prefix=base + ".")  # what killed writers of this name left
+        staging = staging_name(final)
+        os.makedirs(staging)
+        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            yield staging
+            _lock(fd)
+            try:
+                yield staging
+                for folder, _, names in os.walk(staging):
+                    for name in names:
+                        _fsync_file(os.path.join(folder, name))
+                try:
+                    os.rename(staging, final)
+                except OSError as e:
+                    if e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+                        raise FileExistsError(f"{final} already exists (published by another writer)") from None
+                    raise
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.remove_tree(staging)
+                raise
+        finally:
+            os.close(fd)
+        _fsync_dir(parent)
+
+    def _publishing_dir_by_marker(self, final: str) -> Iterator[str]:
+        # Object stores: written in place, committed by the marker written last.
+        if self.is_complete_dir(final):
+            raise FileExistsError(f"{final} already exists")
+        if self.exists(final):
+            self.remove_tree(final)  # what a killed writer left behind
+        self.fs.makedirs(final, exist_ok=True)
+        try:
+            yield final
         except BaseException:
             with contextlib.suppress(Exception):
-                self.remove_tree(staging)
+                self.remove_tree(final)
             raise
-        if self.local:
-            for parent, _, names in os.walk(staging):
-                for name in names:
-                    _fsync_file(os.path.join(parent, name))
-            os.rename(staging, final)
-            _fsync_dir(posixpath.dirname(final))
-        else:
-            self.fs.pipe_file(posixpath.join(final, COMPLETE_MARKER), b"")
+        self.fs.pipe_file(posixpath.join(final, COMPLETE_MARKER), b"")
+
+    def sweep_tmp(self, parent: str, prefix: str = "", min_age_s: float = STALE_GRACE_S) -> list[str]:
+        """Remove staging files and dirs in parent (names starting with prefix) whose writer is gone.
+
+        Returns what was removed. Only local filesystems leave staging entries.
+        """
+        if not self.local:
+            return []
+        try:
+            entries = list(os.scandir(parent))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        removed = []
+        for entry in entries:
+            if not is_tmp(entry.name) or not entry.name.startswith(prefix):
+                continue
+            if not is_abandoned(entry.path, min_age_s):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                self.remove_tree(entry.path)
+            else:
+                self.remove(entry.path)
+            log.info("removed %s, left by a writer that was stopped", entry.path)
+            removed.append(entry.path)
+        return removed
+
+    @contextlib.contextmanager
+    def holding_lock(self, path: str) -> Iterator[None]:
+        """Hold the writer's lock on an existing local directory (scratch space) while in the block."""
+        if not self.local:
+            yield
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _lock(fd)
+            yield
+        finally:
+            os.close(fd)
 
     def move_dir(self, src: str, dst: str) -> None:
         """Move a complete directory to a new complete name (accept/reject).
@@ -260,12 +389,19 @@ class BaseDir:
         if isinstance(fs, LocalFileSystem):
             root = os.path.abspath(root)
         root = root.rstrip("/") or "/"
-        if create:
-            fs.makedirs(root, exist_ok=True)
-        elif not fs.isdir(root):
-            from zeroloop.errors import UserError
+        from zeroloop.errors import UserError
 
+        if fs.exists(root) and not fs.isdir(root):
+            raise UserError(f"BASEDIR {url} is a file, not a directory")
+        if create:
+            try:
+                fs.makedirs(root, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"BASEDIR {url}: cannot create it ({e.strerror or e})") from None
+        if not fs.isdir(root):
             raise UserError(f"BASEDIR {url} does not exist or is not a directory")
+        if isinstance(fs, LocalFileSystem) and not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+            raise UserError(f"BASEDIR {url}: permission denied (every stage needs to read, write and list it)")
         return cls(Storage(fs), root)
 
     def path(self, *parts: str) -> str:

@@ -14,6 +14,8 @@ in the middle of the game, or a move the rules forbid is refused with an
 from __future__ import annotations
 
 import datetime
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,8 +161,13 @@ def _text(node, prop: str) -> str | None:
 
 
 def read_sgf(path: str | Path) -> Record:
+    """The record in a regular file of at most MAX_SGF_BYTES (never a device or pipe that could block or flood)."""
     try:
-        data = Path(path).read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore the flag)
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise SgfError(f"{path} is not a regular file")
+            data = f.read(MAX_SGF_BYTES + 1)
     except OSError as e:
         raise SgfError(f"cannot read {path}: {e.strerror or e}") from None
     return parse_sgf(data)

@@ -17,13 +17,15 @@ feature version, plane counts, config, tensor names, shapes, dtypes, finite
 values); any failure raises ``ModelFileError`` naming the file and the
 reason. ``find_latest_model`` picks the newest complete model in a models
 directory by the weights' modification time, as KataGo's findLatestModel
-does, so self-play and gatekeeper agree on "newest".
+does, so self-play and gatekeeper agree on "newest" (a model dated in the
+future ranks below the others: see ``list_models``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import posixpath
 import re
@@ -47,7 +49,10 @@ WEIGHTS_FILE = "model.safetensors"
 INFO_FILE = "model.json"
 MAX_POS_LEN = 32
 MAX_NAME_LEN = 64  # rows.MODEL_NAME_LEN: training rows record the model name
+CLOCK_SKEW_TOLERANCE_S = 60.0
+_warned_future: set[str] = set()
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+log = logging.getLogger(__name__)
 
 
 def check_model_name(name: object) -> str | None:
@@ -268,8 +273,16 @@ def is_model_dir(storage: Storage, path: str) -> bool:
         storage.exists(posixpath.join(path, f)) for f in (WEIGHTS_FILE, INFO_FILE))
 
 
-def list_models(storage: Storage, models_dir: str) -> list[tuple[float, str]]:
-    """(mtime of the weights, path) of every complete model under models_dir, oldest first."""
+def list_models(storage: Storage, models_dir: str, now: float | None = None) -> list[tuple[float, str]]:
+    """(mtime of the weights, path) of every complete model under models_dir, oldest first.
+
+    A model dated in the future (beyond ``CLOCK_SKEW_TOLERANCE_S``: a writer
+    whose clock runs ahead, or a copy that kept odd times) counts as older than
+    every model dated in the past, with a warning naming it: otherwise it would
+    stay "newest" and hide every model exported after it until the clock
+    caught up with its date.
+    """
+    now = time.time() if now is None else now
     found = []
     for path in storage.list_dirs(models_dir):
         if is_model_dir(storage, path):
@@ -277,7 +290,13 @@ def list_models(storage: Storage, models_dir: str) -> list[tuple[float, str]]:
                 found.append((storage.mtime(posixpath.join(path, WEIGHTS_FILE)), path))
             except FileNotFoundError:  # removed while we looked
                 continue
-    return sorted(found)
+    future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
+    for t, p in found:
+        if p in future and p not in _warned_future:
+            _warned_future.add(p)
+            log.warning("model %s is dated %.0f s in the future (clock skew?): ranking it below the models "
+                        "dated in the past", p, t - now)
+    return sorted(found, key=lambda tp: (tp[1] not in future, tp[0], tp[1]))
 
 
 def find_latest_model(storage: Storage, models_dir: str) -> str | None:

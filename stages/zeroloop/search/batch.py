@@ -206,6 +206,14 @@ class BatchSearch:
             prep = False
         gi[tree.G_ROOT_PREP] = 1 if prep else 0
 
+    def hold(self, g: int) -> None:
+        """Slot g keeps its game and tree but searches nothing until the next start_search.
+
+        For a match where each player has its own BatchSearch over the same
+        games: the player not to move waits (no pondering on the other's turn).
+        """
+        self.game_i[g, tree.G_TARGET] = 0
+
     def searching(self, g: int) -> bool:
         return bool(self.game_i[g, tree.G_ACTIVE]) and self.root_visits(g) < self.game_i[g, tree.G_TARGET]
 

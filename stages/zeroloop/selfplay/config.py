@@ -71,7 +71,8 @@ class SelfplayConfig:
     temperature_halflife: float = option(19.0, "temperature half-life in moves on 19x19 (scaled by "
                                                "19/sqrt(area) on other sizes)", lo=0.01, hi=10000.0)
     # output
-    max_rows_per_file: int = option(10000, "training rows per tdata file at most", lo=1, hi=10_000_000)
+    max_rows_per_file: int = option(10000, "training rows per tdata file at most (files hold whole games: "
+                                           "one game with more rows gets a file of its own)", lo=1, hi=10_000_000)
     first_file_min_prop: float = option(0.15, "a writer's first file is capped at a random size in "
                                               "[prop*max_rows_per_file, max_rows_per_file]", lo=0.0, hi=1.0)
     write_sgfs: bool = option(True, "write each game's SGF under selfplay/<model>/sgfs")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -74,6 +75,12 @@ class Counters:
     rows: int = 0
     games_adopted: int = 0  # saved games in progress taken over
     games_resumed: int = 0  # adopted games replayed into a slot
+
+
+def new_game_id() -> int:
+    """A game id unique across processes and restarts: from the OS, never from --seed (a stage
+    restarted with the same seed must not reuse the ids of the games it wrote before)."""
+    return secrets.randbits(63) or 1
 
 
 class SelfplayEngine:
@@ -293,7 +300,7 @@ class SelfplayEngine:
         rules = Rules(str(self.rng.choice(c.ko_rules)), bool(self.rng.random() < c.multi_stone_suicide_prob),
                       self._komi())
         model = self.models[self.current]
-        state = gs.GameState(int(self.rng.integers(1, 2**63 - 1)), size, rules, c.max_moves(size), model.name)
+        state = gs.GameState(new_game_id(), size, rules, c.max_moves(size), model.name)
         self.search.new_game(g, size, rules.ko_code, rules.multi_stone_suicide, rules.komi, state.max_moves)
         self.slots[g] = state
         self.slot_model[g] = self.current

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
+import stat
 
 import numpy as np
 
@@ -30,6 +32,7 @@ from zeroloop.selfplay import config as spconfig
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.engine import SelfplayEngine
 from zeroloop.selfplay.models import ModelWatcher
+from zeroloop.selfplay.writer import sweep_leftovers
 
 log = logging.getLogger("zeroloop.selfplay")
 
@@ -84,7 +87,16 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
 
     out_storage, out_dir = storage_at(args.output_dir)
     models_storage, models_dir = storage_at(args.models_dir)
-    out_storage.makedirs(out_dir)
+    if out_storage.exists(out_dir) and not out_storage.fs.isdir(out_dir):
+        raise UserError(f"--output-dir {args.output_dir} is a file, not a directory")
+    try:
+        out_storage.makedirs(out_dir)
+    except OSError as e:
+        raise UserError(f"--output-dir {args.output_dir}: cannot create it ({e.strerror or e})") from None
+    _check_access(out_storage, out_dir, "--output-dir", write=True)
+    # unreadable models would silently mean the random net: refuse instead (a missing dir is the bootstrap)
+    _check_access(models_storage, models_dir, "--models-dir", write=False)
+    sweep_leftovers(out_storage, out_dir)
     rng = np.random.default_rng(seed)
     watcher = ModelWatcher(models_storage, models_dir, device=device, max_batch=config.num_games,
                            random_pos_len=config.data_board_len, max_board_size=config.max_board_size,
@@ -98,3 +110,19 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     log.info("engine ready in %.2f s (model %s loaded)", time.perf_counter() - t0,
              engine.models[engine.current].name)
     engine.run(should_stop)
+
+
+def _check_access(storage, path: str, flag: str, write: bool) -> None:
+    """UserError if a local directory exists but this process may not list (or write) it."""
+    if not storage.local:
+        return
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # created when needed (models: none yet, the random bootstrap)
+    except OSError as e:
+        raise UserError(f"{flag} {path}: {e.strerror.lower() if e.strerror else e}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{flag} {path} is a file, not a directory")
+    if not os.access(path, os.R_OK | os.X_OK | (os.W_OK if write else 0)):
+        raise UserError(f"{flag} {path}: permission denied (self-play must list{' and write' if write else ''} it)")

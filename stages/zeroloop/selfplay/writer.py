@@ -3,9 +3,12 @@
 One ``TdataWriter`` per model. Finished games queue in memory as
 ``PendingGame`` (their rows and SGF line, in order) and are published as
 ``tdata/<random-hex>.npz`` (with the row count beside it,
-``zeroloop.rows.write``) whenever ``max_rows_per_file`` rows are waiting,
-and on a flush; the SGFs queued since the last file go to
-``sgfs/<same-hex>.sgfs`` at the same moment. Every file is written under a
+``zeroloop.rows.write``) whenever about ``max_rows_per_file`` rows are
+waiting, and on a flush; the SGFs of the same games go to
+``sgfs/<same-hex>.sgfs`` right after. A file holds whole games only (at
+most ``max_rows_per_file`` rows, unless one game alone has more), so a game
+is in exactly one tdata file, and a game reported in an SGF has all its rows
+published, whenever the process is killed. Every file is written under a
 temporary name and renamed, and names are random, so any number of
 self-play processes can share the directories. As in KataGo, each writer's
 first file is capped at a random size so that writers started together do
@@ -103,29 +106,31 @@ class TdataWriter:
         self.write(self.plan(everything=True))
 
     def plan(self, everything: bool) -> list[FilePlan]:
-        """Name the files to publish now (full ones; everything: the rest too) and mark the games."""
+        """Name the files to publish now (full ones; everything: the rest too) and mark the games.
+
+        Files take whole games in queue order: a file is full when it reaches
+        the cap or the next game would overflow it.
+        """
         plans: list[FilePlan] = []
-        avail = self.pending_rows
-        unplanned_sgfs = [g for g in self.queue if g.sgf is not None and g.sgf_file is None]
-        gi, offset, cap = 0, 0, self._cap
-        while avail >= cap or (everything and (avail > 0 or unplanned_sgfs)):
-            plan = FilePlan(unique_name(), [], unplanned_sgfs)
-            for g in unplanned_sgfs:
-                g.sgf_file = plan.name
-            unplanned_sgfs = []
-            n = min(cap, avail)
-            avail -= n
-            while n > 0:
-                g = self.queue[gi]
-                k = min(n, g.num_rows - offset)
-                if k > 0:
-                    plan.pieces.append((g, offset, offset + k))
-                    g.pieces.append((plan.name, offset, offset + k))
-                    offset += k
-                    n -= k
-                if offset == g.num_rows:
-                    gi, offset = gi + 1, 0
+        games = self.queue
+        i, cap = 0, self._cap
+        while i < len(games):
+            j, n = i, 0
+            while j < len(games) and (j == i or n + games[j].num_rows <= cap):
+                n += games[j].num_rows
+                j += 1
+            if not (n >= cap or j < len(games) or everything):
+                break
+            plan = FilePlan(unique_name(), [], [])
+            for g in games[i:j]:
+                if g.num_rows:
+                    plan.pieces.append((g, 0, g.num_rows))
+                    g.pieces.append((plan.name, 0, g.num_rows))
+                if g.sgf is not None:
+                    plan.sgfs.append(g)
+                    g.sgf_file = plan.name
             plans.append(plan)
+            i = j
             cap = self.max_rows
         if plans:
             self._cap = cap
@@ -165,3 +170,12 @@ class TdataWriter:
         if plan.sgfs:
             path = posixpath.join(self.sgfs_dir, plan.name + ".sgfs")
             self.storage.write_bytes(path, ("\n".join(g.sgf for g in plan.sgfs) + "\n").encode())
+
+
+def sweep_leftovers(storage: Storage, selfplay_dir: str) -> int:
+    """Remove half-written files that stopped self-play processes left in any model's dirs."""
+    removed = 0
+    for model_dir in storage.list_subdirs(selfplay_dir):
+        for sub in ("tdata", "sgfs"):
+            removed += len(storage.sweep_tmp(posixpath.join(model_dir, sub)))
+    return removed

@@ -8,8 +8,9 @@ A shuffle dir is deleted only when all of these hold:
   ``in_use_expiry_s`` names it.
 
 Staging dirs (``*.tmp``, or without a commit marker on object stores) and
-scratch dirs older than ``grace_s`` belong to interrupted shuffles and are
-removed too. The choice is a pure function (``to_delete``) over names and
+scratch dirs belong to interrupted shuffles and are removed too: on a
+local filesystem as soon as no live shuffle holds their lock
+(``storage.is_abandoned``), elsewhere once older than ``grace_s``. The choice is a pure function (``to_delete``) over names and
 ages; ``clean`` does the I/O.
 """
 
@@ -20,7 +21,7 @@ import posixpath
 import time
 
 from zeroloop import shuffled
-from zeroloop.storage import BaseDir, Storage, is_tmp
+from zeroloop.storage import BaseDir, Storage, is_abandoned, is_tmp
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ def clean_shuffles(base: BaseDir, keep_newest: int, grace_s: float, in_use_expir
 
 
 def clean_scratch(storage: Storage, scratch_root: str, grace_s: float, now: float | None = None) -> None:
-    """Remove scratch dirs of interrupted shuffles (older than grace_s)."""
+    """Remove scratch dirs of interrupted shuffles: unlocked ones (local), else older than grace_s."""
     now = time.time() if now is None else now
     for d in _subdirs(storage, scratch_root):
-        if _age(storage, d, now) >= grace_s:
+        if (storage.local and is_abandoned(d, now=now)) or _age(storage, d, now) >= grace_s:
             log.info("removing stale shuffle scratch %s", d)
             storage.remove_tree(d)

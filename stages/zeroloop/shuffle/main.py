@@ -4,7 +4,9 @@ Finds every tdata file (``inputs``), picks the window (``window``), shuffles
 it exactly with memory bounded by a bucket (``scatter``) in
 ``--num-processes`` worker processes, and publishes
 ``shuffleddata/<stamp>/`` in one rename when complete, then removes old
-shuffles no trainer can still be reading (``cleanup``).
+shuffles no trainer can still be reading (``cleanup``). Input files whose
+content is malformed are skipped and moved to ``BASEDIR/quarantine/``
+(``zeroloop.quarantine``) so that no later shuffle trips on them again.
 
 Exit status: 0 after a shuffle; ``EXIT_NOT_ENOUGH_ROWS`` (3) when there are
 fewer usable rows than ``--min-rows`` (the message says how many exist and
@@ -23,9 +25,9 @@ import os
 import posixpath
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from zeroloop import cliflags, metrics, runtime, shuffled
+from zeroloop import cliflags, metrics, quarantine, rows, runtime, shuffled
 from zeroloop.errors import UserError
 from zeroloop.shuffle import cleanup, inputs, scatter, window
 from zeroloop.storage import BaseDir, stamp, unique_name
@@ -59,6 +61,7 @@ class ShuffleOutcome:
     selection: window.Selection
     skipped: list[tuple[str, str]]
     seconds: float
+    quarantined: list[str] = field(default_factory=list)  # where corrupt inputs went
 
 
 def _keep_target(text: str) -> int | None:
@@ -212,9 +215,11 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     t0 = time.monotonic()
     if opts.num_processes > 1 and not base.storage.local and "memory" in str(base.storage.fs.protocol):
         raise UserError("--num-processes > 1 needs a BASEDIR other processes can open (not memory://)")
+    base.storage.sweep_tmp(base.shuffleddata)  # staging dirs of shuffles that were killed
     found = inputs.scan(base, opts.pos_len)
     for _ in found.skipped:
         metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
+    quarantined = _quarantine(base, found.corrupt)
     sel = window.select(found.files, opts.params, opts.keep_target_rows)
     pos_len = found.pos_len
     assert pos_len is not None  # select() raised if nothing was found
@@ -233,7 +238,8 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     base.storage.makedirs(base.shuffleddata)
     skipped = list(found.skipped)
     try:
-        with base.storage.publishing_dir(out_final) as staging, _executor(opts.num_processes) as pool:
+        with scratch_storage.holding_lock(scratch_root), base.storage.publishing_dir(out_final) as staging, \
+                _executor(opts.num_processes) as pool:
             base.storage.makedirs(posixpath.join(staging, shuffled.FILES_SUBDIR))
             files = [f.path for f in sel.files]
             groups = scatter.plan_groups([f.rows for f in sel.files], opts.worker_group_rows)
@@ -246,6 +252,7 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
                     log.warning("skipping unreadable tdata file: %s", why)
                     metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
                 skipped.extend(res.skipped)
+                quarantined += _quarantine(base, res.corrupt)
             if kept == 0:  # every selected file was unreadable: publish nothing
                 raise window.NotEnoughRows(0, opts.params.min_rows, sel.total_rows,
                                            sum(f.rows for f in found.files if f.random))
@@ -271,7 +278,22 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     metrics.metric("zeroloop_shuffle_rows_total").inc(summary.num_rows)
     metrics.metric("zeroloop_shuffle_duration_seconds").set(seconds)
     cleanup.clean_shuffles(base, opts.keep_newest, opts.cleanup_grace_s, opts.in_use_expiry_s)
-    return ShuffleOutcome(out_final, summary, sel, skipped, seconds)
+    return ShuffleOutcome(out_final, summary, sel, skipped, seconds, quarantined)
+
+
+def _quarantine(base: BaseDir, corrupt) -> list[str]:
+    """Move corrupt tdata files (and their count files) to BASEDIR/quarantine; best effort."""
+    moved = []
+    for path, why in corrupt:
+        try:
+            dest = quarantine.quarantine_file(base, path, why, "shuffle", sidecars=(rows.count_path(path),))
+        except OSError as e:
+            log.warning("cannot quarantine %s: %s", path, e)
+            continue
+        if dest is not None:
+            moved.append(dest)
+            metrics.metric("zeroloop_shuffle_files_quarantined_total").inc()
+    return moved
 
 
 def _run_all(pool: cf.Executor, fn, tasks: list):

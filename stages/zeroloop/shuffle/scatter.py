@@ -29,7 +29,7 @@ import fsspec
 import numpy as np
 
 from zeroloop import rows, shuffled
-from zeroloop.errors import DataFileError
+from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class ScatterResult:
     rows_read: int
     rows_kept: int
     skipped: tuple[tuple[str, str], ...]  # (path, why)
+    corrupt: tuple[tuple[str, str], ...] = ()  # the skipped ones whose content is malformed
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,16 @@ def scatter(task: ScatterTask) -> ScatterResult:
     """Phase 1 for one group of input files."""
     in_storage, _ = task.inputs.open()
     scratch, scratch_root = task.scratch.open()
-    parts, skipped = [], []
+    parts, skipped, corrupt = [], [], []
     for path in task.paths:
         try:
             parts.append(rows.read(in_storage, path, task.pos_len))
         except DataFileError as e:
             skipped.append((path, str(e)))
+            if isinstance(e, CorruptFileError):
+                corrupt.append((path, str(e)))
     if not parts:
-        return ScatterResult(task.group, 0, 0, tuple(skipped))
+        return ScatterResult(task.group, 0, 0, tuple(skipped), tuple(corrupt))
     data = rows.concat(parts)
     del parts
     n = len(data["gameIdN"])
@@ -156,7 +159,7 @@ def scatter(task: ScatterTask) -> ScatterResult:
         if c:
             _write_raw(scratch, shard_path(scratch_root, b, task.group), rows.take(data, chosen[order[start:start + c]]))
         start += c
-    return ScatterResult(task.group, n, keep, tuple(skipped))
+    return ScatterResult(task.group, n, keep, tuple(skipped), tuple(corrupt))
 
 
 def _load_all(storage: Storage, paths: list[str], pos_len: int) -> dict[str, np.ndarray] | None:

@@ -456,7 +456,11 @@ class Trainer:
 
     def run(self) -> int:
         self.storage.makedirs(self.traindir)
-        self._resume()
+        # half-written checkpoints and exports of an instance that was killed
+        for d in (self.traindir, self.base.toexport(False), self.base.toexport(True)):
+            self.storage.sweep_tmp(d)
+        if not self._resume() and self.opts.initial_checkpoint is not None:
+            self._start_fresh(self.opts.pos_len or 0)  # a bad --initial-checkpoint fails now, not after data arrives
         jsonl = posixpath.join(self.traindir, JSONL_NAME) if self.storage.local else None
         if jsonl is None:
             log.warning("BASEDIR is not a local filesystem: no %s (metrics go to Prometheus only)", JSONL_NAME)

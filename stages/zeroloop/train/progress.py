@@ -101,6 +101,9 @@ class Reporter:
         if self.path is None:
             return
         data = (json.dumps(line) + "\n").encode()
-        with open(self.path, "ab") as f:
-            f.write(data)
+        try:
+            with open(self.path, "ab") as f:
+                f.write(data)
+        except OSError as e:  # (a failed write names no file; a restart truncates a partial line)
+            raise OSError(e.errno, e.strerror, self.path) from None
         self.sums.jsonl_bytes += len(data)

@@ -1,0 +1,354 @@
+"""The loop's settings, and the stage commands and config files they become.
+
+One place maps a run's few knobs (board size, net, visits, games per
+cycle, training rate ...) onto the five stages' own flags and config keys,
+for the synchronous loop (``sync``) and the asynchronous one
+(``asyncmode``) alike. The defaults are tuned for a 2-core CPU machine
+(docs/learning.md has the measurements behind them).
+
+Settings persist in ``BASEDIR/loop/settings.json``: a rerun without flags
+carries on with the run's settings, a flag given again changes that
+setting from then on, and the settings that fix the shape of the run
+(name prefix, board size, net) cannot change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import posixpath
+import sys
+from dataclasses import dataclass
+
+from zeroloop import cliflags
+from zeroloop.errors import UserError
+from zeroloop.go import board as B
+from zeroloop.nn import modelfile
+from zeroloop.nn.configs import CONFIGS
+from zeroloop.storage import BaseDir
+
+# Komi that makes perfect play a draw or a half-point game where it is known
+# (5x5: Black takes the whole board; 6x6: Black by 4; 7x7: Black by 9 under
+# area scoring); 7 elsewhere, as KataGo's default for 9x9 and larger.
+FAIR_KOMI = {5: 24.5, 6: 4.5, 7: 9.0}
+TRAINING_NAME_MAX = 24
+
+
+def fair_komi(size: int) -> float:
+    return FAIR_KOMI.get(size, 7.0)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    name_prefix: str
+    model_kind: str = "b2c32"
+    board_size: int = 7
+    komi: float | None = None  # None: fair_komi(board_size)
+    # self-play
+    visits: int = 64  # a full search (recorded as a training row)
+    cheap_visits: int | None = None  # None: visits / 4
+    full_search_prob: float = 0.25
+    games_at_once: int = 64
+    games_per_cycle: int = 400
+    # gating
+    gating: bool = True
+    gating_games: int = 40
+    gating_visits: int | None = None  # None: visits
+    gating_win_prop: float = 0.5
+    sprt: bool = False
+    # shuffle
+    shuffle_min_rows: int = 5_000
+    keep_target_rows: int = 60_000
+    taper_window_scale: int = 20_000
+    # train
+    batch_size: int = 128
+    samples_per_epoch: int = 20_000
+    max_train_per_data: float = 4.0
+    max_train_samples_per_cycle: int = 100_000
+    lr_scale: float = 1.0
+    lr_warmup_samples: int = 20_000
+    # process
+    poll_seconds: float = 10.0  # how often stages look for new models or data (matters with --async)
+    device: str = "auto"
+    threads: int | None = None
+    seed: int | None = None
+
+    # fixed once a run has started
+    SHAPE = ("name_prefix", "model_kind", "board_size")
+
+    @property
+    def run_komi(self) -> float:
+        return self.komi if self.komi is not None else fair_komi(self.board_size)
+
+    @property
+    def run_cheap_visits(self) -> int:
+        return self.cheap_visits if self.cheap_visits is not None else max(1, self.visits // 4)
+
+    @property
+    def run_gating_visits(self) -> int:
+        return self.gating_visits if self.gating_visits is not None else self.visits
+
+    @property
+    def training_name(self) -> str:
+        return self.model_kind
+
+    def check(self) -> None:
+        problems = []
+        probe = modelfile.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
+        if probe:
+            problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
+        if self.model_kind not in CONFIGS:
+            problems.append(f"--model-kind {self.model_kind!r}: known sizes are {', '.join(CONFIGS)}")
+        if not B.MIN_SIZE <= self.board_size <= B.MAX_SIZE:
+            problems.append(f"--board-size {self.board_size}: must be {B.MIN_SIZE}..{B.MAX_SIZE}")
+        for name in ("visits", "games_at_once", "games_per_cycle", "gating_games", "batch_size", "shuffle_min_rows",
+                     "keep_target_rows", "taper_window_scale", "samples_per_epoch", "max_train_samples_per_cycle"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.samples_per_epoch < self.batch_size:
+            problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch")
+        if not 0.0 <= self.gating_win_prop <= 1.0:
+            problems.append(f"--gating-win-prop {self.gating_win_prop}: must be in 0..1")
+        if not 0.0 < self.full_search_prob <= 1.0:
+            problems.append(f"--full-search-prob {self.full_search_prob}: must be in (0, 1]")
+        if self.poll_seconds <= 0:
+            problems.append(f"--poll-seconds {self.poll_seconds}: must be positive")
+        if self.max_train_per_data <= 0 or self.lr_scale <= 0 or self.lr_warmup_samples < 0:
+            problems.append("--max-train-per-data and --lr-scale must be positive, --lr-warmup-samples not negative")
+        if self.komi is not None and (self.komi * 2 != int(self.komi * 2) or abs(self.komi) > 150):
+            problems.append(f"--komi {self.komi}: must be a multiple of 0.5 within +-150")
+        if problems:
+            raise UserError("; ".join(problems))
+
+    def to_json(self) -> bytes:
+        return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+
+# --- flags --------------------------------------------------------------------------------
+
+_HELP = {
+    "model_kind": "net size (zeroloop.nn.configs)",
+    "board_size": "board size of every game",
+    "komi": "komi (default: the fair komi where known: 9 on 7x7, else 7)",
+    "visits": "visits of a full self-play search (a training row)",
+    "cheap_visits": "visits of a cheap self-play search (default visits/4)",
+    "full_search_prob": "share of self-play moves that get a full search",
+    "games_at_once": "self-play games at once (the net's batch size)",
+    "games_per_cycle": "self-play games per cycle",
+    "gating": "test each new model against the accepted one before self-play uses it",
+    "gating_games": "games per gating match at most",
+    "gating_visits": "visits per move in gating games (default: --visits)",
+    "gating_win_prop": "share of gating points a candidate needs (ties pass)",
+    "sprt": "decide gating by SPRT instead of the fixed-length rule",
+    "shuffle_min_rows": "rows needed before the first shuffle",
+    "keep_target_rows": "rows of the window each shuffle keeps",
+    "taper_window_scale": "rows at which the shuffle window starts to taper",
+    "batch_size": "training batch size",
+    "samples_per_epoch": "training samples per epoch (one export per epoch)",
+    "max_train_per_data": "training samples allowed per new data row (the train bucket)",
+    "max_train_samples_per_cycle": "training samples per cycle at most (the bucket's size)",
+    "lr_scale": "multiplies KataGo's learning rate",
+    "lr_warmup_samples": "learning-rate warm-up (KataGo: 2M samples; far too long here)",
+    "poll_seconds": "how often stages look for new models or data (asynchronous mode waits on it)",
+    "device": "auto, cpu, cuda or cuda:N (self-play, training, gating)",
+    "threads": "CPU threads per stage (default: from the cgroup CPU quota)",
+    "seed": "random seed of the run (each stage gets its own, derived from it)",
+}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per setting; one not given is absent from args (the run's or the built-in value applies)."""
+    g = parser.add_argument_group("run settings (kept in BASEDIR/loop/settings.json; a flag changes one)")
+    defaults = LoopSettings("x")
+    for f in dataclasses.fields(LoopSettings):
+        if f.name == "name_prefix":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = f" (default {default})" if default is not None else ""
+        if f.type in ("bool", bool):
+            cliflags.flag(g, flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                          help=_HELP[f.name] + shown)
+            continue
+        kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float}[str(f.type)]
+        kwargs = {"choices": sorted(CONFIGS)} if f.name == "model_kind" else {}
+        cliflags.flag(g, flag, type=kind, default=argparse.SUPPRESS, help=_HELP[f.name] + shown, **kwargs)
+
+
+def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
+    """Settings: built-in defaults, then the stored run's, then the flags given."""
+    values = dataclasses.asdict(LoopSettings(args.name_prefix))
+    names = set(values)
+    if stored:
+        values.update({k: v for k, v in stored.items() if k in names})
+        for k in LoopSettings.SHAPE:
+            given = getattr(args, k, None)
+            if given is not None and given != stored.get(k):
+                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {stored.get(k)}; it cannot change "
+                                f"to {given} (start a new BASEDIR)")
+    for k in names:
+        given = getattr(args, k, None)
+        if given is not None:
+            values[k] = given
+    if values["komi"] is None:  # fixed when the run starts
+        values["komi"] = fair_komi(values["board_size"])
+    settings = LoopSettings(**values)
+    settings.check()
+    return settings
+
+
+def load_stored(base: BaseDir) -> dict | None:
+    path = base.path("loop", "settings.json")
+    if not base.storage.exists(path):
+        return None
+    try:
+        data = json.loads(base.storage.read_bytes(path))
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); fix or remove it") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} should hold a JSON object")
+    return data
+
+
+def save(base: BaseDir, settings: LoopSettings) -> None:
+    base.storage.makedirs(base.path("loop"))
+    base.storage.write_bytes(base.path("loop", "settings.json"), settings.to_json())
+
+
+# --- stage configs and commands ---------------------------------------------------------------
+
+
+def _toml(values: dict) -> str:
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    return "".join(f"{k} = {value(v)}\n" for k, v in values.items())
+
+
+def selfplay_config(s: LoopSettings) -> dict:
+    return {
+        "num_games": s.games_at_once, "board_sizes": [s.board_size], "board_size_weights": [1.0],
+        "data_board_len": s.board_size, "komi_mean": s.run_komi, "komi_stdev": 1.0, "komi_big_stdev_prob": 0.0,
+        "ko_rules": ["positional"], "multi_stone_suicide_prob": 0.0, "max_visits": s.visits,
+        "cheap_visits": s.run_cheap_visits, "full_search_prob": s.full_search_prob,
+        "max_rows_per_file": 1000, "model_poll_seconds": s.poll_seconds, "log_every_seconds": 30.0,
+    }
+
+
+def gatekeeper_config(s: LoopSettings) -> dict:
+    return {
+        "num_games_per_gating": s.gating_games, "num_games_at_once": min(s.gating_games, 32),
+        "board_sizes": [s.board_size], "board_size_weights": [1.0], "komi_mean": s.run_komi,
+        "ko_rules": ["positional"], "max_visits": s.run_gating_visits, "sprt": s.sprt,
+        "poll_seconds": s.poll_seconds,
+    }
+
+
+def write_stage_configs(base: BaseDir, s: LoopSettings) -> tuple[str, str]:
+    """loop/selfplay.toml and loop/gatekeeper.toml; returns their paths."""
+    paths = base.path("loop", "selfplay.toml"), base.path("loop", "gatekeeper.toml")
+    for path, values, what in zip(paths, (selfplay_config(s), gatekeeper_config(s)), ("self-play", "gatekeeper")):
+        text = f"# {what} config written by `zeroloop loop` from loop/settings.json (rewritten each start)\n"
+        base.storage.write_bytes(path, (text + _toml(values)).encode())
+    return paths
+
+
+def init_model_path(base: BaseDir) -> str:
+    """The random-weight net training starts from: "the first model" of the run."""
+    return base.path("loop", "init-model")
+
+
+def zeroloop(*args: str) -> list[str]:
+    """argv of a zeroloop command run by this interpreter (so a checkout without install works too)."""
+    return [sys.executable, "-m", "zeroloop", *args]
+
+
+def _common(s: LoopSettings, seed_offset: int, device: bool) -> list[str]:
+    out = []
+    if device:
+        out += ["--device", s.device]
+    if s.threads is not None:
+        out += ["--threads", str(s.threads)]
+    if s.seed is not None:
+        out += ["--seed", str(s.seed + seed_offset)]
+    return out
+
+
+def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int = 0) -> list[str]:
+    argv = zeroloop("gatekeeper", "--test-models-dir", base.modelstobetested, "--accepted-models-dir", base.models,
+                    "--rejected-models-dir", base.rejectedmodels, "--sgf-output-dir", base.gatekeepersgf,
+                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"),
+                    "--required-candidate-win-prop", repr(float(s.gating_win_prop)))
+    if once:
+        argv.append("--quit-if-no-nets-to-test")
+    return argv + _common(s, seed_offset, device=True)
+
+
+def selfplay_argv(base: BaseDir, s: LoopSettings, max_games: int | None, seed_offset: int = 0) -> list[str]:
+    argv = zeroloop("selfplay", "--output-dir", base.selfplay, "--models-dir", base.models, "--config",
+                    base.path("loop", "selfplay.toml"))
+    if max_games is not None:
+        argv += ["--max-games-total", str(max_games)]
+    return argv + _common(s, seed_offset, device=True)
+
+
+def shuffle_window_args(s: LoopSettings) -> list[str]:
+    return ["--min-rows", str(s.shuffle_min_rows), "--keep-target-rows", str(s.keep_target_rows),
+            "--expand-window-per-row", "0.4", "--taper-window-exponent", "0.65",
+            "--taper-window-scale", str(s.taper_window_scale), "--batch-size", str(s.batch_size),
+            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 2))),
+            "--num-processes", "1"]
+
+
+def shuffle_argv(base: BaseDir, s: LoopSettings, seed_offset: int = 0) -> list[str]:
+    # Training never runs during a synchronous shuffle: old shuffles can go after a minute.
+    return (zeroloop("shuffle", base.root, *shuffle_window_args(s), "--cleanup-grace-seconds", "60")
+            + _common(s, seed_offset, device=False))
+
+
+def shuffle_export_loop_argv(base: BaseDir, s: LoopSettings) -> list[str]:
+    argv = zeroloop("shuffle-export-loop", base.root, "--name-prefix", s.name_prefix, *shuffle_window_args(s),
+                    "--min-new-rows", str(max(1, s.shuffle_min_rows // 10)),
+                    "--shuffle-interval-seconds", repr(float(s.poll_seconds)),
+                    "--export-poll-seconds", repr(float(s.poll_seconds)))
+    if s.gating:
+        argv.append("--gating")
+    return argv + _common(s, 0, device=False)
+
+
+def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: int = 0) -> list[str]:
+    argv = zeroloop("train", base.root, "--name", s.training_name, "--model-kind", s.model_kind,
+                    "--batch-size", str(s.batch_size), "--export-mode", "main",
+                    "--samples-per-epoch", str(s.samples_per_epoch),
+                    "--max-train-bucket-per-new-data", repr(float(s.max_train_per_data)),
+                    "--max-train-bucket-size", str(s.max_train_samples_per_cycle),
+                    "--lr-scale", repr(float(s.lr_scale)), "--lr-warmup-samples", str(s.lr_warmup_samples),
+                    "--swa-period-samples", str(max(s.batch_size, s.samples_per_epoch // 4)),
+                    "--initial-checkpoint", init_model_path(base), "--no-repeat-files",
+                    "--print-every-batches", str(max(1, s.samples_per_epoch // s.batch_size // 4)),
+                    "--checkpoint-interval-seconds", "120")
+    if synchronous:
+        argv += ["--stop-when-train-bucket-limited", "--quit-if-no-data"]
+    else:
+        argv += ["--data-poll-seconds", repr(float(s.poll_seconds))]
+    return argv + _common(s, seed_offset, device=True)
+
+
+def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
+    argv = zeroloop("export", base.root, "--name-prefix", s.name_prefix)
+    return argv + (["--gating"] if s.gating else [])
+
+
+def report_argv(base: BaseDir) -> list[str]:
+    return zeroloop("report", base.root)
+
+
+def logs_path(base: BaseDir, stage: str) -> str:
+    return posixpath.join(base.logs, f"{stage}.log")

@@ -1,0 +1,380 @@
+"""The synchronous loop: KataGo's synchronous_loop.sh, resumable at any point.
+
+Each cycle runs five steps, each a `zeroloop <stage>` process
+(``children``) with the flags that make it finish instead of running on:
+
+1. ``gatekeeper --quit-if-no-nets-to-test``: gate the model the last cycle
+   exported (skipped without gating while nothing is queued);
+2. ``selfplay --max-games-total``: the cycle's games with the newest model;
+3. ``shuffle``: the window of recent rows (below ``--min-rows`` it writes
+   nothing and the cycle goes on);
+4. ``train --stop-when-train-bucket-limited --no-repeat-files
+   --quit-if-no-data``: as many epochs as the new rows allow;
+5. ``export``: the new model, to ``modelstobetested/`` or ``models/``.
+
+Resuming: ``BASEDIR/loop/state.json`` names the cycle and the step in
+progress and is rewritten at every step boundary. Killed anywhere (the loop
+and its stage by SIGKILL included), the same command reruns the step that
+was in progress; every stage is itself safe to kill and restart. Self-play
+is told the total number of games the BASEDIR should hold when the cycle's
+self-play ends, so a rerun plays only the games still missing. One loop per
+BASEDIR: a lock file refuses a second.
+
+Output: one line per step when it ends (with a progress bar while it runs
+on a terminal), a summary per cycle (also appended to
+``loop/cycles.jsonl``), and the report (``zeroloop report``) rewritten
+after every cycle in ``BASEDIR/report/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import posixpath
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+import tqdm
+
+from zeroloop import decisions, shuffled
+from zeroloop.errors import UserError
+from zeroloop.loop import settings as S
+from zeroloop.loop.children import Child
+from zeroloop.nn import modelfile
+from zeroloop.runstats import RunStats
+from zeroloop.storage import BaseDir
+
+log = logging.getLogger("zeroloop.loop")
+
+STEPS = ("gatekeeper", "selfplay", "shuffle", "train", "export")
+EXIT_NOT_ENOUGH_ROWS = 3  # zeroloop shuffle's status when there is too little data (zeroloop.shuffle)
+
+tqdm.tqdm.monitor_interval = 0  # no monitor thread: children are started with a preexec function
+
+
+@dataclass
+class LoopState:
+    cycle: int = 1  # the cycle in progress
+    step: str = STEPS[0]  # the step in progress (rerun on resume)
+    selfplay_target: int | None = None  # games BASEDIR should hold when this cycle's self-play ends
+    cycle_time: float = 0.0  # when the cycle started (seconds since the epoch)
+    start_games: int = 0
+    start_rows: int = 0
+    start_samples: int = 0
+    step_seconds: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, base: BaseDir) -> "LoopState":
+        path = base.path("loop", "state.json")
+        if not base.storage.exists(path):
+            return cls()
+        try:
+            d = json.loads(base.storage.read_bytes(path))
+            state = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{path} is unreadable ({e}); fix or remove it") from None
+        if state.step not in STEPS:
+            raise UserError(f"{path}: unknown step {state.step!r}")
+        return state
+
+    def save(self, base: BaseDir) -> None:
+        base.storage.write_bytes(base.path("loop", "state.json"), (json.dumps(asdict(self), indent=1) + "\n").encode())
+
+
+def setup(base: BaseDir, settings: S.LoopSettings) -> None:
+    """Directories, stage configs and the run's first (random-weight) model."""
+    for d in (base.selfplay, base.models, base.modelstobetested, base.rejectedmodels, base.gatekeepersgf,
+              base.logs, base.path("loop")):
+        base.storage.makedirs(d)
+    S.save(base, settings)
+    S.write_stage_configs(base, settings)
+    path = S.init_model_path(base)
+    if not modelfile.is_model_dir(base.storage, path):
+        import torch
+
+        from zeroloop.nn.model import build_model
+
+        torch.manual_seed(settings.seed if settings.seed is not None else 0)
+        net = build_model(settings.model_kind, settings.board_size).eval()
+        info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
+                                             extra={"note": "the random-weight net training starts from"})
+        if base.storage.exists(path):
+            base.storage.remove_tree(path)  # an incomplete one from a killed start
+        modelfile.save_model(base.storage, path, net, info)
+
+
+@contextlib.contextmanager
+def run_lock(base: BaseDir):
+    """One loop per BASEDIR (local directories; the lock goes with the process, even on SIGKILL)."""
+    if not base.storage.local:
+        yield
+        return
+    path = base.path("loop", "lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise UserError(f"another zeroloop loop is running on {base.root} (pid {f.read().strip() or '?'})") \
+                from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def fmt_losses(losses: dict[str, float]) -> str:
+    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own"}
+    return " ".join(f"{short.get(k, k)} {v:.3f}" for k, v in losses.items()) if losses else "none yet"
+
+
+class SyncLoop:
+    def __init__(self, base: BaseDir, settings: S.LoopSettings, cycles: int | None = None,
+                 max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout):
+        self.base = base
+        self.s = settings
+        self.cycles = cycles
+        self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.report = report
+        self.out = out
+        self.tty = out.isatty()
+        self.stats = RunStats(base)
+        self.stopping: str | None = None  # why the loop is stopping
+        self.child: Child | None = None
+
+    # --- output -------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _prefix(self, state: LoopState) -> str:
+        total = f"/{self.cycles}" if self.cycles else ""
+        return f"cycle {state.cycle}{total}"
+
+    # --- signals ------------------------------------------------------------------------
+
+    def request_stop(self, why: str) -> None:
+        if self.stopping is None:
+            self.stopping = why
+        if self.child is not None:
+            self.child.interrupt()
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    # --- running a step -------------------------------------------------------------------
+
+    def _run(self, state: LoopState, name: str, argv: list[str], progress=None, total: int | None = None,
+             unit: str = "") -> int | None:
+        """Run one stage to its end; its exit status, or None if the loop is stopping."""
+        child = Child.start(name, argv, S.logs_path(self.base, name), f"cycle {state.cycle}")
+        self.child = child
+        running = {"cycle": state.cycle, "step": name, "pid": child.pid, "loop_pid": os.getpid()}
+        self.base.storage.write_bytes(self.base.path("loop", "running.json"), json.dumps(running).encode())
+        if not self.tty:
+            self.say(f"{self._prefix(state)} · {name}: started (log: {child.log_path})")
+        bar = tqdm.tqdm(total=total, desc=f"{self._prefix(state)} · {name}", unit=unit, disable=not self.tty,
+                        leave=False, dynamic_ncols=True)
+        try:
+            while child.poll() is None:
+                time.sleep(0.5)
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    self.request_stop("time limit")
+                if self.stopping is not None:
+                    child.interrupt()
+                elif progress is not None:
+                    done = progress()
+                    bar.update(max(0, done - bar.n))
+        finally:
+            bar.close()
+            self.child = None
+        rc = child.proc.returncode
+        if self.stopping is not None:
+            return None
+        if rc not in (0, EXIT_NOT_ENOUGH_ROWS if name == "shuffle" else 0):
+            raise UserError(f"{name} failed (exit status {rc}) in cycle {state.cycle}; its log "
+                            f"{child.log_path} ends with:\n{child.tail()}\nRerun the same command to retry the step.")
+        return rc
+
+    # --- the steps --------------------------------------------------------------------------
+
+    def step_gatekeeper(self, state: LoopState) -> str | None:
+        queued = modelfile.list_models(self.base.storage, self.base.modelstobetested)
+        if not self.s.gating and not queued:
+            return "skipped (no gating)"
+        if not queued:
+            return "no candidate"
+        since = time.time()
+        if self._run(state, "gatekeeper", S.gatekeeper_argv(self.base, self.s, True, 10 * state.cycle)) is None:
+            return None
+        made = [r for r in self.stats.decisions() if r.time >= since - 1]
+        return "; ".join(_decision_text(r) for r in made) or "no decision"
+
+    def step_selfplay(self, state: LoopState) -> str | None:
+        games = self.stats.games()
+        if state.selfplay_target is None:
+            state.selfplay_target = games + self.s.games_per_cycle
+            state.save(self.base)
+        remaining = state.selfplay_target - games
+        if remaining <= 0:
+            return "nothing left to play"
+        rows0 = self.stats.rows()
+        model = modelfile.find_latest_model(self.base.storage, self.base.models)
+        rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
+                       progress=lambda: self.stats.games() - games, total=remaining, unit="game")
+        if rc is None:
+            return None
+        played, rows = self.stats.games() - games, self.stats.rows() - rows0
+        return (f"{played} games, {rows:,} rows with "
+                f"{posixpath.basename(model) if model else 'the random evaluator'}")
+
+    def step_shuffle(self, state: LoopState) -> str | None:
+        rc = self._run(state, "shuffle", S.shuffle_argv(self.base, self.s, 10 * state.cycle + 2))
+        if rc is None:
+            return None
+        if rc == EXIT_NOT_ENOUGH_ROWS:
+            return f"not enough rows yet ({self.stats.rows():,} of {self.s.shuffle_min_rows:,})"
+        latest = shuffled.latest_dir(self.base)
+        summary = shuffled.read_summary(self.base, latest) if latest else None
+        if summary is None:
+            return "no shuffle"
+        first, end = summary.range
+        return f"{summary.num_rows:,} rows kept from a window of {end - first:,} (of {end:,})"
+
+    def step_train(self, state: LoopState) -> str | None:
+        before = self.stats.samples_trained()
+        rc = self._run(state, "train", S.train_argv(self.base, self.s, True, 10 * state.cycle + 3),
+                       progress=lambda: self.stats.samples_trained() - before, unit="sample")
+        if rc is None:
+            return None
+        after = self.stats.samples_trained()
+        if after == before:
+            return "nothing to train on yet" if shuffled.latest_dir(self.base) is None else \
+                "train bucket empty: waiting for more data"
+        return f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
+
+    def step_export(self, state: LoopState) -> str | None:
+        target = self.base.modelstobetested if self.s.gating else self.base.models
+        before = {p for _, p in modelfile.list_models(self.base.storage, target)}
+        if self._run(state, "export", S.export_argv(self.base, self.s)) is None:
+            return None
+        new = [posixpath.basename(p) for _, p in modelfile.list_models(self.base.storage, target) if p not in before]
+        where = "modelstobetested" if self.s.gating else "models"
+        return f"{', '.join(new)} -> {where}/" if new else "no new model"
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _cycle_summary(self, state: LoopState) -> dict:
+        games, rows, samples = self.stats.games(), self.stats.rows(), self.stats.samples_trained()
+        made = [r for r in self.stats.decisions() if r.time >= state.cycle_time - 1]
+        accepted = self.stats.accepted_models()
+        return {
+            "cycle": state.cycle, "time": round(time.time(), 3), "seconds": round(time.time() - state.cycle_time, 1),
+            "games": games - state.start_games, "total_games": games, "rows": rows - state.start_rows,
+            "total_rows": rows, "samples": samples - state.start_samples, "total_samples": samples,
+            "losses": self.stats.last_losses(), "accepted_models": len(accepted),
+            "model": accepted[-1].name if accepted else "random",
+            "gating": [{"candidate": r.candidate, "decision": r.decision, "score": r.score, "games": r.games,
+                        "baseline": r.baseline} for r in made],
+            "step_seconds": state.step_seconds,
+        }
+
+    def _print_summary(self, summary: dict) -> None:
+        gating = "; ".join(f"{g['candidate']} {g['decision']}"
+                           + (f" ({g['score']:.3f} in {g['games']} games vs {g['baseline']})" if g["games"] else "")
+                           for g in summary["gating"]) or ("none" if self.s.gating else "off")
+        self.say(f"== cycle {summary['cycle']} done in {fmt_seconds(summary['seconds'])}: "
+                 f"games {summary['games']:,} ({summary['total_games']:,} in all), "
+                 f"rows {summary['rows']:,} ({summary['total_rows']:,}), "
+                 f"samples {summary['samples']:,} ({summary['total_samples']:,}); "
+                 f"losses {fmt_losses(summary['losses'])}; self-play model {summary['model']} "
+                 f"({summary['accepted_models']} accepted); gating: {gating}")
+
+    def _new_cycle(self, state: LoopState) -> None:
+        state.cycle_time = time.time()
+        state.start_games, state.start_rows = self.stats.games(), self.stats.rows()
+        state.start_samples = self.stats.samples_trained()
+        state.selfplay_target = None
+        state.step_seconds = {}
+
+    def run(self) -> int:
+        state = LoopState.load(self.base)
+        if state.cycle_time != 0.0 and not (self.cycles is not None and state.cycle > self.cycles):
+            self.say(f"resuming cycle {state.cycle} at {state.step}")
+        if state.cycle_time == 0.0:
+            self._new_cycle(state)
+            state.save(self.base)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run_cycles(state)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _run_cycles(self, state: LoopState) -> int:
+        if self.cycles is not None and state.cycle > self.cycles:
+            self.say(f"{state.cycle - 1} cycles already done in {self.base.root} (--cycles {self.cycles})")
+            return 0
+        while True:
+            while state.step in STEPS:
+                started = time.monotonic()
+                result = getattr(self, f"step_{state.step}")(state)
+                if result is None:  # stopping: the step reruns next time
+                    return self._stopped(state)
+                seconds = time.monotonic() - started
+                state.step_seconds[state.step] = round(state.step_seconds.get(state.step, 0.0) + seconds, 1)
+                self.say(f"{self._prefix(state)} · {state.step}: {result} · {fmt_seconds(seconds)}")
+                i = STEPS.index(state.step)
+                if i + 1 == len(STEPS):
+                    break
+                state.step = STEPS[i + 1]
+                state.save(self.base)
+            summary = self._cycle_summary(state)
+            with open(self.base.path("loop", "cycles.jsonl"), "a") as f:
+                f.write(json.dumps(summary) + "\n")
+            self._print_summary(summary)
+            state.cycle += 1
+            state.step = STEPS[0]
+            self._new_cycle(state)
+            state.save(self.base)
+            if self.report:
+                self._write_report(state)
+            if self.stopping is not None:
+                return self._stopped(state)
+            if self.cycles is not None and state.cycle > self.cycles:
+                self.say(f"done: {self.cycles} cycles; report: {self.base.path('report', 'report.md')}")
+                return 0
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.request_stop("time limit")
+                return self._stopped(state)
+
+    def _write_report(self, state: LoopState) -> None:
+        child = Child.start("report", S.report_argv(self.base), S.logs_path(self.base, "report"),
+                            f"after cycle {state.cycle - 1}")
+        rc = child.stop(grace_s=300) if self.stopping else child.proc.wait()
+        if rc != 0:
+            self.say(f"(report failed, exit status {rc}; see {child.log_path})")
+
+    def _stopped(self, state: LoopState) -> int:
+        self.say(f"stopped ({self.stopping}) in cycle {state.cycle} at {state.step}; rerun the same command to "
+                 f"carry on")
+        return 0
+
+
+def _decision_text(r: decisions.DecisionRecord) -> str:
+    if not r.games:
+        return f"{r.decision} {r.candidate} ({r.reason})"
+    return f"{r.decision} {r.candidate} vs {r.baseline} ({r.wins}-{r.losses}-{r.draws}, score {r.score:.3f})"
+

@@ -1,0 +1,286 @@
+"""`zeroloop report BASEDIR [--out DIR]`: plots and a one-page summary of a run.
+
+Everything comes from what the stages left in BASEDIR (``zeroloop.runstats``),
+so a report can be made at any time, of a run in progress or finished, by
+the loop (after each cycle) or by hand. It writes, in ``BASEDIR/report/``
+by default:
+
+- ``losses.png``: each training loss term against samples trained
+  (``train/<name>/metrics_train.jsonl``);
+- ``data.png``: self-play games and training rows against hours since the
+  run's first file;
+- ``models.png``: accepted models (samples trained when exported) and each
+  gating decision's candidate score against hours;
+- ``elo.png``: the ladder's Elo of each rated model against hours (when
+  it was exported), GNU Go levels as reference lines (only after
+  ``zeroloop ladder``);
+- ``report.md``: the run's settings, totals, last losses, the last cycles,
+  gating decisions and ladder ratings, and the plots; open it in any
+  Markdown viewer (or read it as text).
+
+Plots use matplotlib's Agg backend: no display is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import posixpath
+import time
+
+from zeroloop import cliflags
+from zeroloop.errors import UserError
+from zeroloop.runstats import RunStats
+from zeroloop.storage import BaseDir
+
+log = logging.getLogger("zeroloop.report")
+
+LADDER_FILE = ("ladder", "ladder.json")  # written by zeroloop ladder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("basedir", metavar="BASEDIR", help="the run's directory")
+    cliflags.flag(parser, "--out", default=None, help="where to write (default: BASEDIR/report)")
+    cliflags.add_common(parser)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def _read_json(base: BaseDir, *parts: str) -> dict | None:
+    path = base.path(*parts)
+    if not base.storage.exists(path):
+        return None
+    try:
+        data = json.loads(base.storage.read_bytes(path))
+    except ValueError as e:
+        log.warning("ignoring unreadable %s: %s", path, e)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _cycles(base: BaseDir) -> list[dict]:
+    path = base.path("loop", "cycles.jsonl")
+    if not base.storage.exists(path):
+        return []
+    by_cycle: dict[int, dict] = {}
+    for line in base.storage.read_bytes(path).splitlines():
+        try:
+            item = json.loads(line)
+            by_cycle[int(item["cycle"])] = item  # a cycle logged twice (killed in between): the last line
+        except (ValueError, KeyError, TypeError):
+            continue
+    return [by_cycle[k] for k in sorted(by_cycle)]
+
+
+def _cumulative(files) -> tuple[list[float], list[int]]:
+    xs, ys, total = [], [], 0
+    for f in files:
+        total += f.count
+        xs.append(f.mtime)
+        ys.append(total)
+    return xs, ys
+
+
+# --- plots ------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_losses(reports: list[dict], path: str) -> bool:
+    lines = [r for r in reports if "event" not in r and "samples" in r]
+    terms = sorted({k for r in lines for k in r if k.startswith("loss_")})
+    if not lines or not terms:
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(len(terms), 1, figsize=(8, 1.9 * len(terms)), sharex=True, squeeze=False)
+    for ax, term in zip(axes[:, 0], terms):
+        pts = [(r["samples"], r[term]) for r in lines if isinstance(r.get(term), (int, float))]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
+        ax.set_ylabel(term[len("loss_"):].replace("_", " "), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("samples trained")
+    axes[0, 0].set_title("training losses (mean per row between reports)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def plot_data(stats: RunStats, t0: float, path: str) -> bool:
+    gx, gy = _cumulative(stats.sgfs_files())
+    rx, ry = _cumulative(stats.tdata_files())
+    if not gx and not rx:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.step([(x - t0) / 3600 for x in gx], gy, where="post", label="games", color="tab:blue")
+    ax.set_xlabel("hours since the run started")
+    ax.set_ylabel("self-play games", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.step([(x - t0) / 3600 for x in rx], ry, where="post", label="rows", color="tab:orange")
+    ax2.set_ylabel("training rows", color="tab:orange")
+    ax.set_title("self-play data")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def plot_models(stats: RunStats, t0: float, path: str) -> bool:
+    models = stats.accepted_models()
+    recs = [r for r in stats.decisions() if r.games]
+    if not models and not recs:
+        return False
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    accepted_at = {r.candidate: r.time for r in recs if r.decision == "accepted"}  # else: when exported
+    when = [accepted_at.get(m.name, m.mtime) for m in models]
+    ax.plot([(t - t0) / 3600 for t in when], [m.samples_trained for m in models], "o-", ms=4)
+    ax.set_ylabel("samples trained")
+    ax.set_title(f"accepted models ({len(models)})")
+    ax.grid(alpha=0.3)
+    for decision, colour in (("accepted", "tab:green"), ("rejected", "tab:red")):
+        pts = [((r.time - t0) / 3600, r.score) for r in recs if r.decision == decision]
+        ax2.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colour, label=decision, ms=5)
+    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax2.set_ylim(-0.05, 1.05)
+    ax2.set_ylabel("candidate score")
+    ax2.set_xlabel("hours since the run started")
+    ax2.set_title("gating matches")
+    if recs:
+        ax2.legend(loc="lower right", fontsize=8)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def plot_elo(ladder: dict, t0: float, path: str) -> bool:
+    players = ladder.get("players", {}) if ladder else {}
+    models = sorted((((p.get("time") or t0) - t0) / 3600, name, p) for name, p in players.items()
+                    if p.get("kind") in ("model", "init") and math.isfinite(p.get("elo", math.nan)))
+    if not models:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.errorbar([m[0] for m in models], [m[2]["elo"] for m in models],
+                yerr=[min(m[2].get("stderr", 0.0) or 0.0, 1000.0) for m in models], fmt="o-", ms=4, capsize=2,
+                label="models")
+    for name, p in sorted(players.items()):
+        if p.get("kind") == "reference" and math.isfinite(p.get("elo", math.nan)):
+            ax.axhline(p["elo"], ls="--", lw=0.9, color="tab:grey")
+            ax.annotate(name, (0, p["elo"]), fontsize=8, va="bottom", color="tab:grey")
+    ax.set_xlabel("hours since the run started (when each model was exported)")
+    ax.set_ylabel(f"Elo ({ladder.get('anchor', 'anchor')} = 0)")
+    ax.set_title("ladder")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+# --- the summary ---------------------------------------------------------------------------
+
+
+def _fmt_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float) -> str:
+    settings = _read_json(base, "loop", "settings.json")
+    cycles = _cycles(base)
+    models = stats.accepted_models()
+    recs = stats.decisions()
+    ladder = _read_json(base, *LADDER_FILE)
+    losses = stats.last_losses()
+    lines = [f"# zeroloop run report: {base.root}", "", f"Made {_fmt_time(time.time())}."]
+    if settings:
+        keys = ("name_prefix", "model_kind", "board_size", "komi", "visits", "games_per_cycle", "gating")
+        lines += ["", "Settings: " + ", ".join(f"{k} {settings.get(k)}" for k in keys if k in settings) + "."]
+    hours = (time.time() - t0) / 3600 if t0 < math.inf else 0.0
+    lines += ["", "## Totals", "",
+              f"- self-play games: {stats.games():,}; training rows: {stats.rows():,}",
+              f"- samples trained: {stats.samples_trained():,}",
+              f"- accepted models: {len(models)}" + (f" (newest {models[-1].name})" if models else ""),
+              f"- gating decisions: {sum(r.decision == 'accepted' for r in recs)} accepted, "
+              f"{sum(r.decision == 'rejected' for r in recs)} rejected",
+              f"- cycles done: {len(cycles)}; hours since the first file: {hours:.2f}",
+              "- last losses: " + (", ".join(f"{k} {v:.3f}" for k, v in losses.items()) or "none yet")]
+    if cycles:
+        lines += ["", "## Last cycles", "", "| cycle | minutes | games | rows | samples | model | gating |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in cycles[-10:]:
+            gating = "; ".join(f"{g['decision']} ({g['score']:.2f})" if g.get("score") is not None
+                               else g["decision"] for g in c.get("gating", [])) or "-"
+            lines.append(f"| {c['cycle']} | {c.get('seconds', 0) / 60:.1f} | {c.get('games', 0):,} | "
+                         f"{c.get('rows', 0):,} | {c.get('samples', 0):,} | {c.get('model', '')} | {gating} |")
+    if recs:
+        lines += ["", "## Gating decisions (last 10)", "",
+                  "| time | candidate | vs | decision | W-L-D | score | reason |", "|---|---|---|---|---|---|---|"]
+        for r in recs[-10:]:
+            score = f"{r.score:.3f}" if r.score is not None else "-"
+            lines.append(f"| {_fmt_time(r.time)} | {r.candidate} | {r.baseline} | {r.decision} | "
+                         f"{r.wins}-{r.losses}-{r.draws} | {score} | {r.reason} |")
+    if ladder and ladder.get("players"):
+        lines += ["", f"## Ladder (Elo, {ladder.get('anchor')} = 0)", "", "| player | Elo | +- | games |",
+                  "|---|---|---|---|"]
+        ranked = sorted(ladder["players"].items(), key=lambda kv: -kv[1].get("elo", -math.inf))
+        for name, p in ranked:
+            se = p.get("stderr")
+            se_text = f"{se:.0f}" if isinstance(se, (int, float)) and math.isfinite(se) else "-"
+            lines.append(f"| {name} | {p.get('elo', math.nan):.0f} | {se_text} | {p.get('games', 0)} |")
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def make_report(base: BaseDir, out_dir: str) -> str:
+    """Write the plots and report.md into out_dir; return report.md's path."""
+    stats = RunStats(base)
+    os.makedirs(out_dir, exist_ok=True)
+    firsts = [f.mtime for f in stats.sgfs_files()[:1] + stats.tdata_files()[:1]]
+    init = base.path("loop", "init-model")
+    if base.storage.exists(init):
+        firsts.append(base.storage.mtime(init))
+    t0 = min(firsts) if firsts else time.time()
+    plots = []
+    ladder = _read_json(base, *LADDER_FILE)
+    for name, make in (("losses.png", lambda p: plot_losses(stats.train_reports(), p)),
+                       ("data.png", lambda p: plot_data(stats, t0, p)),
+                       ("models.png", lambda p: plot_models(stats, t0, p)),
+                       ("elo.png", lambda p: plot_elo(ladder or {}, t0, p))):
+        path = posixpath.join(out_dir, name)
+        tmp = path + ".tmp.png"
+        if make(tmp):
+            os.replace(tmp, path)
+            plots.append(name)
+    text = summary_markdown(base, stats, plots, t0)
+    path = posixpath.join(out_dir, "report.md")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    base = BaseDir.open(args.basedir, create=False)
+    if not base.storage.local and args.out is None:
+        raise UserError("BASEDIR is not a local directory: give --out DIR for the report")
+    out = os.path.abspath(args.out) if args.out else base.path("report")
+    path = make_report(base, out)
+    print(path)
+    return 0
