@@ -50,7 +50,7 @@ class LoopSettings:
     cheap_visits: int | None = None  # None: visits / 4
     full_search_prob: float = 0.25
     games_at_once: int = 64
-    games_per_cycle: int = 400
+    games_per_cycle: int = 500
     # gating
     gating: bool = True
     gating_games: int = 40
@@ -63,11 +63,11 @@ class LoopSettings:
     taper_window_scale: int = 20_000
     # train
     batch_size: int = 128
-    samples_per_epoch: int = 20_000
+    samples_per_epoch: int = 5_000
     max_train_per_data: float = 4.0
     max_train_samples_per_cycle: int = 100_000
     lr_scale: float = 1.0
-    lr_warmup_samples: int = 20_000
+    lr_warmup_samples: int = 10_000
     # process
     poll_seconds: float = 10.0  # how often stages look for new models or data (matters with --async)
     device: str = "auto"
