@@ -58,7 +58,7 @@ class LoopSettings:
     gating_win_prop: float = 0.5
     sprt: bool = False
     # shuffle
-    shuffle_min_rows: int = 5_000
+    shuffle_min_rows: int = 10_000
     keep_target_rows: int = 60_000
     taper_window_scale: int = 20_000
     # train
@@ -303,7 +303,7 @@ def shuffle_window_args(s: LoopSettings) -> list[str]:
     return ["--min-rows", str(s.shuffle_min_rows), "--keep-target-rows", str(s.keep_target_rows),
             "--expand-window-per-row", "0.4", "--taper-window-exponent", "0.65",
             "--taper-window-scale", str(s.taper_window_scale), "--batch-size", str(s.batch_size),
-            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 2))),
+            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 4))),
             "--num-processes", "1"]
 
 

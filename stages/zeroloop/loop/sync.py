@@ -187,16 +187,17 @@ class SyncLoop:
             self.say(f"{self._prefix(state)} · {name}: started (log: {child.log_path})")
         bar = tqdm.tqdm(total=total, desc=f"{self._prefix(state)} · {name}", unit=unit, disable=not self.tty,
                         leave=False, dynamic_ncols=True)
+        next_progress = 0.0
         try:
             while child.poll() is None:
-                time.sleep(0.5)
+                time.sleep(0.25)
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.request_stop("time limit")
                 if self.stopping is not None:
                     child.interrupt()
-                elif progress is not None:
-                    done = progress()
-                    bar.update(max(0, done - bar.n))
+                elif progress is not None and not bar.disable and time.monotonic() >= next_progress:
+                    bar.update(max(0, progress() - bar.n))
+                    next_progress = time.monotonic() + 2.0
         finally:
             bar.close()
             self.child = None
