@@ -15,7 +15,7 @@ def readme_commands() -> list[str]:
 
 def test_ci_runs_the_readme_test_command():
     main, tests = readme_commands()[:2]
-    assert "pytest" in tests and "zeroloop match" in main
+    assert "pytest" in tests and "zeroloop loop" in main
     ci = REPO / ".ci" / "run"
     assert os.access(ci, os.X_OK)
     lines = [ln for ln in ci.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
@@ -23,7 +23,13 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_main_command_uses_flags_that_exist():
+    import argparse
+
+    from zeroloop import loop
+
     main = readme_commands()[0]
-    for flag in re.findall(r"(--[a-z-]+)", main.split("zeroloop match", 1)[1]):
-        assert flag in (REPO / "stages" / "zeroloop" / "match.py").read_text() or flag in (
-            "--mode", "--level", "--chinese-rules", "--positional-superko", "--random"), flag
+    words = main.split("zeroloop loop", 1)[1].split()
+    parser = argparse.ArgumentParser()
+    loop.add_arguments(parser)
+    args = parser.parse_args(words)  # exits (fails the test) on an unknown flag
+    assert args.name_prefix and args.basedir.startswith("runs/")

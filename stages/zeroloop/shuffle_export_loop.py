@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 
-from zeroloop import cliflags, metrics
+from zeroloop import cliflags, metrics, shuffled
 from zeroloop.errors import UserError
 from zeroloop.export import export_pending
 from zeroloop.nn import modelfile
@@ -98,9 +98,18 @@ class ShuffleExportLoop:
         rows = self._data_rows()
         if self._last_rows is not None and rows - self._last_rows < self.min_new_rows:
             return False
+        before = shuffled.latest_dir(self.base)
         try:
             self.shuffling = True
             outcome = shuffle.shuffle_once(self.base, self.opts)
+        except _Interrupted:
+            # Interrupted after publishing (while removing old shuffles) counts as done.
+            if shuffled.latest_dir(self.base) != before:
+                self.shuffles += 1
+                log.info("shuffle %d published: %s", self.shuffles, shuffled.latest_dir(self.base))
+            else:
+                log.info("shuffle abandoned: nothing published")
+            raise
         except window.NotEnoughRows as e:
             if self._waiting_for != e.usable:
                 log.info("%s; waiting for self-play", e)
@@ -121,7 +130,6 @@ class ShuffleExportLoop:
                 try:
                     self.shuffle_step()
                 except _Interrupted:
-                    log.info("shuffle abandoned: stopping")
                     break
                 except OSError as e:
                     log.warning("shuffle failed, retrying in %.0fs: %s", self.shuffle_interval_s, e)

@@ -50,7 +50,7 @@ class LoopSettings:
     cheap_visits: int | None = None  # None: visits / 4
     full_search_prob: float = 0.25
     games_at_once: int = 64
-    games_per_cycle: int = 400
+    games_per_cycle: int = 500
     # gating
     gating: bool = True
     gating_games: int = 40
@@ -58,16 +58,16 @@ class LoopSettings:
     gating_win_prop: float = 0.5
     sprt: bool = False
     # shuffle
-    shuffle_min_rows: int = 5_000
+    shuffle_min_rows: int = 10_000
     keep_target_rows: int = 60_000
     taper_window_scale: int = 20_000
     # train
     batch_size: int = 128
-    samples_per_epoch: int = 20_000
+    samples_per_epoch: int = 5_000
     max_train_per_data: float = 4.0
     max_train_samples_per_cycle: int = 100_000
     lr_scale: float = 1.0
-    lr_warmup_samples: int = 20_000
+    lr_warmup_samples: int = 10_000
     # process
     poll_seconds: float = 10.0  # how often stages look for new models or data (matters with --async)
     device: str = "auto"
@@ -303,7 +303,7 @@ def shuffle_window_args(s: LoopSettings) -> list[str]:
     return ["--min-rows", str(s.shuffle_min_rows), "--keep-target-rows", str(s.keep_target_rows),
             "--expand-window-per-row", "0.4", "--taper-window-exponent", "0.65",
             "--taper-window-scale", str(s.taper_window_scale), "--batch-size", str(s.batch_size),
-            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 2))),
+            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 4))),
             "--num-processes", "1"]
 
 

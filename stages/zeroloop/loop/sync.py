@@ -187,16 +187,17 @@ class SyncLoop:
             self.say(f"{self._prefix(state)} · {name}: started (log: {child.log_path})")
         bar = tqdm.tqdm(total=total, desc=f"{self._prefix(state)} · {name}", unit=unit, disable=not self.tty,
                         leave=False, dynamic_ncols=True)
+        next_progress = 0.0
         try:
             while child.poll() is None:
-                time.sleep(0.5)
+                time.sleep(0.25)
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.request_stop("time limit")
                 if self.stopping is not None:
                     child.interrupt()
-                elif progress is not None:
-                    done = progress()
-                    bar.update(max(0, done - bar.n))
+                elif progress is not None and not bar.disable and time.monotonic() >= next_progress:
+                    bar.update(max(0, progress() - bar.n))
+                    next_progress = time.monotonic() + 2.0
         finally:
             bar.close()
             self.child = None
@@ -260,10 +261,11 @@ class SyncLoop:
         if rc is None:
             return None
         after = self.stats.samples_trained()
+        why = _last_log_line(S.logs_path(self.base, "train"), ("(--quit-if-no-data)", "(--stop-when-train-"))
         if after == before:
-            return "nothing to train on yet" if shuffled.latest_dir(self.base) is None else \
-                "train bucket empty: waiting for more data"
-        return f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
+            return f"trained nothing: {why or 'see ' + S.logs_path(self.base, 'train')}"
+        return (f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
+                + (f"; stopped: {_short_reason(why)}" if why else ""))
 
     def step_export(self, state: LoopState) -> str | None:
         target = self.base.modelstobetested if self.s.gating else self.base.models
@@ -360,14 +362,17 @@ class SyncLoop:
                 self.request_stop("time limit")
                 return self._stopped(state)
 
-    def _write_report(self, state: LoopState) -> None:
+    def _write_report(self, state: LoopState, wait: bool = False) -> None:
         child = Child.start("report", S.report_argv(self.base), S.logs_path(self.base, "report"),
                             f"after cycle {state.cycle - 1}")
-        rc = child.stop(grace_s=300) if self.stopping else child.proc.wait()
+        rc = child.stop(grace_s=300) if self.stopping and not wait else child.proc.wait()
         if rc != 0:
             self.say(f"(report failed, exit status {rc}; see {child.log_path})")
 
     def _stopped(self, state: LoopState) -> int:
+        if self.stopping == "time limit" and self.report:
+            self._write_report(state, wait=True)
+            self.say(f"report: {self.base.path('report', 'report.md')}")
         self.say(f"stopped ({self.stopping}) in cycle {state.cycle} at {state.step}; rerun the same command to "
                  f"carry on")
         return 0
@@ -378,3 +383,27 @@ def _decision_text(r: decisions.DecisionRecord) -> str:
         return f"{r.decision} {r.candidate} ({r.reason})"
     return f"{r.decision} {r.candidate} vs {r.baseline} ({r.wins}-{r.losses}-{r.draws}, score {r.score:.3f})"
 
+
+def _last_log_line(path: str, markers: tuple[str, ...]) -> str:
+    """The message of the last line of a log's tail that contains one of markers ("" if none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8000))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.startswith("=== "):
+            return ""  # the start of this run of the stage: nothing after it matched
+        if any(m in line for m in markers):
+            return line.split(": ", 1)[-1].strip()
+    return ""
+
+
+def _short_reason(line: str) -> str:
+    if "(--no-repeat-files)" in line or "unused shuffled rows" in line:
+        return "every row of the shuffle used (--no-repeat-files)"
+    if "bucket" in line:
+        return "train bucket empty (--max-train-per-data)"
+    return line
