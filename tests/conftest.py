@@ -41,3 +41,35 @@ def gnugo() -> str:
     if GNUGO is None:
         pytest.skip("GNU Go is not installed (apt-get install -y gnugo)")
     return GNUGO
+
+
+TINY_SELFPLAY = {
+    "num_games": 4,
+    "board_sizes": [5],
+    "board_size_weights": [1.0],
+    "data_board_len": 5,
+    "max_visits": 4,
+    "cheap_visits": 2,
+    "full_search_prob": 0.5,
+    "max_rows_per_file": 10,
+    "max_moves_per_area": 2.0,
+}
+
+
+def tiny_selfplay_config(**overrides) -> str:
+    """TOML of a tiny self-play config (5x5, a few visits), with overrides."""
+    from zeroloop.config import _toml_value
+
+    values = {**TINY_SELFPLAY, **overrides}
+    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+
+
+def save_tiny_model(models_dir, name: str, seed: int = 0, kind: str = "b1c16", pos_len: int = 5) -> str:
+    """Publish a random-weight model dir models_dir/name; return its path."""
+    from zeroloop.nn import modelfile
+    from zeroloop.nn.model import random_init_model
+
+    net = random_init_model(kind, pos_len, seed=seed)
+    storage, path = modelfile.storage_at(os.path.join(str(models_dir), name))
+    modelfile.save_model(storage, path, net, modelfile.ModelInfo.for_model(net, name))
+    return path

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from conftest import run_cli
+from conftest import run_cli, tiny_selfplay_config
 from zeroloop import rows, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.nn import modelfile
@@ -25,15 +25,7 @@ from zeroloop.storage import BaseDir
 DAY = 86400.0
 YEARS = 10 * 365 * DAY
 POS = 5
-SELFPLAY = """
-num_games = 2
-board_sizes = [5]
-board_size_weights = [1.0]
-data_board_len = 5
-max_visits = 4
-cheap_visits = 2
-max_moves_per_area = 1.0
-"""
+SELFPLAY = tiny_selfplay_config(num_games=2, max_moves_per_area=1.0)
 
 
 def save_model(models: str, name: str, seed: int, age_s: float) -> str:

@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, tiny_selfplay_config
 from zeroloop import rows, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.nn import modelfile
@@ -36,17 +36,7 @@ from zeroloop.storage import BaseDir, is_tmp
 from zeroloop.train import checkpoint
 
 POS = 5
-SELFPLAY = """
-num_games = 4
-board_sizes = [5]
-board_size_weights = [1.0]
-data_board_len = 5
-max_visits = 4
-cheap_visits = 2
-full_search_prob = 0.5
-max_rows_per_file = 8
-max_moves_per_area = 2.0
-"""
+SELFPLAY = tiny_selfplay_config(max_rows_per_file=8)
 TRAIN = ("--name", "t", "--model-kind", "b1c16", "--batch-size", "16", "--export-mode", "main",
          "--samples-per-epoch", "64", "--threads", "1", "--device", "cpu", "--data-poll-seconds", "0.2",
          "--quit-if-no-data", "--lr-warmup-samples", "0")

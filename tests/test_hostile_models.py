@@ -22,31 +22,16 @@ import time
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import cli, cli_env, run_cli
+from conftest import cli, cli_env, run_cli, save_tiny_model, tiny_selfplay_config
 from zeroloop import features
 from zeroloop.nn import modelfile
-from zeroloop.nn.model import random_init_model
 
 POS = 5
-CONFIG = """
-num_games = 4
-board_sizes = [5]
-board_size_weights = [1.0]
-data_board_len = 5
-max_visits = 4
-cheap_visits = 2
-full_search_prob = 0.5
-max_rows_per_file = 10
-max_moves_per_area = 2.0
-model_poll_seconds = 0.1
-"""
+CONFIG = tiny_selfplay_config(model_poll_seconds=0.1)
 
 
 def save(models: str, name: str, seed: int = 0, kind: str = "b1c16") -> str:
-    net = random_init_model(kind, POS, seed=seed)
-    storage, path = modelfile.storage_at(os.path.join(models, name))
-    modelfile.save_model(storage, path, net, modelfile.ModelInfo.for_model(net, name))
-    return path
+    return save_tiny_model(models, name, seed, kind, POS)
 
 
 def nan_weights(path: str) -> str:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from conftest import cli, cli_env, run_cli
+from conftest import cli, cli_env, run_cli, tiny_selfplay_config
 from zeroloop import quarantine, rows, shuffled
 from zeroloop.nn import modelfile
 from zeroloop.nn.model import random_init_model
@@ -30,19 +30,8 @@ from zeroloop.storage import BaseDir, is_tmp
 
 WRITERS = 8
 SHUFFLES = 3
-CONFIG = """
-num_games = 4
-board_sizes = [5]
-board_size_weights = [1.0]
-data_board_len = 5
-max_visits = 4
-cheap_visits = 2
-full_search_prob = 0.5
-max_rows_per_file = 6
-first_file_min_prop = 0.1
-max_moves_per_area = 1.5
-log_every_seconds = 3600
-"""
+CONFIG = tiny_selfplay_config(max_rows_per_file=6, first_file_min_prop=0.1, max_moves_per_area=1.5,
+                              log_every_seconds=3600)
 
 
 def row_keys(arrays: dict[str, np.ndarray]) -> list[bytes]:

@@ -9,25 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import cli, cli_env, run_cli
+from conftest import cli, cli_env, run_cli, tiny_selfplay_config
 from zeroloop import rows
 from zeroloop.nn.model import random_init_model
 from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
 from zeroloop.selfplay.sgfs import parse_game_info
 
-CONFIG = """
-num_games = 8
-board_sizes = [5]
-board_size_weights = [1.0]
-data_board_len = 5
-max_visits = 8
-cheap_visits = 2
-full_search_prob = 0.5
-max_rows_per_file = 30
-max_moves_per_area = 3.0
-model_poll_seconds = 0.2
-log_every_seconds = 2.0
-"""
+CONFIG = tiny_selfplay_config(num_games=8, max_visits=8, max_rows_per_file=30, max_moves_per_area=3.0,
+                              model_poll_seconds=0.2, log_every_seconds=2.0)
 
 
 def save(models: Path, name: str, seed: int) -> None:
