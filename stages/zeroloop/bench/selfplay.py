@@ -157,7 +157,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     med_net, med_raw = float(np.median(net_rounds)), float(np.median(raw_rounds))
     length = null.mean_game_length
-    known = length == length
+    known = not np.isnan(length)
     return {
         "net": args.net,
         "board_size": n,
