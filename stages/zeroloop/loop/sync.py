@@ -294,9 +294,12 @@ class SyncLoop:
         }
 
     def _print_summary(self, summary: dict) -> None:
-        gating = "; ".join(f"{g['candidate']} {g['decision']}"
-                           + (f" ({g['score']:.3f} in {g['games']} games vs {g['baseline']})" if g["games"] else "")
-                           for g in summary["gating"]) or ("none" if self.s.gating else "off")
+        played = [g for g in summary["gating"] if g["games"]]
+        unplayed = len(summary["gating"]) - len(played)
+        gating = "; ".join([f"{g['candidate']} {g['decision']} ({g['score']:.3f} in {g['games']} games vs "
+                            f"{g['baseline']})" for g in played]
+                           + ([f"{unplayed} older candidates rejected unplayed"] if unplayed else []))
+        gating = gating or ("none" if self.s.gating else "off")
         self.say(f"== cycle {summary['cycle']} done in {fmt_seconds(summary['seconds'])}: "
                  f"games {summary['games']:,} ({summary['total_games']:,} in all), "
                  f"rows {summary['rows']:,} ({summary['total_rows']:,}), "
