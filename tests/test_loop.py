@@ -210,7 +210,7 @@ def test_ladder_and_report_of_the_tiny_run(tiny_run):
     assert p.returncode == 0, p.stderr
     report = Path(p.stdout.strip())
     text = report.read_text()
-    for part in ("## Totals", "## Last cycles", "## Gating decisions", "## Ladder", "elo.png", "losses.png"):
+    for part in ("## Totals", "## Last cycles", "## Gating matches", "## Ladder", "elo.png", "losses.png"):
         assert part in text
     for png in ("losses.png", "data.png", "models.png", "elo.png"):
         assert (report.parent / png).read_bytes()[:4] == b"\x89PNG"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduce the README's learning result: train from zero, then measure against two fixed opponents.
 
-    .venv/bin/python tools/measure_learning.py [BASEDIR] [--hours 2] [--games 100] [--seed 1]
+    .venv/bin/python tools/measure_learning.py [BASEDIR] [--hours 2] [--games 100] [--seed 1] [LOOP FLAGS]
 
 1. ``zeroloop loop BASEDIR --name-prefix learn --max-hours H`` with the CPU
    defaults (a rerun on an existing BASEDIR trains H more hours; give
@@ -62,6 +62,13 @@ def match(black: str, white: str, games: int, size: int, komi: float, sgf_dir: P
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def _elo(x: float | None, side: float) -> str:
+    """An Elo bound as text; the match reports an infinite one as null."""
+    if x is None:
+        return "+inf" if side >= 0.5 else "-inf"
+    return f"{x:+.0f}"
+
+
 def summarise(label: str, s: dict) -> dict:
     a = s["engines"]["A"]
     n = a["wins"] + a["losses"] + a["draws"]
@@ -69,9 +76,11 @@ def summarise(label: str, s: dict) -> dict:
     out = {"opponent": label, "games": n, "wins": a["wins"], "losses": a["losses"], "draws": a["draws"],
            "score": a["points"] / n, "score_95": [lo, hi], "elo": s["elo_a_minus_b"],
            "elo_95": [s["elo_95_low"], s["elo_95_high"]], "by_colour": a["by_colour"]}
-    print(f"newest model vs {label}: {a['wins']}-{a['losses']}-{a['draws']} of {n}, score {out['score']:.3f} "
-          f"(95% {lo:.3f}..{hi:.3f}), Elo {s['elo_a_minus_b']} (95% {s['elo_95_low']}..{s['elo_95_high']})",
-          flush=True)
+    bc, wc = a["by_colour"]["black"], a["by_colour"]["white"]
+    print(f"newest model vs {label}: {a['wins']}-{a['losses']}-{a['draws']} of {n} (as black {bc[0]}-{bc[1]}-{bc[2]}, "
+          f"as white {wc[0]}-{wc[1]}-{wc[2]}), score {out['score']:.3f} (95% {lo:.3f}..{hi:.3f}), "
+          f"Elo {_elo(s['elo_a_minus_b'], out['score'])} (95% {_elo(s['elo_95_low'], 0)}.."
+          f"{_elo(s['elo_95_high'], 1)})", flush=True)
     return out
 
 
@@ -84,12 +93,11 @@ def main() -> int:
     ap.add_argument("--visits", type=int, default=64, help="visits per move of both models in the matches")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo")
-    ap.add_argument("loop_flags", nargs=argparse.REMAINDER, help="after --: more `zeroloop loop` flags")
-    args = ap.parse_args()
+    args, loop_flags = ap.parse_known_args()  # anything else goes to `zeroloop loop` (e.g. --board-size 9)
     base = Path(args.basedir).resolve()
     started = time.time()
     if args.hours > 0:
-        extra = [f for f in args.loop_flags if f != "--"]
+        extra = [f for f in loop_flags if f != "--"]
         argv = zeroloop("loop", str(base), "--name-prefix", "learn", "--max-hours", str(args.hours),
                         "--seed", str(args.seed), *extra)
         print("training:", shlex.join(argv), flush=True)

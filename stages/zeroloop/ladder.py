@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     if args.games < 1 or args.gnugo_games < 0 or args.visits < 1 or args.distance < 1:
         raise UserError("--games, --visits and --distance must be at least 1 and --gnugo-games not negative")
     try:
-        levels = [int(x) for x in args.gnugo_levels.split(",") if x.strip()]
+        levels = sorted({int(x) for x in args.gnugo_levels.split(",") if x.strip()})
     except ValueError:
         raise UserError(f"--gnugo-levels {args.gnugo_levels!r}: expected comma-separated integers") from None
     if any(not 0 <= lv <= 10 for lv in levels):

@@ -217,19 +217,24 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
               f"- samples trained: {stats.samples_trained():,}",
               f"- accepted models: {len(models)}" + (f" (newest {models[-1].name})" if models else ""),
               f"- gating decisions: {sum(r.decision == 'accepted' for r in recs)} accepted, "
-              f"{sum(r.decision == 'rejected' for r in recs)} rejected",
+              f"{sum(r.decision == 'rejected' and r.games > 0 for r in recs)} rejected after a match, "
+              f"{sum(r.decision == 'rejected' and r.games == 0 for r in recs)} rejected unplayed (older than the "
+              f"accepted model, or unusable)",
               f"- cycles done: {len(cycles)}; hours since the first file: {hours:.2f}",
               "- last losses: " + (", ".join(f"{k} {v:.3f}" for k, v in losses.items()) or "none yet")]
     if cycles:
         lines += ["", "## Last cycles", "", "| cycle | minutes | games | rows | samples | model | gating |",
                   "|---|---|---|---|---|---|---|"]
         for c in cycles[-10:]:
-            gating = "; ".join(f"{g['decision']} ({g['score']:.2f})" if g.get("score") is not None
-                               else g["decision"] for g in c.get("gating", [])) or "-"
+            played = [g for g in c.get("gating", []) if g.get("games")]
+            unplayed = len(c.get("gating", [])) - len(played)
+            gating = "; ".join(f"{g['decision']} ({g['score']:.2f})" for g in played)
+            gating = "; ".join(x for x in (gating, f"{unplayed} rejected unplayed" if unplayed else "") if x) or "-"
             lines.append(f"| {c['cycle']} | {c.get('seconds', 0) / 60:.1f} | {c.get('games', 0):,} | "
                          f"{c.get('rows', 0):,} | {c.get('samples', 0):,} | {c.get('model', '')} | {gating} |")
+    recs = [r for r in recs if r.games > 0]
     if recs:
-        lines += ["", "## Gating decisions (last 10)", "",
+        lines += ["", "## Gating matches (last 10)", "",
                   "| time | candidate | vs | decision | W-L-D | score | reason |", "|---|---|---|---|---|---|---|"]
         for r in recs[-10:]:
             score = f"{r.score:.3f}" if r.score is not None else "-"

@@ -172,6 +172,8 @@ class SyncLoop:
             self.child.interrupt()
 
     def _on_signal(self, signum, _frame) -> None:
+        if self.stopping is not None and self.child is not None:
+            self.child.proc.kill()  # a second Ctrl-C: do not wait for the stage's clean stop
         self.request_stop(signal.Signals(signum).name)
 
     # --- running a step -------------------------------------------------------------------
@@ -179,6 +181,8 @@ class SyncLoop:
     def _run(self, state: LoopState, name: str, argv: list[str], progress=None, total: int | None = None,
              unit: str = "") -> int | None:
         """Run one stage to its end; its exit status, or None if the loop is stopping."""
+        if self.stopping is not None:
+            return None
         child = Child.start(name, argv, S.logs_path(self.base, name), f"cycle {state.cycle}")
         self.child = child
         running = {"cycle": state.cycle, "step": name, "pid": child.pid, "loop_pid": os.getpid()}
@@ -294,9 +298,12 @@ class SyncLoop:
         }
 
     def _print_summary(self, summary: dict) -> None:
-        gating = "; ".join(f"{g['candidate']} {g['decision']}"
-                           + (f" ({g['score']:.3f} in {g['games']} games vs {g['baseline']})" if g["games"] else "")
-                           for g in summary["gating"]) or ("none" if self.s.gating else "off")
+        played = [g for g in summary["gating"] if g["games"]]
+        unplayed = len(summary["gating"]) - len(played)
+        gating = "; ".join([f"{g['candidate']} {g['decision']} ({g['score']:.3f} in {g['games']} games vs "
+                            f"{g['baseline']})" for g in played]
+                           + ([f"{unplayed} older candidates rejected unplayed"] if unplayed else []))
+        gating = gating or ("none" if self.s.gating else "off")
         self.say(f"== cycle {summary['cycle']} done in {fmt_seconds(summary['seconds'])}: "
                  f"games {summary['games']:,} ({summary['total_games']:,} in all), "
                  f"rows {summary['rows']:,} ({summary['total_rows']:,}), "
