@@ -91,12 +91,13 @@ def test_bad_inputs_are_refused():
         NetEvaluator(random_init_model("b1c16", 7), precision="fp8")
 
 
-def test_bf16_is_close():
-    """bf16 (an option where it is faster) stays close to fp32."""
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_is_close(precision):
+    """bf16 and fp16 (options where they are faster: AVX512_BF16 CPUs, CUDA) stay close to fp32."""
     net = random_init_model("b2c32", 9, seed=3)
     spatial, glob = mixed_batch(9, [7, 9])
     want = plain(net, spatial, glob)
-    got = NetEvaluator(net, max_batch=8, precision="bf16").evaluate(spatial, glob)
+    got = NetEvaluator(net, max_batch=8, precision=precision).evaluate(spatial, glob)
     np.testing.assert_allclose(got.policy, want[0], atol=0.03)
     np.testing.assert_allclose(got.value, want[1], atol=0.03)
     assert got.score.dtype == np.float32

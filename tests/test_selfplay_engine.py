@@ -197,6 +197,21 @@ def test_packaged_configs_load_and_document_every_key():
     assert "# \n" not in text  # every key has a doc line
 
 
+def test_nn_precision_reaches_the_evaluator(tmp_path):
+    from conftest import save_tiny_model
+
+    from zeroloop.selfplay.models import ModelWatcher
+
+    with pytest.raises(ConfigError, match="nn_precision"):
+        cfgmod.from_dict(spconfig.SelfplayConfig, {"nn_precision": "fp8"})
+    save_tiny_model(tmp_path / "models", "m1")
+    cfg = cfgmod.from_dict(spconfig.SelfplayConfig, {**SMALL, "nn_precision": "bf16"})
+    watcher = ModelWatcher(Storage(LocalFileSystem()), str(tmp_path / "models"), max_batch=4,
+                           precision=cfg.nn_precision, random_pos_len=5, max_board_size=5)
+    loaded = watcher.initial()
+    assert loaded.name == "m1" and loaded.evaluator.net.settings["precision"] == "bf16"
+
+
 def test_mixed_board_sizes_are_padded_top_left(tmp_path):
     engine = play(tmp_path, 6, board_sizes=[5, 7], board_size_weights=[1.0, 1.0], data_board_len=7,
                   max_moves_per_area=1.0, reuse_tree=False)

@@ -51,6 +51,8 @@ def selfplay_config(spec: RunSpec) -> dict[str, Any]:
         # A stop must fit the pod's grace period: searches in progress get at most a third of it
         # to reach their moves (5 s at most); saving the games after them takes about a second.
         "inprogress_stop_search_seconds": stop_search_seconds(sp.termination_grace_period_seconds),
+        # GPUs evaluate in fp16 (tensor cores), as KataGo does; spec.selfplay.config may say fp32.
+        "nn_precision": "fp16" if sp.gpus_per_pod > 0 else "fp32",
     }
     out.update(sp.config)
     return out
@@ -69,6 +71,7 @@ def gatekeeper_config(spec: RunSpec) -> dict[str, Any]:
         "sprt_elo1": gk.sprt.elo1,
         "sprt_alpha": gk.sprt.alpha,
         "sprt_beta": gk.sprt.beta,
+        "nn_precision": "fp16" if gk.gpus > 0 else "fp32",
     }
 
 

@@ -51,6 +51,8 @@ class GatekeeperConfig:
     fpu_reduction: float = option(0.2, "first-play-urgency reduction", lo=0.0, hi=2.0)
     score_utility_factor: float = option(0.1, "weight of the score utility next to win/loss", lo=0.0, hi=10.0)
     random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
+    nn_precision: str = option("fp32", "the nets' arithmetic: fp32, or fp16/bf16 where the device is fast in it",
+                               choices=("fp32", "fp16", "bf16"))
     move_temperature_early: float = option(0.5, "move choice temperature at move 0", lo=0.0, hi=100.0)
     move_temperature: float = option(0.2, "move choice temperature it decays to", lo=0.0, hi=100.0)
     temperature_halflife: float = option(19.0, "temperature half-life in moves on 19x19 (scaled by "

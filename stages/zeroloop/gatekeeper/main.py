@@ -124,7 +124,8 @@ class ArenaMatch:
             raise ModelFileError(f"model {path} has pos_len {info.pos_len}, smaller than the gating board "
                                  f"size {self.config.max_board_size}")
         name = posixpath.basename(path)
-        return Contestant(name, net_evaluator(net, name, self.device, max_batch=self.settings.num_games_at_once))
+        return Contestant(name, net_evaluator(net, name, self.device, max_batch=self.settings.num_games_at_once,
+                                              precision=self.config.nn_precision))
 
     def _baseline_for(self, path: str | None, pos_len: int) -> Contestant:
         if path is None:

@@ -85,11 +85,11 @@ class NetSearchEvaluator:
         return EvalOutput(out.policy, out.value, out.score)
 
 
-def net_evaluator(model, name: str, device="cpu", max_batch: int = 256) -> NetSearchEvaluator:
+def net_evaluator(model, name: str, device="cpu", max_batch: int = 256, precision: str = "fp32") -> NetSearchEvaluator:
     """A search evaluator for a torch Net (folded and traced for speed)."""
     from zeroloop.nn.evaluator import NetEvaluator
 
-    return NetSearchEvaluator(NetEvaluator(model, device, max_batch=max_batch), name)
+    return NetSearchEvaluator(NetEvaluator(model, device, max_batch=max_batch, precision=precision), name)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -62,6 +62,9 @@ class SelfplayConfig:
                                           lo=1e-6, hi=10000.0)
     dirichlet_weight: float = option(0.25, "weight of the root noise in a full search; 0 off", lo=0.0, hi=1.0)
     random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
+    nn_precision: str = option("fp32", "the net's arithmetic: fp32, or fp16/bf16 where the device is fast in it "
+                                       "(CUDA tensor cores; CPUs with AVX512_BF16 for bf16)",
+                               choices=("fp32", "fp16", "bf16"))
     # temperatures
     root_policy_temperature_early: float = option(1.25, "root policy softmax temperature at move 0 (full search)",
                                                   lo=0.01, hi=100.0)

@@ -99,6 +99,7 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     sweep_leftovers(out_storage, out_dir)
     rng = np.random.default_rng(seed)
     watcher = ModelWatcher(models_storage, models_dir, device=device, max_batch=config.num_games,
+                           precision=config.nn_precision,
                            random_pos_len=config.data_board_len, max_board_size=config.max_board_size,
                            poll_seconds=config.model_poll_seconds, seed=seed)
     metrics.serve(args.metrics_port)

@@ -56,13 +56,14 @@ class FixedModel:
 
 
 class ModelWatcher:
-    def __init__(self, storage: Storage, models_dir: str, *, device="cpu", max_batch: int = 256,
+    def __init__(self, storage: Storage, models_dir: str, *, device="cpu", max_batch: int = 256, precision="fp32",
                  random_pos_len: int = 9, max_board_size: int = 9, poll_seconds: float = 20.0,
                  seed: int | None = None):
         self.storage = storage
         self.models_dir = models_dir
         self.device = device
         self.max_batch = max_batch
+        self.precision = precision
         self.random_pos_len = random_pos_len
         self.max_board_size = max_board_size
         self.poll_seconds = poll_seconds
@@ -104,7 +105,7 @@ class ModelWatcher:
                                      f"configured board size {self.max_board_size}")
             from zeroloop.search.evaluators import net_evaluator
 
-            evaluator = net_evaluator(net, info.name, self.device, self.max_batch)
+            evaluator = net_evaluator(net, info.name, self.device, self.max_batch, self.precision)
         except ModelFileError as e:
             log.error("skipping model: %s", e)
             self._skipped.add(path)
