@@ -40,6 +40,7 @@ import fsspec
 
 from zeroloop import cliflags
 from zeroloop.errors import UserError
+from zeroloop.gating import Tally
 from zeroloop.go import board as B
 from zeroloop.go.coords import from_gtp, to_gtp
 from zeroloop.go.game import BLACK, WHITE, Game
@@ -69,40 +70,23 @@ class GameResult:
     moves: int
 
 
-@dataclass
-class Record:
-    """Wins, losses and draws of one engine, overall and by colour."""
+@dataclass(frozen=True)
+class Record(Tally):
+    """Wins, losses and draws of one engine, overall and by colour ([wins, losses, draws] each)."""
 
-    wins: int = 0
-    losses: int = 0
-    draws: int = 0
     by_colour: dict[str, list[int]] = field(default_factory=lambda: {"black": [0, 0, 0], "white": [0, 0, 0]})
-
-    @property
-    def games(self) -> int:
-        return self.wins + self.losses + self.draws
-
-    @property
-    def points(self) -> float:
-        return self.wins + 0.5 * self.draws
 
 
 def tally(results: list[GameResult], label: str) -> Record:
     """The record of the engine with this label over the results."""
-    rec = Record()
+    by_colour = {"black": [0, 0, 0], "white": [0, 0, 0]}
     for r in results:
         if label not in (r.black, r.white):
             continue
         colour = "black" if r.black == label else "white"
-        k = 2 if r.winner is None else 0 if r.winner == label else 1
-        if k == 0:
-            rec.wins += 1
-        elif k == 1:
-            rec.losses += 1
-        else:
-            rec.draws += 1
-        rec.by_colour[colour][k] += 1
-    return rec
+        by_colour[colour][2 if r.winner is None else 0 if r.winner == label else 1] += 1
+    wins, losses, draws = (by_colour["black"][k] + by_colour["white"][k] for k in range(3))
+    return Record(wins, losses, draws, by_colour)
 
 
 def elo_from_score(p: float) -> float:

@@ -189,16 +189,20 @@ def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> Mode
     return info
 
 
-def read_info(storage: Storage, path: str) -> ModelInfo:
-    """The checked model.json of the model directory ``path``."""
-    _check_dir(storage, path)
-    where = posixpath.join(path, INFO_FILE)
+def _read(storage: Storage, where: str) -> bytes:
     try:
-        raw = storage.read_bytes(where)
+        return storage.read_bytes(where)
     except FileNotFoundError:
         raise ModelFileError(f"model file {where}: missing") from None
     except OSError as e:
         raise ModelFileError(f"model file {where}: unreadable ({e})") from None
+
+
+def read_info(storage: Storage, path: str) -> ModelInfo:
+    """The checked model.json of the model directory ``path``."""
+    _check_dir(storage, path)
+    where = posixpath.join(path, INFO_FILE)
+    raw = _read(storage, where)
     try:
         d = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -210,12 +214,7 @@ def load_model(storage: Storage, path: str, device: str | torch.device = "cpu") 
     """Load the model directory ``path`` as an eval-mode Net on ``device``, with its info."""
     info = read_info(storage, path)
     where = posixpath.join(path, WEIGHTS_FILE)
-    try:
-        raw = storage.read_bytes(where)
-    except FileNotFoundError:
-        raise ModelFileError(f"model file {where}: missing") from None
-    except OSError as e:
-        raise ModelFileError(f"model file {where}: unreadable ({e})") from None
+    raw = _read(storage, where)
     try:
         tensors = safetensors.torch.load(raw)
     except safetensors.SafetensorError as e:
