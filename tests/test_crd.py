@@ -2,7 +2,7 @@
 
 Admission is emulated offline as the API server does it (defaults, schema,
 CEL rules incl. transition rules on update; see crd_rules). The examples in
-docs/kubernetes.md and README.md are checked too.
+the README's examples are checked too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from zeroloop_operator import naming, progress, runstatus
 from zeroloop_operator import spec as runspec
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs" / "kubernetes.md"
+README = REPO / "README.md"
 
 
 def run(name: str = "demo", **spec) -> dict:
@@ -64,11 +64,8 @@ def test_identity_subresources_and_printer_columns():
 
 
 def doc_runs() -> list[dict]:
-    """Every TrainingRun in the YAML blocks of docs/kubernetes.md and of the README (once folded in)."""
-    text = DOCS.read_text()
-    readme = REPO / "README.md"
-    if readme.exists():
-        text += readme.read_text()
+    """Every TrainingRun in the README's YAML blocks."""
+    text = README.read_text()
     out = []
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         for doc in yaml.safe_load_all(block):

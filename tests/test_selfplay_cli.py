@@ -104,3 +104,19 @@ def test_game_ids_never_repeat_across_restarts_with_the_same_seed(tmp_path):
     ids = [parse_game_info(line)[0] for f in glob.glob(str(tmp_path / "out" / "random" / "sgfs" / "*.sgfs"))
            for line in open(f).read().splitlines() if line]
     assert len(ids) == 8 and len(set(ids)) == 8
+
+
+def test_bench_selfplay_reports_its_ratio_and_overhead():
+    """`zeroloop bench selfplay --json` with a tiny net: every figure present, the precision passed through."""
+    import json
+
+    r = run_cli("bench", "selfplay", "--json", "--net", "b1c16", "--board-size", "5", "--games", "4",
+                "--visits", "8", "--cheap-visits", "2", "--seconds", "1", "--null-seconds", "1",
+                "--raw-seconds", "1", "--warmup-seconds", "0.3", "--rounds", "2", "--nn-precision", "bf16",
+                "--threads", "1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["nn_precision"] == "bf16" and out["games_at_once"] == 4
+    assert out["nn_evals_per_s"] > 0 and out["raw_evals_per_s"] > 0 and out["null_evals_per_s"] > 0
+    assert out["ratio"] == round(out["nn_evals_per_s"] / out["raw_evals_per_s"], 3)
+    assert 0 < out["overhead_us_per_eval"] < 1e6 and out["mean_batch_size"] <= 4

@@ -43,12 +43,12 @@ def api():
 
 
 def tiny_run() -> dict:
-    text = (REPO / "docs" / "kubernetes.md").read_text()
+    text = (REPO / "README.md").read_text()
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         doc = yaml.safe_load(block)
         if isinstance(doc, dict) and doc.get("kind") == "TrainingRun" and doc["metadata"]["name"] == "tiny":
             return doc
-    raise AssertionError("docs/kubernetes.md has no TrainingRun named tiny")
+    raise AssertionError("the README has no TrainingRun named tiny")
 
 
 def default_storage_class(api) -> str:

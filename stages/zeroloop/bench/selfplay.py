@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visits", type=int, default=100, help="full-search visits")
     parser.add_argument("--cheap-visits", type=int, default=25)
     parser.add_argument("--full-search-prob", type=float, default=0.25)
+    parser.add_argument("--nn-precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="the net's arithmetic (self-play's nn_precision)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds of self-play with the net")
     parser.add_argument("--null-seconds", type=float, default=15.0, help="measured seconds with the null evaluator")
     parser.add_argument("--raw-seconds", type=float, default=30.0,
@@ -136,7 +138,8 @@ def measure(args: argparse.Namespace) -> dict:
         null.run(engine, args.null_seconds)
         engine.shutdown()
 
-        evaluator = net_evaluator(random_init_model(args.net, n, seed=seed), args.net, device, args.games)
+        evaluator = net_evaluator(random_init_model(args.net, n, seed=seed), args.net, device, args.games,
+                                  args.nn_precision)
         engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel(args.net, evaluator)),
                                 np.random.default_rng(seed + 1))
         _warm_up(engine, args.warmup_seconds)
@@ -165,6 +168,7 @@ def measure(args: argparse.Namespace) -> dict:
         "visits": args.visits,
         "cheap_visits": args.cheap_visits,
         "device": str(device),
+        "nn_precision": args.nn_precision,
         "threads": threads,
         "nn_evals_per_s": round(med_net, 1),
         "raw_evals_per_s": round(med_raw, 1),
