@@ -151,6 +151,27 @@ def test_both_passing_engines_are_scored_by_area(fake):
     assert all(g.reason == "score" for g in match.games)
 
 
+def test_parallel_games_keep_their_numbers_colours_and_restarts(fake, tmp_path, caplog):
+    """--parallel 3 over 7 games: every game once, in order, colours by game number, crashes restarted per pair."""
+    caplog.set_level("INFO")
+    seen = []
+    config = MatchConfig(fake("crash"), fake("normal"), games=7, board_size=9, komi=7.5, parallel=3,
+                         sgf_dir=str(tmp_path / "sgf"))
+    match = run_match(config, on_game=lambda i, r: seen.append(i))
+    assert sorted(seen) == list(range(7)) and len(match.games) == 7
+    # Game i has A as black when i is even. As black, A crashes at its third genmove (in the cleanup after
+    # both pass); as white it passes twice and loses on the score. B wins every game.
+    assert [g.black for g in match.games] == ["A", "B", "A", "B", "A", "B", "A"]
+    assert [g.reason.split(":")[0] for g in match.games] == ["crash", "score"] * 3 + ["crash"]
+    assert all(g.winner == "B" for g in match.games)
+    restarts = sum("restarting engine A" in r.getMessage() for r in caplog.records)
+    assert 1 <= restarts <= 4  # a pair restarts its crashed A before its next game, if it gets one
+    numbers = sorted(p.name.rsplit("-", 1)[1] for p in (tmp_path / "sgf").iterdir())
+    assert numbers == [f"{i:04d}.sgf" for i in range(1, 8)]  # each game's SGF once
+    with pytest.raises(UserError, match="--parallel 0"):
+        run_match(MatchConfig(fake("normal"), fake("normal"), games=1, board_size=9, parallel=0))
+
+
 def test_move_cap(random_engine):
     config = MatchConfig(random_engine, random_engine, games=1, board_size=9, max_moves=20)
     match = run_match(config)

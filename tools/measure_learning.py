@@ -33,6 +33,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "stages"))  # also without `pip install -e .`
+
+from zeroloop import runtime  # noqa: E402
+from zeroloop.match import wilson_interval  # noqa: E402
 
 
 def zeroloop(*args: str) -> list[str]:
@@ -45,17 +49,10 @@ def env() -> dict[str, str]:
     return e
 
 
-def wilson(points: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    p = points / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def match(black: str, white: str, games: int, size: int, komi: float, sgf_dir: Path) -> dict:
+def match(black: str, white: str, games: int, size: int, komi: float, sgf_dir: Path, parallel: int) -> dict:
     argv = zeroloop("match", "--black", black, "--white", white, "--games", str(games), "--board-size", str(size),
-                    "--komi", f"{komi:g}", "--sgf-dir", str(sgf_dir), "--json", "--move-timeout", "300")
+                    "--komi", f"{komi:g}", "--sgf-dir", str(sgf_dir), "--json", "--move-timeout", "300",
+                    "--parallel", str(parallel))
     p = subprocess.run(argv, env=env(), capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"match failed ({p.returncode}):\n{p.stderr[-2000:]}")
@@ -72,7 +69,7 @@ def _elo(x: float | None, side: float) -> str:
 def summarise(label: str, s: dict) -> dict:
     a = s["engines"]["A"]
     n = a["wins"] + a["losses"] + a["draws"]
-    lo, hi = wilson(a["points"], n)
+    lo, hi = wilson_interval(a["points"], n)
     out = {"opponent": label, "games": n, "wins": a["wins"], "losses": a["losses"], "draws": a["draws"],
            "score": a["points"] / n, "score_95": [lo, hi], "elo": s["elo_a_minus_b"],
            "elo_95": [s["elo_95_low"], s["elo_95_high"]], "by_colour": a["by_colour"]}
@@ -92,6 +89,8 @@ def main() -> int:
     ap.add_argument("--gnugo-games", type=int, default=100, help="games against GNU Go level 1")
     ap.add_argument("--visits", type=int, default=64, help="visits per move of both models in the matches")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=runtime.cpu_count(),
+                    help="games at once in each match (each engine uses one thread; default: the usable CPUs)")
     ap.add_argument("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo")
     args, loop_flags = ap.parse_known_args()  # anything else goes to `zeroloop loop` (e.g. --board-size 9)
     base = Path(args.basedir).resolve()
@@ -124,10 +123,10 @@ def main() -> int:
     results = {"basedir": str(base), "model": newest.name, "samples_trained": info["samples_trained"],
                "data_rows": info["data_rows"], "board_size": size, "komi": komi, "visits": args.visits,
                "train_hours_this_invocation": round(train_seconds / 3600, 3)}
-    s = match(gtp(newest), gtp(init), args.games, size, komi, out_dir / "vs-init")
+    s = match(gtp(newest), gtp(init), args.games, size, komi, out_dir / "vs-init", args.parallel)
     results["vs_init"] = summarise("the first (random-weight) model", s)
     gnugo = f"{shlex.quote(args.gnugo)} --mode gtp --level 1 --chinese-rules --positional-superko"
-    s = match(gtp(newest), gnugo, args.gnugo_games, size, komi, out_dir / "vs-gnugo-l1")
+    s = match(gtp(newest), gnugo, args.gnugo_games, size, komi, out_dir / "vs-gnugo-l1", args.parallel)
     results["vs_gnugo_l1"] = summarise("GNU Go level 1", s)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "learning.json").write_text(json.dumps(results, indent=1) + "\n")

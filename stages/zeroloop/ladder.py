@@ -226,8 +226,10 @@ class Ladder:
                              str(self.args.visits), "--board-size", str(self.board_size), "--komi", f"{self.komi:g}",
                              "--threads", "1", "--device", str(self.device)]
                             + (["--seed", str(self.args.seed)] if self.args.seed is not None else []))
+        # Each engine pair takes about one core (one engine thinks while the other waits).
         config = MatchConfig(engine, ref.command, n, self.board_size, self.komi, move_timeout=120.0,
-                             sgf_dir=self.base.path("ladder", "sgf", f"{model.name}-vs-{ref.name}"))
+                             sgf_dir=self.base.path("ladder", "sgf", f"{model.name}-vs-{ref.name}"),
+                             parallel=runtime.cpu_count())
         started = time.monotonic()
         result = run_match(config)
         rec = tally(result.games, "A")

@@ -13,7 +13,9 @@ in a cleanup phase (engines that know ``kgs-genmove_cleanup`` use it, others
 an illegal or unreadable move, refuses a legal move of its opponent,
 crashes or times out loses that game (the SGF's RE says ``+R``, ``+F`` or
 ``+T``); a crashed engine is restarted for the next game and the match goes
-on.
+on. ``--parallel N`` plays N games at once, each on its own pair of engine
+processes (games keep their numbers and colours; results come back in game
+order).
 
 Rating (pure functions below): engine A's score rate p = (wins + draws/2)/N
 gives the Elo difference 400*log10(p/(1-p)). Its 95% interval maps the
@@ -32,8 +34,10 @@ import logging
 import math
 import posixpath
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import fsspec
@@ -168,6 +172,7 @@ class MatchConfig:
     move_timeout: float = 60.0
     sgf_dir: str | None = None
     cleanup: bool = True
+    parallel: int = 1  # games at once, each with its own pair of engine processes
 
     def rules(self) -> Rules:
         return Rules(self.ko_rule, self.multi_stone_suicide, self.komi)
@@ -179,6 +184,8 @@ class MatchConfig:
             raise UserError(f"--board-size {self.board_size}: must be {B.MIN_SIZE}..{B.MAX_SIZE}")
         if self.max_moves is not None and self.max_moves < 1:
             raise UserError(f"--max-moves {self.max_moves}: must be at least 1")
+        if not 1 <= self.parallel <= 64:
+            raise UserError(f"--parallel {self.parallel}: must be 1..64")
         if not self.move_timeout > 0:
             raise UserError(f"--move-timeout {self.move_timeout}: must be positive")
         self.rules()  # komi and ko rule checks
@@ -281,46 +288,74 @@ class MatchResult:
 
 
 def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | None = None) -> MatchResult:
-    """Play the whole match; engines are started once and restarted after a crash."""
+    """Play the whole match; engines are started once per pair and restarted after a crash."""
     config.check()
-    seat_a = Seat("A", GtpClient(config.black, config.move_timeout, "A"))
-    seat_b = Seat("B", GtpClient(config.white, config.move_timeout, "B"))
-    storage = None
+    storage, sgf_root = None, ""
     if config.sgf_dir:
-        fs, root = fsspec.core.url_to_fs(config.sgf_dir)
-        fs.makedirs(root, exist_ok=True)
-        storage, sgf_root = Storage(fs), root
-    results: list[GameResult] = []
+        fs, sgf_root = fsspec.core.url_to_fs(config.sgf_dir)
+        fs.makedirs(sgf_root, exist_ok=True)
+        storage = Storage(fs)
+    pairs = [(Seat("A", GtpClient(config.black, config.move_timeout, "A")),
+              Seat("B", GtpClient(config.white, config.move_timeout, "B")))
+             for _ in range(min(config.parallel, config.games))]
+    results: list[GameResult | None] = [None] * config.games
+    next_game = iter(range(config.games))
+    lock, failed = threading.Lock(), threading.Event()
     run_id = unique_name()[:8]
-    try:
+
+    def play_games(seat_a: Seat, seat_b: Seat) -> None:
+        try:
+            while not failed.is_set():
+                with lock:
+                    i = next(next_game, None)
+                if i is None:
+                    return
+                play_one(i, seat_a, seat_b)
+        except BaseException:
+            failed.set()  # the other pairs stop after their current game
+            raise
+
+    def play_one(i: int, seat_a: Seat, seat_b: Seat) -> None:
         for seat in (seat_a, seat_b):
-            seat.client.start()
-            seat.identify()
-        for i in range(config.games):
-            for seat in (seat_a, seat_b):
-                if not seat.client.alive:
-                    log.info("restarting engine %s (%s)", seat.label, seat.client.command)
-                    seat.client.restart()
-            swap = config.alternate and i % 2 == 1
-            black, white = (seat_b, seat_a) if swap else (seat_a, seat_b)
-            started = time.monotonic()
-            result, game, re = play_game(black, white, config)
-            results.append(result)
-            winner = "draw" if result.winner is None else f"{result.winner} wins"
-            log.info("game %d/%d: black %s (%s), white %s (%s): %s, %s (%s, %d moves, %.1f s)", i + 1, config.games,
-                     black.label, black.name, white.label, white.name, re, winner, result.reason, result.moves,
-                     time.monotonic() - started)
-            if storage is not None:
-                name = f"{stamp()}-{run_id}-{i + 1:04d}.sgf"
-                data = game_to_sgf(game, result=re, black_name=black.name, white_name=white.name,
-                                   comment=f"zeroloop match game {i + 1}: {result.reason}")
-                storage.write_bytes(posixpath.join(sgf_root, name), data)
+            if not seat.client.alive:
+                log.info("restarting engine %s (%s)", seat.label, seat.client.command)
+                seat.client.restart()
+        swap = config.alternate and i % 2 == 1
+        black, white = (seat_b, seat_a) if swap else (seat_a, seat_b)
+        started = time.monotonic()
+        result, game, re = play_game(black, white, config)
+        winner = "draw" if result.winner is None else f"{result.winner} wins"
+        log.info("game %d/%d: black %s (%s), white %s (%s): %s, %s (%s, %d moves, %.1f s)", i + 1, config.games,
+                 black.label, black.name, white.label, white.name, re, winner, result.reason, result.moves,
+                 time.monotonic() - started)
+        if storage is not None:
+            name = f"{stamp()}-{run_id}-{i + 1:04d}.sgf"
+            data = game_to_sgf(game, result=re, black_name=black.name, white_name=white.name,
+                               comment=f"zeroloop match game {i + 1}: {result.reason}")
+            storage.write_bytes(posixpath.join(sgf_root, name), data)
+        with lock:
+            results[i] = result
             if on_game is not None:
                 on_game(i, result)
+
+    try:
+        for pair in pairs:
+            for seat in pair:
+                seat.client.start()
+                seat.identify()
+        if len(pairs) == 1:
+            play_games(*pairs[0])
+        else:
+            with ThreadPoolExecutor(len(pairs), thread_name_prefix="match") as pool:
+                for done in [pool.submit(play_games, *pair) for pair in pairs]:
+                    done.result()  # re-raises a worker's error
     finally:
-        for seat in (seat_a, seat_b):
-            seat.client.close()
-    return MatchResult(config, {"A": seat_a.name, "B": seat_b.name}, {"A": config.black, "B": config.white}, results)
+        for pair in pairs:
+            for seat in pair:
+                seat.client.close()
+    seat_a, seat_b = pairs[0]
+    return MatchResult(config, {"A": seat_a.name, "B": seat_b.name}, {"A": config.black, "B": config.white},
+                       [r for r in results if r is not None])
 
 
 def format_summary(summary: dict) -> str:
@@ -354,6 +389,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cliflags.flag(parser, "--cleanup", action=argparse.BooleanOptionalAction, default=True,
                   help="after both pass, play on until both pass again, engines that know "
                        "kgs-genmove_cleanup using it, so dead stones are captured before scoring")
+    cliflags.flag(parser, "--parallel", type=int, default=1,
+                  help="games at once, each on its own pair of engine processes")
     cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (path or fsspec URL)")
     cliflags.flag(parser, "--json", action="store_true", help="print the summary as one JSON object")
     cliflags.add_common(parser)
@@ -362,7 +399,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = MatchConfig(args.black, args.white, args.games, args.board_size, args.komi, args.ko_rule,
                          args.multi_stone_suicide, args.alternate, args.max_moves, args.move_timeout, args.sgf_dir,
-                         args.cleanup)
+                         args.cleanup, args.parallel)
     result = run_match(config)
     summary = result.summary()
     if args.json:
