@@ -87,6 +87,10 @@ def test_the_run_shape_cannot_change_and_one_loop_per_basedir(tiny_run, tmp_path
     assert p.returncode == 2 and "--board-size 5" in p.stderr and "Traceback" not in p.stderr
     p = run_cli("loop", str(tmp_path / "x"), "--name-prefix", "bad name", timeout=60)
     assert p.returncode == 2 and "--name-prefix" in p.stderr
+    # A device this machine lacks is refused before settings.json could keep it for every rerun.
+    p = run_cli("loop", str(tmp_path / "y"), "--name-prefix", "ok", "--device", "cuda:63", timeout=60)
+    assert p.returncode == 2 and "--device cuda:63" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "y" / "loop" / "settings.json").exists()
     import fcntl
 
     with open(b / "loop" / "lock", "a+") as f:

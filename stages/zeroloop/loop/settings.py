@@ -21,7 +21,7 @@ import posixpath
 import sys
 from dataclasses import dataclass
 
-from zeroloop import cliflags
+from zeroloop import cliflags, runtime
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
 from zeroloop.nn import modelfile
@@ -118,6 +118,10 @@ class LoopSettings:
             problems.append("--max-train-per-data and --lr-scale must be positive, --lr-warmup-samples not negative")
         if self.komi is not None and (self.komi * 2 != int(self.komi * 2) or abs(self.komi) > 150):
             problems.append(f"--komi {self.komi}: must be a multiple of 0.5 within +-150")
+        try:
+            runtime.resolve_device(self.device)  # refused here, before settings.json keeps it
+        except UserError as e:
+            problems.append(str(e))
         if problems:
             raise UserError("; ".join(problems))
 
