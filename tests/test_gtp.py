@@ -163,6 +163,43 @@ def test_loadsgf_matches_gnugo(engine, gnugo, tmp_path):
     assert ask(engine, "list_stones w") == "= \n\n"  # the game from before the failed load is kept
 
 
+def test_fixed_handicap_matches_gnugo_on_every_size(engine, gnugo):
+    """fixed_handicap places GNU Go's stones (the same set; none where GNU Go has none) for sizes 2-19, 1-10 stones."""
+    with GtpClient(f"{gnugo} --mode gtp") as ref:
+        for size in range(2, 20):
+            for stones in range(1, 11):
+                assert ask(engine, f"boardsize {size}") == "= \n\n"  # both boards empty again
+                ref.send(f"boardsize {size}")
+                ours = ask(engine, f"fixed_handicap {stones}")
+                try:
+                    theirs = set(ref.send(f"fixed_handicap {stones}").split())
+                except GtpFailure:
+                    assert ours == "? invalid number of stones\n\n", (size, stones)
+                    continue
+                assert set(ours[2:].split()) == theirs, (size, stones)
+                assert ask(engine, "list_stones black")[2:].split() == ref.send("list_stones black").split()
+
+
+def test_handicap_commands(engine):
+    assert ask(engine, "fixed_handicap 4") == "= G7 C3 C7 G3\n\n"
+    assert engine.game.to_move == WHITE and ask(engine, "list_stones white") == "= \n\n"
+    assert ask(engine, "fixed_handicap 2") == "? board not empty\n\n"
+    assert ask(engine, "undo") == "? cannot undo\n\n"  # handicap stones are the start position
+    assert ask(engine, "genmove w").startswith("= ")
+    assert ask(engine, "clear_board") == "= \n\n"
+    for bad, reply in [("C3 C3", "bad vertex list"), ("C3 pass", "bad vertex list"), ("C3 Z9", "bad vertex list"),
+                       ("C3", "invalid number of stones"), ("C3 3C", "syntax error")]:
+        assert ask(engine, f"set_free_handicap {bad}") == f"? {reply}\n\n", bad
+    assert ask(engine, "list_stones black") == "= \n\n"  # nothing placed by a refused command
+    assert ask(engine, "set_free_handicap D4 F6 E5") == "= \n\n"
+    assert sorted(ask(engine, "list_stones black")[2:].split()) == ["D4", "E5", "F6"]
+    assert engine.game.to_move == WHITE
+    assert ask(engine, "place_free_handicap 3") == "? board not empty\n\n"
+    assert ask(engine, "fixed_handicap 1") == "? invalid number of stones\n\n"
+    ask(engine, "boardsize 9")
+    assert ask(engine, "place_free_handicap 5") == "= G7 C3 C7 G3 E5\n\n"
+
+
 def test_engine_process_handles_garbage_and_long_lines():
     huge = "play b " + "A" * 200_000
     script = (b"1 name\n\xff\xfe\x00garbage\n" + huge.encode() + b"\n2 protocol_version\n\n# c\n"

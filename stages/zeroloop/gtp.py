@@ -25,6 +25,7 @@ from typing import BinaryIO, TextIO
 from zeroloop import __version__, cliflags
 from zeroloop.errors import ConfigError, UserError
 from zeroloop.go import board as B
+from zeroloop.go import handicap
 from zeroloop.go.coords import COLUMNS, from_gtp, to_gtp
 from zeroloop.go.game import BLACK, WHITE, Game, IllegalMove, Move
 from zeroloop.go.rules import KO_RULES, Rules, check_komi
@@ -91,6 +92,9 @@ class GtpEngine:
             "list_stones": self.cmd_list_stones,
             "is_legal": self.cmd_is_legal,
             "captures": self.cmd_captures,
+            "fixed_handicap": self.cmd_fixed_handicap,
+            "place_free_handicap": self.cmd_fixed_handicap,  # the engine's choice: the fixed points
+            "set_free_handicap": self.cmd_set_free_handicap,
             "time_settings": lambda a: "",  # accepted; the random player needs no clock
             "time_left": lambda a: "",
         }
@@ -286,6 +290,42 @@ class GtpEngine:
 
 
 # --- command line ---------------------------------------------------------------
+
+
+    def _handicap_count(self, args: list[str]) -> int:
+        (word, *_) = self._args(args, 1)
+        if not is_gtp_int(word):
+            raise GtpError("syntax error")
+        return int(word)
+
+    def _place_handicap(self, points: list[Move]) -> None:
+        if self.game.stones(BLACK) or self.game.stones(WHITE) or self.game.moves:
+            raise GtpError("board not empty")
+        try:
+            self.game.setup(points, [], to_move=WHITE)
+        except IllegalMove:  # a group of them without a liberty
+            raise GtpError("bad vertex list") from None
+
+    def cmd_fixed_handicap(self, args: list[str]) -> str:
+        stones = self._handicap_count(args)
+        try:
+            points = handicap.fixed_handicap(self.game.size, stones)
+        except ValueError:
+            raise GtpError("invalid number of stones") from None
+        self._place_handicap(points)
+        return " ".join(self._vertex_name(p) for p in points)
+
+    def cmd_set_free_handicap(self, args: list[str]) -> str:
+        try:
+            points = [self._vertex(word) for word in args]
+        except GtpError as e:
+            raise GtpError("syntax error" if str(e) == "syntax error" else "bad vertex list") from None
+        if None in points or len(set(points)) != len(points):
+            raise GtpError("bad vertex list")
+        if not 2 <= len(points) < self.game.size ** 2:
+            raise GtpError("invalid number of stones")
+        self._place_handicap(points)
+        return ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
