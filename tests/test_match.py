@@ -172,6 +172,21 @@ def test_parallel_games_keep_their_numbers_colours_and_restarts(fake, tmp_path, 
         run_match(MatchConfig(fake("normal"), fake("normal"), games=1, board_size=9, parallel=0))
 
 
+def test_parallel_match_stops_when_a_pair_fails(fake):
+    """An error in one pair's game stops the others after their current game, and reaches the caller."""
+    seen = []
+
+    def on_game(i, result):
+        seen.append(i)
+        if len(seen) == 1:
+            raise RuntimeError("scoreboard broke")
+
+    config = MatchConfig(fake("normal"), fake("normal"), games=10, board_size=9, parallel=2)
+    with pytest.raises(RuntimeError, match="scoreboard broke"):
+        run_match(config, on_game=on_game)
+    assert len(seen) <= 2  # the other pair's game in progress, at most
+
+
 def test_move_cap(random_engine):
     config = MatchConfig(random_engine, random_engine, games=1, board_size=9, max_moves=20)
     match = run_match(config)

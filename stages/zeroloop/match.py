@@ -347,8 +347,12 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
             play_games(*pairs[0])
         else:
             with ThreadPoolExecutor(len(pairs), thread_name_prefix="match") as pool:
-                for done in [pool.submit(play_games, *pair) for pair in pairs]:
-                    done.result()  # re-raises a worker's error
+                try:
+                    for done in [pool.submit(play_games, *pair) for pair in pairs]:
+                        done.result()  # re-raises a worker's error
+                except BaseException:  # Ctrl-C here: the pairs stop after their current game
+                    failed.set()
+                    raise
     finally:
         for pair in pairs:
             for seat in pair:

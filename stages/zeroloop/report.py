@@ -97,6 +97,14 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str) -> bool:
+    """Write a finished figure as a PNG and free it; True (the plot exists)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    _plt().close(fig)
+    return True
+
+
 def plot_losses(reports: list[dict], path: str) -> bool:
     lines = [r for r in reports if "event" not in r and "samples" in r]
     terms = sorted({k for r in lines for k in r if k.startswith("loss_")})
@@ -111,10 +119,7 @@ def plot_losses(reports: list[dict], path: str) -> bool:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("samples trained")
     axes[0, 0].set_title("training losses (mean per row between reports)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_data(stats: RunStats, t0: float, path: str) -> bool:
@@ -132,10 +137,7 @@ def plot_data(stats: RunStats, t0: float, path: str) -> bool:
     ax2.set_ylabel("training rows", color="tab:orange")
     ax.set_title("self-play data")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_models(stats: RunStats, t0: float, path: str) -> bool:
@@ -162,10 +164,7 @@ def plot_models(stats: RunStats, t0: float, path: str) -> bool:
     if recs:
         ax2.legend(loc="lower right", fontsize=8)
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_elo(ladder: dict, t0: float, path: str) -> bool:
@@ -187,10 +186,7 @@ def plot_elo(ladder: dict, t0: float, path: str) -> bool:
     ax.set_ylabel(f"Elo ({ladder.get('anchor', 'anchor')} = 0)")
     ax.set_title("ladder")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 # --- the summary ---------------------------------------------------------------------------

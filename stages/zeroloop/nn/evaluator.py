@@ -11,10 +11,10 @@ traced with ``torch.jit.trace`` and frozen, run 64 positions at a time,
 without per-layer masking when every position fills the grid. On this
 machine's CPU (2 cores of an AMD EPYC with AVX-512 and AVX512_BF16, newer
 than the Zen 3 that reference/performance.md describes) ``zeroloop bench
-nn`` measured for b6c96 on 9x9: channels_last and folding each about +10%
-over the eager NCHW model, 64-position chunks +20-30% at batch 256, the
-frozen trace a few percent more. ``precision="bf16"`` is about 1.8x faster
-again here (native bf16 dot products) at a cost of ~0.005 in value and
+nn`` measured for b6c96 on 9x9: channels_last and folding each about +5-10%
+over the eager NCHW model, 64-position chunks +50% at batch 256 (where the
+unchunked net falls out of cache), the frozen trace a few percent more.
+``precision="bf16"`` is about 1.6-1.7x faster again here (native bf16 dot products) at a cost of ~0.005 in value and
 ~2% relative in policy; it is an option, not the default, and is slower on
 CPUs without AVX512_BF16. ``torch.compile`` costs seconds per batch shape
 and is not offered.

@@ -127,12 +127,7 @@ class BatchSearch:
         B.init_board(b, size, ko_code, multi_suicide)
         self.hists[g] = 0
         B.record_position(b, self.hists[g], B.WHITE)
-        self.game_f[g, tree.G_KOMI] = komi
-        self.game_i[g, tree.G_MAX_MOVES] = max_moves
-        self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
-        self.game_i[g, tree.G_TARGET] = 0
-        self.game_i[g, tree.G_ACTIVE] = 1
-        tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+        self._activate(g, komi, max_moves)
 
     def set_position(self, g: int, board: np.ndarray, hist: np.ndarray, to_move: int, komi: float,
                      max_moves: int) -> None:
@@ -155,6 +150,10 @@ class BatchSearch:
         self.hists[g] = 0
         for k in keys:
             B.hist_add(self.hists[g], k)
+        self._activate(g, komi, max_moves)
+
+    def _activate(self, g: int, komi: float, max_moves: int) -> None:
+        """Slot g's game settings and an empty tree, after its board was set."""
         self.game_f[g, tree.G_KOMI] = komi
         self.game_i[g, tree.G_MAX_MOVES] = max_moves
         self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
