@@ -14,6 +14,7 @@ import math
 import tomllib
 import types
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,8 +72,14 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None) -> T:
-    """Config from a file (None: defaults) with overrides (None values ignored)."""
+def load(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None,
+         packaged: dict[str, str] | None = None) -> T:
+    """Config from a file (None: defaults) with overrides (None values ignored).
+
+    ``packaged`` maps short names ('cpu', 'gpu') to files shipped in zeroloop/configs/.
+    """
+    if packaged and path in packaged:
+        path = Path(str(resources.files("zeroloop") / "configs" / packaged[str(path)]))
     data = read_file(path) if path else {}
     for k, v in (overrides or {}).items():
         if v is not None:

@@ -12,8 +12,6 @@ and ``configs/gatekeeper_gpu.toml``; any other value is a TOML or YAML path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from zeroloop import config as cfg
 from zeroloop.arena import ArenaSettings
@@ -110,12 +108,6 @@ class GatekeeperConfig:
         return SprtParams(self.sprt_elo0, self.sprt_elo1, self.sprt_alpha, self.sprt_beta)
 
 
-def packaged_path(name: str) -> Path:
-    return Path(str(resources.files("zeroloop") / "configs" / PACKAGED[name]))
-
-
 def load(path_or_name: str | None, overrides: dict | None = None) -> GatekeeperConfig:
     """The config from a file, a packaged name ('cpu', 'gpu'), or the defaults (None)."""
-    if path_or_name in PACKAGED:
-        path_or_name = str(packaged_path(path_or_name))
-    return cfg.load(GatekeeperConfig, path_or_name, overrides)
+    return cfg.load(GatekeeperConfig, path_or_name, overrides, packaged=PACKAGED)

@@ -11,8 +11,6 @@ any other value is a path to a TOML or YAML file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from zeroloop import config as cfg
 from zeroloop.errors import ConfigError
@@ -140,12 +138,6 @@ class SelfplayConfig:
         )
 
 
-def packaged_path(name: str) -> Path:
-    return Path(str(resources.files("zeroloop") / "configs" / PACKAGED[name]))
-
-
 def load(path_or_name: str | None, overrides: dict | None = None) -> SelfplayConfig:
     """The config from a file, a packaged name ('cpu', 'gpu'), or the defaults (None)."""
-    if path_or_name in PACKAGED:
-        path_or_name = str(packaged_path(path_or_name))
-    return cfg.load(SelfplayConfig, path_or_name, overrides)
+    return cfg.load(SelfplayConfig, path_or_name, overrides, packaged=PACKAGED)
