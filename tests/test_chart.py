@@ -188,3 +188,37 @@ def test_values_schema_rejects_bad_values(helm, args, message):
     result = helmtool.run(helm, "template", "zl", str(CHART), *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_network_policy_admits_the_operator_to_every_runs_metrics_port(helm):
+    from zeroloop_operator import children, spec as runspec
+
+    docs = kinds(render(helm, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.namespaces={go,chess}",
+                        "--set-json", 'networkPolicy.extraFrom=[{"namespaceSelector":{"matchLabels":{"team":"obs"}}}]'))
+    policies = docs["NetworkPolicy"]
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["chess", "go"]
+    (operator_dep,) = docs["Deployment"]
+    operator_labels = operator_dep["spec"]["template"]["metadata"]["labels"]
+    run = runspec.parse(crd_rules.admit({"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun",
+                                         "metadata": {"name": "r"}, "spec": {
+                                             "image": "i", "storage": {"storageClassName": "s"}}})[0]["spec"], "r")
+    for policy in policies:
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(policy, version, strict=True)
+        spec = policy["spec"]
+        operator_peer, extra = spec["ingress"][0]["from"]
+        assert operator_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "zeroloop"}
+        assert operator_peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+        assert extra == {"namespaceSelector": {"matchLabels": {"team": "obs"}}}
+        assert spec["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+        for child in children.desired(naming.RunRef("r", "go", "uid"), run):
+            if child.kind != "Deployment":
+                continue
+            pod = child.manifest["spec"]["template"]
+            assert spec["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+            ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            assert "metrics" in ports
+    default = kinds(render(helm, "--set", "networkPolicy.enabled=true", "--set", "rbac.clusterWide=false",
+                           "--set", "rbac.watchNamespaces={team-a}"))
+    assert [p["metadata"]["namespace"] for p in default["NetworkPolicy"]] == ["team-a"]
+    assert "NetworkPolicy" not in kinds(render(helm))
