@@ -68,11 +68,11 @@ def test_file_read_back_computes_katagos_figures(fixture, exported):
     model = modelformat.read_bytes(data, "exported")
     assert model.version == netexport.VERSION and (model.num_spatial, model.num_global) == (22, 19)
     diffs = []
-    for entry in fixture["positions"]:
-        game, spatial, glob, legal = positions.encode(entry, net.pos_len)
-        ks, kg = positions.katago_inputs(spatial[None], glob[None])
-        raw = reference.forward(model, ks, kg)
-        ref = reference.postprocess(model, raw, 0, legal, game.size, entry["ko_rule"] == "simple",
+    encoded = [positions.encode(entry, net.pos_len) for entry in fixture["positions"]]
+    raw = reference.forward(model, *positions.katago_inputs(np.stack([e[1] for e in encoded]),
+                                                            np.stack([e[2] for e in encoded])))
+    for i, (entry, (game, _, _, legal)) in enumerate(zip(fixture["positions"], encoded)):
+        ref = reference.postprocess(model, raw, i, legal, game.size, entry["ko_rule"] == "simple",
                                     game.to_move == WHITE)
         kata = _katago(entry)
         assert np.array_equal(np.isnan(kata["policy"]), ~legal[:-1].reshape(net.pos_len, -1)[:game.size, :game.size])
@@ -125,7 +125,7 @@ def test_serialize_round_trips_and_is_deterministic(exported):
     (lambda d: d.replace(b"ACTIVATION_RELU", b"ACTIVATION_XYZW", 1), "unknown activation"),
     (lambda d: d.replace(b"ordinary_block", b"nested_bottleneck", 1), "block kind"),
     (lambda d: b"bad/name" + d[d.index(b"\n"):], "model name"),
-    (lambda d: d.replace(b"@BIN@", b"1.0 2.0", 1), "BIN"),
+    (lambda d: d.replace(b"@BIN@", b"1.0 2.0", 1), "no binary float block"),
 ])
 def test_malformed_files_are_refused_with_a_reason(exported, cut, message):
     _, data = exported

@@ -217,11 +217,26 @@ maxRowsPerTrainFile = 200
 firstFileRandMinProp = 1.0
 initGamesWithPolicy = true
 policyInitAreaProp = 0.04
+compensateAfterPolicyInitProb = 0.2
+earlyForkGameProb = 0.04
+earlyForkGameExpectedMoveProp = 0.025
+forkGameProb = 0.01
+forkGameMinChoices = 3
+earlyForkGameMaxChoices = 12
+forkGameMaxChoices = 36
+handicapAsymmetricPlayoutProb = 0.0
+normalAsymmetricPlayoutProb = 0.0
+maxAsymmetricRatio = 2.0
+minAsymmetricCompensateKomiProb = 0.4
 sidePositionProb = 0.02
 cheapSearchProb = 0.5
-cheapSearchVisits = 4
+cheapSearchVisits = 8
 cheapSearchTargetWeight = 0.0
 reduceVisits = false
+reduceVisitsThreshold = 0.9
+reduceVisitsThresholdLookback = 3
+reducedVisitsMin = 8
+reducedVisitsWeight = 0.1
 policySurpriseDataWeight = 0.5
 valueSurpriseDataWeight = 0.1
 estimateLeadProb = 0.0
@@ -242,7 +257,7 @@ komiStdev = 1.0
 handicapProb = 0.0
 drawRandRadius = 0.5
 noResultStdev = 0.166666666
-maxVisits = 8
+maxVisits = 16
 numSearchThreads = 1
 nnMaxBatchSize = 4
 nnCacheSizePowerOfTwo = 16
@@ -283,7 +298,28 @@ def test_real_katago_selfplay_output_imports(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows_written"] > 0 and summary["rows_in"] == summary["rows_written"] + sum(
         summary["skipped"].values())
+    checked = 0
     for path in (tmp_path / "run" / "selfplay" / "katago-zl-b1c16" / "tdata").glob("*.npz"):
         got = rows.read(_storage(), str(path))
         assert rows.validate(got, str(path), 9) == len(got["gameIdN"])
         assert np.allclose(got["policyTargetsNCMove"][:, 0].sum(axis=1)[got["globalTargetsNC"][:, 4] > 0], 1.0)
+        planes = rows.unpack_planes(got["binaryInputNCHWPacked"], 9)
+        for i in range(len(planes)):
+            checked += _stone_planes_agree(planes[i], int(got["metaNC"][i, rows.META_BOARD_SIZE]))
+    assert checked == summary["rows_written"]
+    assert cli.main(["shuffle", str(tmp_path / "run"), "--min-rows", "10", "--keep-target-rows", "all",
+                     "--num-processes", "1"]) == 0
+
+
+def _stone_planes_agree(planes: np.ndarray, size: int) -> bool:
+    """KataGo's on-board, stone and liberty planes are what zeroloop's features make of those stones."""
+    from zeroloop import features
+    from zeroloop.go.game import BLACK, Game
+
+    own = [(int(x), int(y)) for y, x in zip(*np.nonzero(planes[1, :size, :size]))]
+    opp = [(int(x), int(y)) for y, x in zip(*np.nonzero(planes[2, :size, :size]))]
+    game = Game(size)
+    game.setup(own, opp, to_move=BLACK)
+    ours, _ = features.encode(game.board, game.hist, 7.0, 9)
+    np.testing.assert_array_equal(ours[:6], planes[:6])
+    return True

@@ -31,6 +31,8 @@ nnMaxBatchSize = 1
 numNNServerThreadsPerModel = 1
 maxVisits = 1
 allowResignation = false
+resignThreshold = -0.90
+resignConsecTurns = 3
 enablePassingHacks = false
 rules = tromp-taylor
 """
