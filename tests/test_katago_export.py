@@ -204,3 +204,20 @@ def test_export_katago_model_cli(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["export-katago-model", model_dir, str(tmp_path / "out.txt")]) == 2
     assert ".bin.gz" in capsys.readouterr().err
+
+
+def test_loop_setting_passes_katago_to_the_exporters(tmp_path):
+    from zeroloop import cliflags
+    from zeroloop import export as export_stage
+    from zeroloop import shuffle_export_loop
+    from zeroloop.loop import settings as S
+    from zeroloop.storage import BaseDir
+
+    base = BaseDir.open(str(tmp_path))
+    on, off = S.LoopSettings("run", katago_export=True), S.LoopSettings("run")
+    for build, module in ((S.export_argv, export_stage), (S.shuffle_export_loop_argv, shuffle_export_loop)):
+        argv = build(base, on)
+        parser = cliflags.ArgumentParser()
+        module.add_arguments(parser)
+        assert parser.parse_args(argv[argv.index(base.root):]).katago is True
+        assert "--katago" not in build(base, off)
