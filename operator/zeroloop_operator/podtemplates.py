@@ -8,7 +8,9 @@ documented CLIs; this module is the one place that spells them.
 Pods are locked down: non-root user 10001 (the image's user), read-only root
 filesystem, no privilege escalation, every capability dropped, seccomp
 RuntimeDefault, fsGroup 10001 so the volume is writable, no service-account
-token (stages never call the Kubernetes API). The writable places are the
+token (stages never call the Kubernetes API): the restricted Pod Security
+Standard. The exception is ``storage.setOwnership``: its init container runs
+as root with CHOWN and FOWNER, so such pods meet only baseline. The writable places are the
 volume and an emptyDir at ``/scratch`` holding HOME, TMPDIR and the numba
 and torch-inductor caches (so a restarted container does not compile again);
 the trainer also gets a memory-backed ``/dev/shm`` for data-loader workers.
