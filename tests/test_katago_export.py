@@ -221,3 +221,28 @@ def test_loop_setting_passes_katago_to_the_exporters(tmp_path):
         module.add_arguments(parser)
         assert parser.parse_args(argv[argv.index(base.root):]).katago is True
         assert "--katago" not in build(base, off)
+
+
+def test_operator_field_katago_export_reaches_the_shuffle_export_loop():
+    import crd_rules
+    from zeroloop import cliflags, shuffle_export_loop
+    from zeroloop_operator import podtemplates, spec
+
+    def stage_args(**shuffler) -> list[str]:
+        obj = {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": "demo"},
+               "spec": {"image": "registry.example/zeroloop:1", "storage": {"storageClassName": "rwx"},
+                        "shuffler": shuffler}}
+        defaulted, errors = crd_rules.admit(obj)
+        assert not errors, errors
+        return podtemplates.stage_args("shuffler", "demo", spec.parse(defaulted["spec"], "demo"))
+
+    assert "--katago" not in stage_args()
+    args = stage_args(katagoExport=True)
+    parser = cliflags.ArgumentParser()
+    shuffle_export_loop.add_arguments(parser)
+    assert parser.parse_args(args[1:]).katago is True
+    _, errors = crd_rules.admit({"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun",
+                                 "metadata": {"name": "demo"},
+                                 "spec": {"image": "i:1", "storage": {"storageClassName": "rwx"},
+                                          "shuffler": {"katagoExport": "yes"}}})
+    assert errors
