@@ -104,6 +104,8 @@ BAD_RUNS = [
     (run(trainer={"batchSize": 512, "samplesPerEpoch": 100}), "trainer.samplesPerEpoch must be at least"),
     (run("a-very-long-training-run-name-that-is-too-long"), "at most 44"),
     (run("7x7-run"), "start with a letter"),
+    (run("go19.v2"), "no '.'"),  # a valid object name, but NAME-selfplay-metrics would not be a Service name
+    (run("Go19"), "lower-case"),
     (run(boardSizes=[25]), "25 is greater than the maximum of 19"),
     (run(boardSizes=[9, 9]), "has non-unique elements"),
     (run(modelKind="resnet"), "does not match"),
@@ -136,6 +138,15 @@ def test_immutable_fields_cannot_change_under_a_running_run(change, message):
     new["spec"].update(change)
     _, errors = crd_rules.admit(new, old=old)
     assert any(message in e for e in errors), errors
+
+
+@pytest.mark.parametrize("before, after", [({}, {"runNamePrefix": "kg"}), ({"runNamePrefix": "kg"}, {})],
+                         ids=["added", "removed"])
+def test_run_name_prefix_cannot_be_added_or_removed(before, after):
+    """A `self == oldSelf` rule on the field alone is skipped when the field appears or disappears."""
+    _, errors = crd_rules.admit(run(**after), old=run(**before))
+    assert any("runNamePrefix is immutable" in e for e in errors), errors
+    assert crd_rules.admit(run(**before), old=run(**before))[1] == []
 
 
 def test_mutable_fields_can_change():
