@@ -1,27 +1,21 @@
 """The TrainingRun CRD: structurally valid, its examples admitted, bad runs refused with the intended message.
 
 Admission is emulated offline as the API server does it (defaults, schema,
-CEL rules incl. transition rules on update; see crd_rules). The examples in
-the README's examples are checked too.
+CEL rules incl. transition rules on update; see crd_rules). The TrainingRun
+examples of the docs are checked too.
 """
 
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import yaml
 
 import crd_rules
+import docs
 from zeroloop_operator import naming, progress, runstatus
 from zeroloop_operator import spec as runspec
-
-REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
-
 
 def run(name: str = "demo", **spec) -> dict:
     return {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
@@ -63,19 +57,8 @@ def test_identity_subresources_and_printer_columns():
     assert names[:5] == ["Phase", "Selfplay", "Model", "Games", "Rows"] and names[-1] == "Age"
 
 
-def doc_runs() -> list[dict]:
-    """Every TrainingRun in the README's YAML blocks."""
-    text = README.read_text()
-    out = []
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
-        for doc in yaml.safe_load_all(block):
-            if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
-                out.append(doc)
-    return out
-
-
 def test_the_docs_examples_are_admitted():
-    runs = doc_runs()
+    runs = docs.training_runs()
     assert len(runs) >= 3  # the minimal example, GKE, EKS
     for obj in runs:
         defaulted, errors = crd_rules.admit(obj)
