@@ -230,7 +230,7 @@ def train_arm(root: Path, s: S.LoopSettings, budget: int, log) -> dict:
     stored = S.load_stored(base) if root.exists() else None
     if stored is not None:
         mine = json.loads(s.to_json())
-        differ = sorted(k for k in mine if stored.get(k) != mine[k])
+        differ = sorted(k for k in mine if k in stored and stored[k] != mine[k])  # (keys added since: defaults)
         if differ:
             raise UserError(f"{root} holds a run with other settings ({', '.join(differ)}); give a new --dir")
     else:
