@@ -16,7 +16,9 @@
 Both matches go through ``zeroloop match`` (zeroloop's GTP referee, each
 model as ``zeroloop gtp --model PATH --visits V``), independent of the
 gatekeeper and ladder code the loop itself uses. The board size and komi
-are the run's. Results (score rate with its Wilson 95% interval and Elo)
+are the run's; each pair of games starts from its own random opening of
+``--opening-moves`` moves (default 2), one game with each colour, so that
+the nearly deterministic engines do not repeat a few games. Results (score rate with its Wilson 95% interval and Elo)
 are printed and written to ``BASEDIR/measure/learning.json``.
 """
 
@@ -49,10 +51,11 @@ def env() -> dict[str, str]:
     return e
 
 
-def match(black: str, white: str, games: int, size: int, komi: float, sgf_dir: Path, parallel: int) -> dict:
+def match(black: str, white: str, games: int, size: int, komi: float, sgf_dir: Path, parallel: int,
+          opening_moves: int = 0, seed: int = 0) -> dict:
     argv = zeroloop("match", "--black", black, "--white", white, "--games", str(games), "--board-size", str(size),
                     "--komi", f"{komi:g}", "--sgf-dir", str(sgf_dir), "--json", "--move-timeout", "300",
-                    "--parallel", str(parallel))
+                    "--parallel", str(parallel), "--opening-moves", str(opening_moves), "--opening-seed", str(seed))
     p = subprocess.run(argv, env=env(), capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"match failed ({p.returncode}):\n{p.stderr[-2000:]}")
@@ -89,6 +92,8 @@ def main() -> int:
     ap.add_argument("--gnugo-games", type=int, default=100, help="games against GNU Go level 1")
     ap.add_argument("--visits", type=int, default=64, help="visits per move of both models in the matches")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--opening-moves", type=int, default=2,
+                    help="random moves that start each pair of games (one per colour), so that games differ")
     ap.add_argument("--parallel", type=int, default=runtime.cpu_count(),
                     help="games at once in each match (each engine uses one thread; default: the usable CPUs)")
     ap.add_argument("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo")
@@ -123,10 +128,12 @@ def main() -> int:
     results = {"basedir": str(base), "model": newest.name, "samples_trained": info["samples_trained"],
                "data_rows": info["data_rows"], "board_size": size, "komi": komi, "visits": args.visits,
                "train_hours_this_invocation": round(train_seconds / 3600, 3)}
-    s = match(gtp(newest), gtp(init), args.games, size, komi, out_dir / "vs-init", args.parallel)
+    s = match(gtp(newest), gtp(init), args.games, size, komi, out_dir / "vs-init", args.parallel,
+              args.opening_moves, args.seed)
     results["vs_init"] = summarise("the first (random-weight) model", s)
     gnugo = f"{shlex.quote(args.gnugo)} --mode gtp --level 1 --chinese-rules --positional-superko"
-    s = match(gtp(newest), gnugo, args.gnugo_games, size, komi, out_dir / "vs-gnugo-l1", args.parallel)
+    s = match(gtp(newest), gnugo, args.gnugo_games, size, komi, out_dir / "vs-gnugo-l1", args.parallel,
+              args.opening_moves, args.seed)
     results["vs_gnugo_l1"] = summarise("GNU Go level 1", s)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "learning.json").write_text(json.dumps(results, indent=1) + "\n")
