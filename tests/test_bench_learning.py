@@ -19,7 +19,7 @@ from zeroloop.storage import BaseDir
 from zeroloop.match import opening_for_game, random_openings
 
 GAMES_PER_CYCLE = 16
-BUDGET = 500  # less than one cycle's games use: each arm runs one cycle (the fewest processes)
+BUDGET = 500  # less than one cycle's games use: each arm runs a random cycle and one with its net
 # 5x5, b1c16, 8 visits, no gating (fewer processes): every stage runs for a second or two.
 COMMON = ["model_kind=\"b1c16\"", "board_size=5", "visits=8", f"games_per_cycle={GAMES_PER_CYCLE}",
           "games_at_once=8", "gating=false", "shuffle_min_rows=40", "keep_target_rows=2000",
@@ -35,7 +35,7 @@ def test_two_arms_on_one_budget(tmp_path):
             "--gnugo-levels", "1", "--gnugo-games", "2" if GNUGO else "0", "--seed", "3"]
     for c in COMMON:
         argv += ["--set", c]
-    p = run_cli(*argv, timeout=300)
+    p = run_cli(*argv, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["budget_nn_evals"] == BUDGET and out["board_size"] == 5 and out["max_train_per_data"] == 2.0
@@ -44,9 +44,11 @@ def test_two_arms_on_one_budget(tmp_path):
         # the budget is spent, and the loop stopped at the first cycle boundary after that
         assert arm["nn_evals_before_last_cycle"] < BUDGET <= arm["nn_evals"], arm
         cycles = [json.loads(x) for x in (tmp_path / "b" / name / "loop" / "cycles.jsonl").read_text().splitlines()]
-        assert cycles[0]["nn_evals"] == arm["nn_evals"] and len(cycles) == arm["cycles"] == 1
-        assert arm["games"] == GAMES_PER_CYCLE and arm["rows"] > 0
-        assert 0 < arm["samples"] <= 2.0 * arm["rows"] + 128  # training held to the samples per row
+        assert len(cycles) == arm["cycles"] == 2 and arm["games"] == 2 * GAMES_PER_CYCLE and arm["rows"] > 0
+        # the random evaluator's cycle costs no budget; the net's cycle spends it
+        assert cycles[0]["nn_evals"] == 0 and arm["random_evaluator_evals"] == cycles[0]["random_evals"] > 0
+        assert cycles[1]["nn_evals"] == arm["nn_evals"] and arm["nn_evals_before_last_cycle"] == 0
+        assert 0 < arm["samples"] <= 2.0 * arm["rows"] + 2 * 128  # training held to the samples per row
         assert arm["wall_seconds"] > 0 and arm["cpu_seconds"] > 0 and set(arm["last_losses"]) >= {"policy", "value"}
         assert arm["model"].startswith(f"{name}-b1c16-s")
         other = "cheap" if name == "base" else "base"

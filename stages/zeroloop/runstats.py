@@ -88,6 +88,13 @@ class RunStats:
     def games(self) -> int:
         return sum(f.count for f in self.sgfs_files())
 
+    def games_by_model(self) -> dict[str, int]:
+        """Games per self-play model name (``random``: the random evaluator's)."""
+        out: dict[str, int] = {}
+        for f in self.sgfs_files():
+            out[f.model] = out.get(f.model, 0) + f.count
+        return out
+
     def rows(self) -> int:
         return sum(f.count for f in self.tdata_files())
 

@@ -4,7 +4,9 @@ Two or more ARMS (named sets of loop settings, self-play config keys and
 train flags) each train from zero, one after another, from the same seed,
 in ``--dir``/NAME with ``zeroloop loop --max-nn-evals BUDGET``: every arm
 gets the same compute budget counted in self-play NN evaluations (a count
-that does not depend on how busy a shared machine is), and training is held
+that does not depend on how busy a shared machine is; the random
+evaluator's, before the first net, cost next to nothing and do not
+count), and training is held
 to the same samples per data row (``max_train_per_data`` is common to all
 arms). Wall-clock and CPU seconds are reported beside the budget.
 
@@ -259,6 +261,7 @@ def train_arm(root: Path, s: S.LoopSettings, budget: int, log) -> dict:
     return {
         "settings": changed_settings(s),
         "nn_evals": state["nn_evals"],
+        "random_evaluator_evals": state.get("random_evals", 0),
         "budget_share": round(state["nn_evals"] / budget, 4),
         "nn_evals_before_last_cycle": cycles[-1]["total_nn_evals"] - cycles[-1]["nn_evals"] if cycles else 0,
         **timing,

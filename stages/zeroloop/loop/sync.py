@@ -50,6 +50,7 @@ from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
 from zeroloop.nn import modelfile
 from zeroloop.runstats import RunStats
+from zeroloop.search.evaluators import RANDOM_MODEL_NAME
 from zeroloop.storage import BaseDir
 
 log = logging.getLogger("zeroloop.loop")
@@ -71,6 +72,7 @@ class LoopState:
     start_samples: int = 0
     step_seconds: dict = field(default_factory=dict)
     nn_evals: int = 0  # self-play NN evaluations of the whole run so far (from the self-play logs)
+    random_evals: int = 0  # self-play evaluations by the random evaluator (no net; not counted as NN evals)
     start_nn_evals: int = 0
 
     @classmethod
@@ -235,7 +237,7 @@ class SyncLoop:
 
     def _cycle_games(self, state: LoopState, games: int) -> int:
         """Games this cycle plays: a full cycle, or under --max-nn-evals what the budget's rest pays for
-        at the run's NN evaluations per game so far."""
+        at the run's NN evaluations per game so far (games is the count of games played with a net)."""
         if self.max_nn_evals is None or games == 0 or state.nn_evals == 0:
             return self.s.games_per_cycle
         per_game = state.nn_evals / games
@@ -248,7 +250,8 @@ class SyncLoop:
     def step_selfplay(self, state: LoopState) -> str | None:
         games = self.stats.games()
         if state.selfplay_target is None:
-            state.selfplay_target = games + self._cycle_games(state, games)
+            net_games = games - self.stats.games_by_model().get(RANDOM_MODEL_NAME, 0)
+            state.selfplay_target = games + self._cycle_games(state, net_games)
             state.save(self.base)
         remaining = state.selfplay_target - games
         if remaining <= 0:
@@ -257,14 +260,18 @@ class SyncLoop:
         model = modelfile.find_latest_model(self.base.storage, self.base.models)
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
-        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))
-        state.nn_evals += evals  # a stop by signal logs its evaluations too
+        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))  # a stop by signal logs them too
+        if model is None:
+            state.random_evals += evals  # no net: not part of the compute budget
+        else:
+            state.nn_evals += evals
         state.save(self.base)
         if rc is None:
             return None
         played, rows = self.stats.games() - games, self.stats.rows() - rows0
-        return (f"{played} games, {rows:,} rows, {evals:,} NN evals with "
-                f"{posixpath.basename(model) if model else 'the random evaluator'}")
+        what = f"{evals:,} NN evals with {posixpath.basename(model)}" if model else \
+            f"{evals:,} evaluations with the random evaluator"
+        return f"{played} games, {rows:,} rows, {what}"
 
     def step_shuffle(self, state: LoopState) -> str | None:
         rc = self._run(state, "shuffle", S.shuffle_argv(self.base, self.s, 10 * state.cycle + 2))
@@ -313,6 +320,7 @@ class SyncLoop:
             "games": games - state.start_games, "total_games": games, "rows": rows - state.start_rows,
             "total_rows": rows, "samples": samples - state.start_samples, "total_samples": samples,
             "nn_evals": state.nn_evals - state.start_nn_evals, "total_nn_evals": state.nn_evals,
+            "random_evals": state.random_evals,
             "losses": self.stats.last_losses(), "accepted_models": len(accepted),
             "model": accepted[-1].name if accepted else "random",
             "gating": [{"candidate": r.candidate, "decision": r.decision, "score": r.score, "games": r.games,
