@@ -683,7 +683,9 @@ async def test_conditions_name_the_generation_reconcile_acted_on(operator):
     kmock = operator
     await create(kmock, run_object())
     await all_children(kmock)
-    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="generation 1 reconciled")
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1
+                   and {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {1},
+                   what="generation 1 reconciled and refreshed")
     # Three failures: retries after 0.2, 0.4 and 0.8 s, while the timer refreshes every 0.3 s.
     kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"][:3] << 503
     await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 900}}})
