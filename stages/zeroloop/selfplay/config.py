@@ -33,6 +33,10 @@ class SelfplayConfig:
                                     "largest board size", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
     max_moves_per_area: float = option(4.0, "a game ends after this many moves per board point (scored as is)",
                                        lo=0.5, hi=20.0)
+    end_when_pass_alive: bool = option(True, "end a game once every point is a pass-alive stone or territory of "
+                                             "either side (Benson's algorithm), scored by that area: shorter games, "
+                                             "the result and ownership of playing on (KataGo's "
+                                             "endGameIfAllPassAlive)")
     # rules and komi
     ko_rules: list[str] = option(None, "ko rules to draw from uniformly", factory=lambda: ["positional"],
                                  choices=tuple(KO_RULES))

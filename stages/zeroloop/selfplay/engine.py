@@ -5,7 +5,9 @@ call of ``BatchSearch.step`` (a leaf from every searching game, one forward
 pass, backup); then every game whose search has reached its visit budget
 makes its move (per-move work, in Python: choose by temperature, record a
 training row for a full search, play, keep the subtree, start the next
-search with playout-cap randomisation) and a finished game is turned into
+search with playout-cap randomisation) and a finished game (two passes,
+the move cap, or with ``end_when_pass_alive`` a board settled by
+``zeroloop.go.passalive``, scored by its pass-alive area) is turned into
 rows and an SGF for its model's ``TdataWriter``; its slot takes a new game.
 
 Models: new games use the newest model (``ModelSource.poll``); a game keeps
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zeroloop.go import passalive
 from zeroloop.go.rules import MAX_KOMI, Rules
 from zeroloop.metrics import metric
 from zeroloop.search import puct, tree
@@ -75,6 +78,7 @@ class Counters:
     rows: int = 0
     games_adopted: int = 0  # saved games in progress taken over
     games_resumed: int = 0  # adopted games replayed into a slot
+    games_settled: int = 0  # finished games ended by a settled board (end_when_pass_alive)
 
 
 def new_game_id() -> int:
@@ -329,9 +333,7 @@ class SelfplayEngine:
         self.slot_model[g] = self.current
         self.slot_batch[g] = batch
         self.counters.games_resumed += 1
-        if self.search.game_over(g):
-            self._finish_game(g)
-        else:
+        if not self._finish_if_over(g):
             self._start_search(g, state.full_search)  # the kind of search the stop cut short
         return True
 
@@ -380,17 +382,34 @@ class SelfplayEngine:
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
-        if s.game_over(g):
-            self._finish_game(g)
-        elif self.stop_requested:
+        if self._finish_if_over(g):
+            return
+        if self.stop_requested:
             s.release(g)  # stopping: the game waits at this position to be saved
             state.full_search = None  # its next search is drawn when it resumes
         else:
             self._start_search(g)
 
-    def _finish_game(self, g: int) -> None:
+    def _finish_if_over(self, g: int) -> bool:
+        """Finish game g if it is over: two passes, its move cap, or (end_when_pass_alive) a settled board."""
+        if self.search.game_over(g):
+            self._finish_game(g)
+            return True
+        if self.cfg.end_when_pass_alive:
+            settled = passalive.settled_ownership(self.search.board(g))
+            if settled is not None:
+                self.counters.games_settled += 1
+                self._finish_game(g, settled)
+                return True
+        return False
+
+    def _finish_game(self, g: int, settled: np.ndarray | None = None) -> None:
+        """Write game g's rows; settled: its pass-alive ownership (Black's view) where that ended it."""
         state = self.slots[g]
-        ownership, score = gs.final_position(state, self.search.board(g))
+        if settled is None:
+            ownership, score = gs.final_position(state, self.search.board(g))
+        else:
+            ownership, score = gs.settled_position(state, settled)
         game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len)
         n_rows = len(state.recorded)
         sgf = game_sgf(state, gs.result_string(score), n_rows) if self.cfg.write_sgfs else None

@@ -149,6 +149,12 @@ def final_position(state: GameState, board: np.ndarray) -> tuple[np.ndarray, flo
     return own.reshape(n, n).astype(np.int8), float(diff) - state.komi
 
 
+def settled_position(state: GameState, ownership_black: np.ndarray) -> tuple[np.ndarray, float]:
+    """(ownership as (n, n) int8, Black's score with komi) of a settled board's pass-alive area."""
+    n = state.size
+    return ownership_black.reshape(n, n).astype(np.int8), float(np.sum(ownership_black)) - state.komi
+
+
 def result_string(score_black: float) -> str:
     """SGF RE value: B+3.5, W+0.5, 0 for a draw."""
     if score_black == 0:
