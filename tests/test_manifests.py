@@ -156,7 +156,7 @@ def test_grace_periods_cover_each_stages_flush():
 def test_gpus_are_limits_and_cpu_runs_use_the_cpu_device():
     gpu = parsed(selfplay={"gpusPerPod": 2})
     c = pod(children.deployment(RUN, gpu, "selfplay").manifest)["containers"][0]
-    assert c["resources"] == {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}
+    assert c["resources"] == {"requests": {"cpu": "3", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}
     assert c["args"][c["args"].index("--device") + 1] == "cuda"
     cpu = parsed(**VARIANTS["cpu-only"])
     for component in ("selfplay", "trainer", "gatekeeper"):

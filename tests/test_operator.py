@@ -565,3 +565,27 @@ async def test_a_child_name_owned_by_someone_else_is_not_taken_over(operator):
                    what="the run's own ConfigMap")
     await all_children(kmock)
     await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+async def test_unreadable_metrics_set_a_condition_until_they_can_be_read(operator):
+    kmock = operator
+    servers = MetricsServers(["127.0.0.2"])
+    try:
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        servers.texts["127.0.0.2"] = exposition(games=4, model="demo-b6c96-s1-d1")
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.9")  # nothing listens: as if blocked
+        blocked = await wait_for(lambda: (c := condition(kmock, "MetricsReadable")) and c["status"] == "False" and c,
+                                 what="MetricsReadable False")
+        assert blocked["reason"] == "ScrapeFailed" and "demo-selfplay-b" in blocked["message"]
+        assert "demo-selfplay-a" not in blocked["message"]
+        assert (run_status(kmock).get("progress") or {}).get("games") == 4, "readable pods still count"
+        # A spec change reconciles and rewrites the conditions: this one stays until a scrape says otherwise.
+        await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 700}}})
+        await wait_for(lambda: run_status(kmock).get("observedGeneration") == 2, what="reconciled")
+        assert condition(kmock, "MetricsReadable")["status"] == "False"
+        del kmock.objects["v1/pods", NS, "demo-selfplay-b"]
+        await wait_for(lambda: condition(kmock, "MetricsReadable")["status"] == "True", what="readable again")
+    finally:
+        servers.close()

@@ -145,7 +145,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 reconcile.ensure_children(kube, run, parsed)
                 observed = reconcile.observe(kube, run, parsed)
         fields = reconcile.status_fields(run, parsed, observed, generation, status, now)
-        progress = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
-        if progress is not None:
-            fields["progress"] = progress
+        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
+        if scraped is not None:
+            fields["progress"], readable = scraped
+            fields["conditions"] = runstatus.with_condition(fields, readable, generation, now)
+        else:  # metrics off: no progress, so no claim about reading it
+            fields["conditions"] = [c for c in fields["conditions"] if c.get("type") != "MetricsReadable"]
         return fields

@@ -64,7 +64,7 @@ class SelfplaySpec(Pods):
     games_in_parallel: int = 256
     config: dict = field(default_factory=dict)
     termination_grace_period_seconds: int = 60
-    resources: dict = field(default_factory=lambda: {"requests": {"cpu": "4", "memory": "8Gi"}})
+    resources: dict = field(default_factory=lambda: {"requests": {"cpu": "3", "memory": "8Gi"}})
 
 
 @dataclass(frozen=True)
