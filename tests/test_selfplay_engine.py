@@ -107,6 +107,36 @@ def test_games_end_once_settled_with_the_targets_of_playing_on(tmp_path):
             assert np.array_equal(data["valueTargetsNCHW"][i, 0], sign * own_black)
 
 
+def test_surprise_weights_reduced_visits_and_the_opponent_policy_from_search(tmp_path):
+    """KataGo's row weighting and opponent-policy target, switched on: a game's total row weight is its
+    rows' reduced-visit weights, shared out by surprise; the opponent-policy target of a row is the next
+    turn's search distribution, which is the next row's policy target where that turn was recorded too."""
+    engine = play(tmp_path, 6, policy_surprise_data_weight=0.5, value_surprise_data_weight=0.1,
+                  opponent_policy_from_search=True, reduce_visits=True, reduce_visits_threshold=0.0,
+                  reduce_visits_lookback=1, reduced_visits_min=4, reduced_visits_weight=0.5)
+    _, data, _ = read_all(tmp_path)
+    reduced = 0
+    for gid, state in engine.finished.items():
+        idx = row_order(data, gid, state)
+        weights = data["globalTargetsNC"][idx, rows.GT_ROW_WEIGHT]
+        base = np.array([rec.weight for rec in state.recorded])
+        assert np.all((base >= 0.5) & (base <= 1.0))
+        reduced += int(np.sum(base < 1.0))
+        if base.sum() >= 1.0:
+            assert weights.sum() == pytest.approx(base.sum(), rel=1e-5)
+            assert len(weights) < 2 or weights.std() > 0  # shared out unevenly
+        assert len(state.root_values) == len(state.moves)
+        for k, (i, rec) in enumerate(zip(idx, state.recorded)):
+            opp = data["policyTargetsNCMove"][i, 1]
+            if rec.turn + 1 == len(state.moves):
+                assert not opp.any()
+                continue
+            assert opp.sum() == pytest.approx(1.0) and opp[state.moves[rec.turn + 1]] > 0  # the reply was searched
+            if k + 1 < len(idx) and state.recorded[k + 1].turn == rec.turn + 1:
+                assert np.array_equal(opp, data["policyTargetsNCMove"][idx[k + 1], 0])
+    assert reduced > 0
+
+
 def test_max_games_total_games_each_written_once(played):
     tmp, engine = played
     files, data, sgf_lines = read_all(tmp)

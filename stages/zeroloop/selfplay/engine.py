@@ -53,7 +53,9 @@ from zeroloop.metrics import metric
 from zeroloop.search import puct, tree
 from zeroloop.search.batch import BatchSearch
 from zeroloop.search.evaluators import EvalOutput
+from zeroloop.go import board as B
 from zeroloop.selfplay import gamestate as gs
+from zeroloop.selfplay import weighting
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.inprogress import SaveReport, SavedGames
 from zeroloop.selfplay.models import LoadedModel, ModelSource
@@ -102,6 +104,7 @@ class SelfplayEngine:
         self.slots: list[gs.GameState | None] = [None] * g
         self.slot_model = np.full(g, -1, dtype=np.int64)
         self.slot_batch: list[str] = [""] * g  # the saved-games batch of each slot's game
+        self.slot_weight = np.ones(g)  # the row weight of each slot's search in progress (reduced visits)
         self.adopted: deque[tuple[str, gs.GameState]] = deque()  # adopted games waiting for a slot
         self.models: dict[int, LoadedModel] = {}
         self.writers: dict[str, TdataWriter] = {}  # by model name: selfplay/<name>/
@@ -357,7 +360,12 @@ class SelfplayEngine:
         if full:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
-            self.search.start_search(g, c.max_visits, full=True, root_temperature=temp,
+            visits, self.slot_weight[g] = c.max_visits, 1.0
+            if c.reduce_visits:
+                visits, self.slot_weight[g] = weighting.reduced_visits(
+                    state.root_values, c.max_visits, c.reduce_visits_threshold, c.reduce_visits_lookback,
+                    c.reduced_visits_min, c.reduced_visits_weight)
+            self.search.start_search(g, visits, full=True, root_temperature=temp,
                                      noise=c.dirichlet_weight > 0)
         else:
             self.search.start_search(g, c.cheap_visits)
@@ -375,10 +383,19 @@ class SelfplayEngine:
         temp = puct.decayed_temperature(state.turn, c.move_temperature_early, c.move_temperature,
                                         c.temperature_halflife, state.size * state.size)
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
+        sign = 1.0 if s.to_move(g) == B.BLACK else -1.0
+        if c.opponent_policy_from_search and state.recorded and state.recorded[-1].turn == state.turn - 1:
+            state.recorded[-1].next_policy = gs.data_policy(r.moves, weights, state.size, c.data_board_len)
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
-            state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, weights, model))
+            rec = gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len, state.turn, r.moves,
+                                     weights, model)
+            rec.weight = float(self.slot_weight[g])
+            rec.nn_value = sign * float(s.node_f[g, 0, tree.N_WL])  # the net's own value at the root (stored for Black)
+            if c.policy_surprise_data_weight > 0:
+                rec.policy_surprise = weighting.policy_surprise(weights, r.priors)
+            state.recorded.append(rec)
+        state.root_values.append(sign * r.root_wl)
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
@@ -410,7 +427,8 @@ class SelfplayEngine:
             ownership, score = gs.final_position(state, self.search.board(g))
         else:
             ownership, score = gs.settled_position(state, settled)
-        game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len)
+        game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len, self._row_weights(state, score),
+                                  self.cfg.opponent_policy_from_search)
         n_rows = len(state.recorded)
         sgf = game_sgf(state, gs.result_string(score), n_rows) if self.cfg.write_sgfs else None
         writer = self.writers[self.models[int(self.slot_model[g])].name]
@@ -431,6 +449,22 @@ class SelfplayEngine:
                   gs.result_string(score), n_rows)
         if writer.due:
             self._publish(everything=False, names=[writer.model])
+
+    def _row_weights(self, state: gs.GameState, score_black: float) -> np.ndarray | None:
+        """The rows' weights after surprise weighting (None: each row's own weight)."""
+        c = self.cfg
+        recs = state.recorded
+        if not recs or (c.policy_surprise_data_weight <= 0 and c.value_surprise_data_weight <= 0):
+            return None
+        value = np.zeros(len(recs))
+        if c.value_surprise_data_weight > 0:
+            outcome = float(np.sign(score_black))
+            nn_black = [r.nn_value * (1 if r.to_move == B.BLACK else -1) for r in recs]
+            value = weighting.value_surprise(state.root_values, outcome, state.size * state.size,
+                                             [r.turn for r in recs], nn_black)
+        return weighting.surprise_weights(np.array([r.weight for r in recs]),
+                                          np.array([r.policy_surprise for r in recs]), value,
+                                          c.policy_surprise_data_weight, c.value_surprise_data_weight)
 
     # --- saved games -------------------------------------------------------------
 
