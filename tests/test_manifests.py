@@ -289,7 +289,10 @@ def test_parse_checks_the_run_name_and_collects_every_problem():
     assert err.value.problems == ["spec.selfplay.visits = 'many' has the wrong type"]
     with pytest.raises(spec.SpecError) as err:
         spec.parse({"image": "x", "storage": {"storageClassName": "s"}}, "9lives")
-    assert "must start with a letter" in str(err.value)
+    assert "must be a DNS-1035 label" in str(err.value)
+    with pytest.raises(spec.SpecError) as err:
+        spec.parse({"image": "x", "storage": {"storageClassName": "s"}}, "go19.v2")
+    assert "'go19.v2' must be a DNS-1035 label" in str(err.value)
     with pytest.raises(spec.SpecError) as err:
         spec.parse({"image": "x", "storage": {}}, "demo")
     assert "set exactly one of spec.storage.existingClaim" in str(err.value)

@@ -32,6 +32,7 @@ from zeroloop_operator.spec import RunSpec
 
 CONDITION_TYPES = ("StorageReady", "Progressing", "Ready", "Degraded", "Suspended", "MetricsReadable")
 MAX_PODS_NAMED = 5  # in the MetricsReadable message
+API_REJECTED = "APIRejected"  # Degraded reason: the API server refused a child for good
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,14 @@ def compute(spec: RunSpec, observed: Observed, generation: int, old_status: dict
     sp["ready"] = f"{sp['readyReplicas']}/{sp['desiredReplicas']}"
     sp["selector"] = naming.selector_string(naming.selector_labels(run_name, "selfplay"))
     return out
+
+
+def rejection(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The Degraded condition of a spec the API server refused, if that is where the run stands."""
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Degraded" and c.get("status") == "True" and c.get("reason") == API_REJECTED:
+            return c
+    return None
 
 
 def invalid(problems: list[str], generation: int, old_status: dict[str, Any] | None, now: str,

@@ -16,14 +16,13 @@ disturb an operator already installed, and removes everything afterwards.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+import docs
 import helmtool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,12 +42,10 @@ def api():
 
 
 def tiny_run() -> dict:
-    text = (REPO / "README.md").read_text()
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
-        doc = yaml.safe_load(block)
-        if isinstance(doc, dict) and doc.get("kind") == "TrainingRun" and doc["metadata"]["name"] == "tiny":
+    for doc in docs.training_runs():
+        if doc["metadata"]["name"] == "tiny":
             return doc
-    raise AssertionError("the README has no TrainingRun named tiny")
+    raise AssertionError("the docs have no TrainingRun named tiny")
 
 
 def default_storage_class(api) -> str:
@@ -121,11 +118,15 @@ def test_tiny_cpu_run_reaches_an_accepted_model(api):
         assert status["selfplay"]["readyReplicas"] >= 1
         assert status["progress"]["games"] > 0 and status["progress"]["samples"] > 0
     finally:
+        # The documented order: delete the run and wait until it is gone (the operator removes its
+        # finalizer), then uninstall the chart.
         try:
             custom.delete_namespaced_custom_object("zeroloop.io", "v1alpha1", namespace, "trainingruns", "tiny")
-            time.sleep(10)  # let the operator remove its finalizer before it goes
+            for _ in range(60):
+                custom.get_namespaced_custom_object("zeroloop.io", "v1alpha1", namespace, "trainingruns", "tiny")
+                time.sleep(2)
         except kubernetes.client.exceptions.ApiException:
-            pass
+            pass  # gone (404)
         helmtool.run(helm, "uninstall", "zeroloop-e2e", "--namespace", namespace, "--kubeconfig", kubeconfig,
                      check=False, cluster=True)
         core.delete_namespace(namespace)

@@ -32,8 +32,10 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import posixpath
+import re
 import signal
 import sys
 import time
@@ -42,7 +44,7 @@ from typing import TextIO
 
 import tqdm
 
-from zeroloop import decisions, shuffled
+from zeroloop import decisions, exits, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
@@ -53,7 +55,7 @@ from zeroloop.storage import BaseDir
 log = logging.getLogger("zeroloop.loop")
 
 STEPS = ("gatekeeper", "selfplay", "shuffle", "train", "export")
-EXIT_NOT_ENOUGH_ROWS = 3  # zeroloop shuffle's status when there is too little data (zeroloop.shuffle)
+NN_EVALS_LINE = re.compile(r"selfplay stopped: .*?(\d+) NN evals")
 
 tqdm.tqdm.monitor_interval = 0  # no monitor thread: children are started with a preexec function
 
@@ -68,6 +70,8 @@ class LoopState:
     start_rows: int = 0
     start_samples: int = 0
     step_seconds: dict = field(default_factory=dict)
+    nn_evals: int = 0  # self-play NN evaluations of the whole run so far (from the self-play logs)
+    start_nn_evals: int = 0
 
     @classmethod
     def load(cls, base: BaseDir) -> "LoopState":
@@ -142,10 +146,12 @@ def fmt_losses(losses: dict[str, float]) -> str:
 
 class SyncLoop:
     def __init__(self, base: BaseDir, settings: S.LoopSettings, cycles: int | None = None,
-                 max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout):
+                 max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout,
+                 max_nn_evals: int | None = None):
         self.base = base
         self.s = settings
         self.cycles = cycles
+        self.max_nn_evals = max_nn_evals
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
         self.report = report
         self.out = out
@@ -208,7 +214,7 @@ class SyncLoop:
         rc = child.proc.returncode
         if self.stopping is not None:
             return None
-        if rc not in (0, EXIT_NOT_ENOUGH_ROWS if name == "shuffle" else 0):
+        if rc not in (0, exits.NOT_ENOUGH_ROWS if name == "shuffle" else 0):
             raise UserError(f"{name} failed (exit status {rc}) in cycle {state.cycle}; its log "
                             f"{child.log_path} ends with:\n{child.tail()}\nRerun the same command to retry the step.")
         return rc
@@ -227,10 +233,22 @@ class SyncLoop:
         made = [r for r in self.stats.decisions() if r.time >= since - 1]
         return "; ".join(_decision_text(r) for r in made) or "no decision"
 
+    def _cycle_games(self, state: LoopState, games: int) -> int:
+        """Games this cycle plays: a full cycle, or under --max-nn-evals what the budget's rest pays for
+        at the run's NN evaluations per game so far."""
+        if self.max_nn_evals is None or games == 0 or state.nn_evals == 0:
+            return self.s.games_per_cycle
+        per_game = state.nn_evals / games
+        left = self.max_nn_evals - state.nn_evals
+        return max(1, min(self.s.games_per_cycle, math.ceil(left / per_game)))
+
+    def budget_spent(self, state: LoopState) -> bool:
+        return self.max_nn_evals is not None and state.nn_evals >= self.max_nn_evals
+
     def step_selfplay(self, state: LoopState) -> str | None:
         games = self.stats.games()
         if state.selfplay_target is None:
-            state.selfplay_target = games + self.s.games_per_cycle
+            state.selfplay_target = games + self._cycle_games(state, games)
             state.save(self.base)
         remaining = state.selfplay_target - games
         if remaining <= 0:
@@ -239,17 +257,20 @@ class SyncLoop:
         model = modelfile.find_latest_model(self.base.storage, self.base.models)
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
+        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))
+        state.nn_evals += evals  # a stop by signal logs its evaluations too
+        state.save(self.base)
         if rc is None:
             return None
         played, rows = self.stats.games() - games, self.stats.rows() - rows0
-        return (f"{played} games, {rows:,} rows with "
+        return (f"{played} games, {rows:,} rows, {evals:,} NN evals with "
                 f"{posixpath.basename(model) if model else 'the random evaluator'}")
 
     def step_shuffle(self, state: LoopState) -> str | None:
         rc = self._run(state, "shuffle", S.shuffle_argv(self.base, self.s, 10 * state.cycle + 2))
         if rc is None:
             return None
-        if rc == EXIT_NOT_ENOUGH_ROWS:
+        if rc == exits.NOT_ENOUGH_ROWS:
             return f"not enough rows yet ({self.stats.rows():,} of {self.s.shuffle_min_rows:,})"
         latest = shuffled.latest_dir(self.base)
         summary = shuffled.read_summary(self.base, latest) if latest else None
@@ -260,16 +281,17 @@ class SyncLoop:
 
     def step_train(self, state: LoopState) -> str | None:
         before = self.stats.samples_trained()
+        started = time.time()
         rc = self._run(state, "train", S.train_argv(self.base, self.s, True, 10 * state.cycle + 3),
                        progress=lambda: self.stats.samples_trained() - before, unit="sample")
         if rc is None:
             return None
         after = self.stats.samples_trained()
-        why = _last_log_line(S.logs_path(self.base, "train"), ("(--quit-if-no-data)", "(--stop-when-train-"))
+        stop = exits.read_stop(self.base.storage, self.base.train_stop(self.s.training_name), since=started)
         if after == before:
-            return f"trained nothing: {why or 'see ' + S.logs_path(self.base, 'train')}"
+            return f"trained nothing: {stop.message if stop else 'see ' + S.logs_path(self.base, 'train')}"
         return (f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
-                + (f"; stopped: {_short_reason(why)}" if why else ""))
+                + (f"; stopped: {stop.summary}" if stop else ""))
 
     def step_export(self, state: LoopState) -> str | None:
         target = self.base.modelstobetested if self.s.gating else self.base.models
@@ -290,6 +312,7 @@ class SyncLoop:
             "cycle": state.cycle, "time": round(time.time(), 3), "seconds": round(time.time() - state.cycle_time, 1),
             "games": games - state.start_games, "total_games": games, "rows": rows - state.start_rows,
             "total_rows": rows, "samples": samples - state.start_samples, "total_samples": samples,
+            "nn_evals": state.nn_evals - state.start_nn_evals, "total_nn_evals": state.nn_evals,
             "losses": self.stats.last_losses(), "accepted_models": len(accepted),
             "model": accepted[-1].name if accepted else "random",
             "gating": [{"candidate": r.candidate, "decision": r.decision, "score": r.score, "games": r.games,
@@ -307,7 +330,8 @@ class SyncLoop:
         self.say(f"== cycle {summary['cycle']} done in {fmt_seconds(summary['seconds'])}: "
                  f"games {summary['games']:,} ({summary['total_games']:,} in all), "
                  f"rows {summary['rows']:,} ({summary['total_rows']:,}), "
-                 f"samples {summary['samples']:,} ({summary['total_samples']:,}); "
+                 f"samples {summary['samples']:,} ({summary['total_samples']:,}), "
+                 f"NN evals {summary['nn_evals']:,} ({summary['total_nn_evals']:,}); "
                  f"losses {fmt_losses(summary['losses'])}; self-play model {summary['model']} "
                  f"({summary['accepted_models']} accepted); gating: {gating}")
 
@@ -315,6 +339,7 @@ class SyncLoop:
         state.cycle_time = time.time()
         state.start_games, state.start_rows = self.stats.games(), self.stats.rows()
         state.start_samples = self.stats.samples_trained()
+        state.start_nn_evals = state.nn_evals
         state.selfplay_target = None
         state.step_seconds = {}
 
@@ -338,6 +363,10 @@ class SyncLoop:
             return 0
         while True:
             while state.step in STEPS:
+                if state.step == "selfplay" and state.selfplay_target is None and self.budget_spent(state):
+                    self.say(f"done: {state.nn_evals:,} self-play NN evaluations of --max-nn-evals "
+                             f"{self.max_nn_evals:,} spent; rerun with a larger budget to carry on")
+                    return 0
                 started = time.monotonic()
                 result = getattr(self, f"step_{state.step}")(state)
                 if result is None:  # stopping: the step reruns next time
@@ -385,32 +414,30 @@ class SyncLoop:
         return 0
 
 
+def selfplay_nn_evals(path: str) -> int:
+    """NN evaluations the last self-play process in this log reported when it stopped (0: none found)."""
+    for line in reversed(_log_tail(path, 20_000)):
+        if line.startswith("=== "):
+            return 0
+        m = NN_EVALS_LINE.search(line)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def _log_tail(path: str, size: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def _decision_text(r: decisions.DecisionRecord) -> str:
     if not r.games:
         return f"{r.decision} {r.candidate} ({r.reason})"
     return f"{r.decision} {r.candidate} vs {r.baseline} ({r.wins}-{r.losses}-{r.draws}, score {r.score:.3f})"
 
 
-def _last_log_line(path: str, markers: tuple[str, ...]) -> str:
-    """The message of the last line of a log's tail that contains one of markers ("" if none)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8000))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        if line.startswith("=== "):
-            return ""  # the start of this run of the stage: nothing after it matched
-        if any(m in line for m in markers):
-            return line.split(": ", 1)[-1].strip()
-    return ""
-
-
-def _short_reason(line: str) -> str:
-    if "(--no-repeat-files)" in line or "unused shuffled rows" in line:
-        return "every row of the shuffle used (--no-repeat-files)"
-    if "bucket" in line:
-        return "train bucket empty (--max-train-per-data)"
-    return line

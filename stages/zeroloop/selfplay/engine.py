@@ -366,7 +366,7 @@ class SelfplayEngine:
                     state.root_values, c.max_visits, c.reduce_visits_threshold, c.reduce_visits_lookback,
                     c.reduced_visits_min, c.reduced_visits_weight)
             self.search.start_search(g, visits, full=True, root_temperature=temp,
-                                     noise=c.dirichlet_weight > 0)
+                                     noise=c.dirichlet_weight > 0, fresh=c.fresh_tree_full_search)
         else:
             self.search.start_search(g, c.cheap_visits)
         state.full_search = full
@@ -384,16 +384,18 @@ class SelfplayEngine:
                                         c.temperature_halflife, state.size * state.size)
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         sign = 1.0 if s.to_move(g) == B.BLACK else -1.0
+        # the policy target: a full search's LCB-raised if lcb_policy_target, a cheap one's as searched
+        target = r.play_weights(s.params, weights) if state.full_search else weights
         if c.opponent_policy_from_search and state.recorded and state.recorded[-1].turn == state.turn - 1:
-            state.recorded[-1].next_policy = gs.data_policy(r.moves, weights, state.size, c.data_board_len)
+            state.recorded[-1].next_policy = gs.data_policy(r.moves, target, state.size, c.data_board_len)
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
             rec = gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len, state.turn, r.moves,
-                                     weights, model)
+                                     target, model)
             rec.weight = float(self.slot_weight[g])
             rec.nn_value = sign * float(s.node_f[g, 0, tree.N_WL])  # the net's own value at the root (stored for Black)
             if c.policy_surprise_data_weight > 0:
-                rec.policy_surprise = weighting.policy_surprise(weights, r.priors)
+                rec.policy_surprise = weighting.policy_surprise(target, r.priors)
             state.recorded.append(rec)
         state.root_values.append(sign * r.root_wl)
         state.moves.append(move)

@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import posixpath
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from zeroloop import metrics, runtime, shuffled
+from zeroloop import exits, metrics, runtime, shuffled
 from zeroloop.errors import DataFileError, ModelFileError, UserError
 from zeroloop.nn import modelfile
 from zeroloop.nn.configs import NetConfig, get_config
@@ -46,6 +48,15 @@ from zeroloop.train.progress import JSONL_NAME, Reporter, RunningSums
 log = logging.getLogger(__name__)
 
 WAIT_LOG_EVERY_S = 300.0
+
+
+class Blocked(NamedTuple):
+    """Why the next epoch cannot start: ``kind`` "stop" (a --stop-when-* limit), "nodata" or "wait";
+    ``reason`` the ``exits`` stop reason for "stop" and "nodata"."""
+
+    kind: str
+    why: str
+    reason: str = ""
 
 
 @dataclass
@@ -138,6 +149,9 @@ class Trainer:
         self.model: Net | None = None
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.lookahead: optim.Lookahead | None = None
+        self.loss_weights = (losses.LossWeights.with_soft_policy(opts.soft_policy_weight)
+                             if opts.soft_policy_weight > 0 else losses.WEIGHTS)
         self.scaler: torch.amp.GradScaler | None = None
         self.summary: shuffled.ShuffleSummary | None = None
         self.reporter: Reporter | None = None
@@ -149,11 +163,39 @@ class Trainer:
     # --- model, optimizer, checkpoints ------------------------------------
 
     def _build(self, config: NetConfig, pos_len: int) -> None:
+        if self.opts.soft_policy_weight > 0 and not config.soft_policy:
+            config = dataclasses.replace(config, soft_policy=True)  # a net from before gains the head
+            log.info("net %s gains a soft policy head (--soft-policy-weight)", config.name)
         self.model = Net(config, pos_len).to(self.device)
         self.averaged = optim.build_averaged(self.model, self.opts.swa_scale)
         self.optimizer = optim.build_optimizer(self.opts.optimizer, self.model, self.opts.batch_size,
-                                               self.opts.weight_decay)
+                                               self.opts.weight_decay, self.opts.weight_decay_mode)
+        self.lookahead = (optim.Lookahead(self.model, self.opts.lookahead_k, self.opts.lookahead_alpha)
+                          if self.opts.lookahead_alpha < 1.0 else None)
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+
+    def _load_weights(self, module: torch.nn.Module, state: dict) -> None:
+        """load_state_dict, letting a net from before the soft policy head leave that head as initialised."""
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        soft = [k for k in missing if "soft_policy_head." in k]
+        if unexpected or len(soft) != len(missing):
+            raise RuntimeError(f"missing {sorted(set(missing) - set(soft))[:3]}, unexpected {sorted(unexpected)[:3]}")
+        if soft:
+            log.info("the soft policy head starts fresh (%s has none)", "the checkpoint" if module is self.model
+                     else "its averaged model")
+
+    def _load_optimizer(self, payload: dict) -> None:
+        """The optimizer's state and lookahead's, or (with a warning) fresh ones where they do not fit."""
+        assert self.optimizer is not None
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (ValueError, KeyError) as e:
+            log.warning("optimizer state not reused (%s): momentum starts from zero", str(e).splitlines()[0])
+        if self.lookahead is not None and payload.get("lookahead"):
+            try:
+                self.lookahead.load_state_dict(payload["lookahead"])
+            except (ValueError, KeyError) as e:
+                log.warning("lookahead state not reused (%s)", e)
 
     def _payload(self) -> dict:
         assert self.model is not None and self.averaged is not None and self.optimizer is not None
@@ -165,6 +207,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "averaged": self.averaged.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else {},
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "train_state": self.state.to_json(),
         }
@@ -200,9 +243,9 @@ class Trainer:
         self._build(config, pos_len)
         assert self.model is not None and self.averaged is not None and self.optimizer is not None
         try:
-            self.model.load_state_dict(payload["model"])
-            self.averaged.load_state_dict(payload["averaged"])
-            self.optimizer.load_state_dict(payload["optimizer"])
+            self._load_weights(self.model, payload["model"])
+            self._load_weights(self.averaged, payload["averaged"])
+            self._load_optimizer(payload)
             if self.scaler is not None and payload.get("scaler"):
                 self.scaler.load_state_dict(payload["scaler"])
             self.state = TrainState.from_json(payload["train_state"])
@@ -227,8 +270,8 @@ class Trainer:
             net, info = modelfile.load_model(storage, path, "cpu")
             self._build(info.config, info.pos_len)
             assert self.model is not None and self.averaged is not None
-            self.model.load_state_dict(net.state_dict())
-            self.averaged.module.load_state_dict(net.state_dict())
+            self._load_weights(self.model, net.state_dict())
+            self._load_weights(self.averaged.module, net.state_dict())
             log.info("starting from model %s (%s, %d samples)", path, info.config.name, info.samples_trained)
         else:
             payload = checkpoint.load_file(storage, path)
@@ -236,8 +279,8 @@ class Trainer:
             self._build(config, ckpt_pos_len)
             assert self.model is not None and self.averaged is not None
             try:
-                self.model.load_state_dict(payload["model"])
-                self.averaged.load_state_dict(payload["averaged"])
+                self._load_weights(self.model, payload["model"])
+                self._load_weights(self.averaged, payload["averaged"])
             except (KeyError, RuntimeError) as e:
                 raise ModelFileError(f"{path}: does not match its net config ({str(e).splitlines()[0]})") from None
             log.info("starting from checkpoint %s (%s)", path, config.name)
@@ -278,12 +321,13 @@ class Trainer:
         metrics.metric("zeroloop_train_bucket_samples").set(st.bucket.level)
         return summary
 
-    def _begin_epoch(self) -> tuple[str, str] | None:
-        """Set up the next epoch; None if done, else (kind, why): kind "stop", "nodata" or "wait"."""
+    def _begin_epoch(self) -> Blocked | None:
+        """Set up the next epoch; None if done, else why not."""
         summary = self._reload_data()
         where = self.base.shuffleddata
         if summary is None:
-            return "nodata", f"no shuffled data yet in {where} (a complete shuffle with {shuffled.SUMMARY_NAME})"
+            return Blocked("nodata", f"no shuffled data yet in {where} (a complete shuffle with "
+                           f"{shuffled.SUMMARY_NAME})", exits.NO_SHUFFLE)
         if self.model is None:
             self._start_fresh(self.opts.pos_len or summary.pos_len)
         assert self.model is not None
@@ -296,24 +340,23 @@ class Trainer:
         choice = files.choose_epoch(st.plan, dir_files, opts.samples_per_epoch / opts.batch_size,
                                     opts.batch_size, trial, opts.no_repeat_files)
         if choice is None:
-            return "nodata", (f"not enough unused shuffled rows in {where}/{st.plan.shuffle_dir} for an epoch of "
-                    f"{opts.samples_per_epoch} samples at batch {opts.batch_size}"
-                    + (" (--no-repeat-files)" if opts.no_repeat_files else ""))
+            return Blocked("nodata", f"not enough unused shuffled rows in {where}/{st.plan.shuffle_dir} for an "
+                           f"epoch of {opts.samples_per_epoch} samples at batch {opts.batch_size}"
+                           + (" (--no-repeat-files)" if opts.no_repeat_files else ""), exits.SHUFFLE_USED_UP)
         if not bucketmod.can_take_epoch(st.bucket, self.rule):
             if opts.stop_when_train_bucket_limited:
-                log.info("train bucket limited (%.0f samples, an epoch needs %d): stopping "
-                         "(--stop-when-train-bucket-limited)", st.bucket.level, opts.samples_per_epoch)
-                return "stop", "bucket"
-            return "wait", (f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
-                    f"{opts.samples_per_epoch}): waiting for more data rows in {where}")
+                return Blocked("stop", f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
+                               f"{opts.samples_per_epoch}): stopping (--stop-when-train-bucket-limited)",
+                               exits.BUCKET_LIMITED)
+            return Blocked("wait", f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
+                           f"{opts.samples_per_epoch}): waiting for more data rows in {where}")
         limit = opts.max_train_steps_since_last_reload
         if limit is not None and st.steps_since_reload + 0.99 * opts.samples_per_epoch > limit:
             if opts.stop_when_train_bucket_limited:
-                log.info("%d samples trained since the last new shuffle (--max-train-steps-since-last-reload "
-                         "%d): stopping", st.steps_since_reload, limit)
-                return "stop", "steps"
-            return "wait", (f"{st.steps_since_reload} samples trained since the last new shuffle "
-                    f"(--max-train-steps-since-last-reload {limit}): waiting for a new shuffle in {where}")
+                return Blocked("stop", f"{st.steps_since_reload} samples trained since the last new shuffle "
+                               f"(--max-train-steps-since-last-reload {limit}): stopping", exits.RELOAD_LIMITED)
+            return Blocked("wait", f"{st.steps_since_reload} samples trained since the last new shuffle "
+                           f"(--max-train-steps-since-last-reload {limit}): waiting for a new shuffle in {where}")
         chosen, st.plan = choice
         self.rng = trial
         st.bucket = bucketmod.take_epoch(st.bucket, self.rule)
@@ -330,16 +373,17 @@ class Trainer:
     def train_step(self, batch: data.DeviceBatch) -> dict[str, float]:
         """One optimizer step; returns each loss term summed over the batch."""
         assert self.model is not None and self.optimizer is not None
-        lr = optim.learning_rate(self.opts.optimizer, self.state.global_step_samples, self.opts.lr_scale,
-                                 self.opts.warmup_samples)
-        optim.set_learning_rate(self.optimizer, lr)
+        self._set_hyperparameters()
         self.model.train()
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with autocast:
-            out = self.model(batch.spatial, batch.glob)
-            terms = losses.loss_terms(out, batch.targets)
-            total = losses.total_loss(terms)
+            if self.opts.soft_policy_weight > 0:
+                out, soft = self.model.forward_with_soft(batch.spatial, batch.glob)
+            else:
+                out, soft = self.model(batch.spatial, batch.glob), None
+            terms = losses.loss_terms(out, batch.targets, soft_logits=soft)
+            total = losses.total_loss(terms, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         clip = optim.grad_clip_norm(self.opts.batch_size)
         if self.scaler is not None:
@@ -352,7 +396,23 @@ class Trainer:
             total.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
+        if self.lookahead is not None:
+            self.lookahead.after_step()
         return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _learning_rate(self, samples: int) -> float:
+        o = self.opts
+        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.warmup_samples)
+                * optim.schedule_factor(samples, o.lr_schedule))
+
+    def _set_hyperparameters(self) -> None:
+        assert self.optimizer is not None
+        o, samples = self.opts, self.state.global_step_samples
+        factor = o.lr_scale * optim.schedule_factor(samples, o.lr_schedule) * optim.warmup_factor(
+            samples, o.warmup_samples)
+        decays = optim.weight_decays(o.optimizer, o.weight_decay_mode, o.batch_size, o.weight_decay, factor)
+        optim.set_hyperparameters(self.optimizer, self._learning_rate(samples), decays, o.head_lr_scale,
+                                  o.lookahead_alpha)
 
     def _after_step(self, terms: dict[str, float], rows: int) -> None:
         st = self.state
@@ -366,8 +426,7 @@ class Trainer:
         metrics.metric("zeroloop_train_global_step_samples").set(st.global_step_samples)
         assert self.reporter is not None
         if self.reporter.add(terms, rows):
-            lr = optim.learning_rate(self.opts.optimizer, st.global_step_samples, self.opts.lr_scale,
-                                     self.opts.warmup_samples)
+            lr = self._learning_rate(st.global_step_samples)
             metrics.metric("zeroloop_train_learning_rate").set(lr)
             ep = st.epoch
             position = {}
@@ -444,15 +503,16 @@ class Trainer:
         log.info("exported %s", target)
         return target
 
-    def _done_by_limits(self) -> bool:
+    def _done_by_limits(self) -> exits.StopRecord | None:
+        """Why this instance has trained enough, or None."""
         o, st = self.opts, self.state
         if o.max_epochs_this_instance is not None and self.epochs_this_instance >= o.max_epochs_this_instance:
-            log.info("finished %d epochs this instance (--max-epochs-this-instance)", self.epochs_this_instance)
-            return True
+            return exits.StopRecord(exits.LIMIT_REACHED, f"finished {self.epochs_this_instance} epochs this "
+                                    "instance (--max-epochs-this-instance)")
         if o.max_training_samples is not None and st.global_step_samples >= o.max_training_samples:
-            log.info("reached %d samples (--max-training-samples)", st.global_step_samples)
-            return True
-        return False
+            return exits.StopRecord(exits.LIMIT_REACHED,
+                                    f"reached {st.global_step_samples} samples (--max-training-samples)")
+        return None
 
     def run(self) -> int:
         self.storage.makedirs(self.traindir)
@@ -467,19 +527,21 @@ class Trainer:
         self.reporter = Reporter(jsonl, self.state.sums, self.opts.print_every_batches)
         metrics.metric("zeroloop_train_bucket_samples").set(self.state.bucket.level)
         metrics.metric("zeroloop_train_global_step_samples").set(self.state.global_step_samples)
+        stopped: exits.StopRecord | None = None  # why the trainer stops on its own
         while not self.stop.is_set():
             if self.state.epoch is None:
-                if self._done_by_limits():
+                stopped = self._done_by_limits()
+                if stopped is not None:
                     break
                 blocked = self._begin_epoch()
                 if blocked is not None:
-                    kind, why = blocked
-                    if kind == "stop":
+                    if blocked.kind == "stop":
+                        stopped = exits.StopRecord(blocked.reason, blocked.why)
                         break
-                    if kind == "nodata" and self.opts.quit_if_no_data:
-                        log.info("%s: quitting (--quit-if-no-data)", why)
+                    if blocked.kind == "nodata" and self.opts.quit_if_no_data:
+                        stopped = exits.StopRecord(blocked.reason, f"{blocked.why}: quitting (--quit-if-no-data)")
                         break
-                    self._wait(why)
+                    self._wait(blocked.why)
                     continue
             if not self._train_epoch():
                 break
@@ -488,8 +550,12 @@ class Trainer:
         if self.state.to_json() != self._saved_state:
             self.save_checkpoint()
         if self.stop.is_set():
-            log.info("stopped by signal after %d samples", self.state.global_step_samples)
-        return 0
+            stopped = exits.StopRecord(exits.SIGNALLED,
+                                       f"stopped by signal after {self.state.global_step_samples} samples")
+        if stopped is not None:
+            log.info("%s", stopped.message)
+            exits.write_stop(self.storage, self.base.train_stop(self.opts.name), stopped)
+        return exits.OK
 
 
 def set_stop_on_signals(stop: threading.Event) -> None:
