@@ -210,22 +210,23 @@ class Storage:
         """
         if not self.local:
             return []
-        try:
-            entries = list(os.scandir(parent))
+        try:  # (through fs: one listing, however many entries; a network filesystem's round trip)
+            paths = self.fs.ls(parent, detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
         removed = []
-        for entry in entries:
-            if not is_tmp(entry.name) or not entry.name.startswith(prefix):
+        for path in paths:
+            name = posixpath.basename(path.rstrip("/"))
+            if not is_tmp(name) or not name.startswith(prefix):
                 continue
-            if not is_abandoned(entry.path, min_age_s):
+            if not is_abandoned(path, min_age_s):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                self.remove_tree(entry.path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                self.remove_tree(path)
             else:
-                self.remove(entry.path)
-            log.info("removed %s, left by a writer that was stopped", entry.path)
-            removed.append(entry.path)
+                self.remove(path)
+            log.info("removed %s, left by a writer that was stopped", path)
+            removed.append(path)
         return removed
 
     @contextlib.contextmanager
@@ -337,9 +338,7 @@ class Storage:
 
     def mtime(self, path: str) -> float:
         """Modification time in seconds since the epoch."""
-        if self.local:
-            return os.stat(path).st_mtime
-        info = self.fs.info(path)
+        info = self.fs.info(path)  # (locally an os.stat; through fs, so a slow filesystem's cost shows)
         for key in ("mtime", "LastModified", "updated", "modified", "created"):
             value = info.get(key)
             if value is None:
