@@ -328,6 +328,16 @@ class Storage:
         (plain containers such as selfplay/<model>/ carry no commit marker on object stores)."""
         return sorted(p for p in self._ls(parent, "directory") if not is_tmp(p))
 
+    def list_names(self, parent: str) -> list[str]:
+        """Names of parent's entries that are not *.tmp staging entries, sorted, without a stat of each
+        (one round trip on a network filesystem, however many entries)."""
+        try:
+            paths = self.fs.ls(parent, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = (posixpath.basename(p.rstrip("/")) for p in paths)
+        return sorted(n for n in names if not is_tmp(n) and n != COMPLETE_MARKER)
+
     def list_files(self, parent: str, suffix: str = "") -> list[str]:
         """Complete files in parent ending with suffix (full paths), sorted."""
         return sorted(

@@ -204,8 +204,8 @@ class Operations:
         from zeroloop.shuffle import inputs, window
 
         params = window.WindowParams(min_rows=self.max_rows, max_rows=self.max_rows)
-        found = inputs.scan(self.base)
-        window.select(found.files, params, None)
+        found = inputs.scan(self.base, need=lambda total, rnd: window.rows_wanted(total, rnd, params))
+        window.select(found.files, params, None, found.older_rows, found.older_random_rows)
 
     def selfplay_poll(self) -> None:
         from zeroloop.selfplay.models import ModelWatcher
