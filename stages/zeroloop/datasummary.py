@@ -103,6 +103,7 @@ class DirTotals:
     newest: tuple[float, str] | None  # key of the newest file
     settled: bool = True
     verified: float = 0.0
+    oldest: float | None = None  # mtime of the oldest file
 
     @property
     def random(self) -> bool:
@@ -111,7 +112,7 @@ class DirTotals:
     def to_json(self) -> dict:
         return {"dir_mtime": self.dir_mtime, "counts": {str(k): v for k, v in sorted(self.counts.items())},
                 "files": self.files, "newest": list(self.newest) if self.newest else None,
-                "verified": self.verified}
+                "oldest": self.oldest, "verified": self.verified}
 
     @classmethod
     def from_json(cls, model: str, d: dict) -> "DirTotals":
@@ -121,7 +122,9 @@ class DirTotals:
             newest = (float(newest[0]), str(newest[1]))
         if not isinstance(d["files"], int) or any(v < 0 for v in counts.values()):
             raise ValueError("bad counts")
-        return cls(model, float(d["dir_mtime"]), counts, d["files"], newest, True, float(d["verified"]))
+        oldest = d.get("oldest")
+        return cls(model, float(d["dir_mtime"]), counts, d["files"], newest, True, float(d["verified"]),
+                   float(oldest) if oldest is not None else None)
 
 
 @dataclass
@@ -160,7 +163,10 @@ class Summaries:
     """The settled-directory summaries of one kind of self-play output in a BASEDIR."""
 
     def __init__(self, base: BaseDir, kind: Kind, settle_s: float = SETTLE_S,
-                 verify_per_scan: int = VERIFY_PER_SCAN, threads: int = 16):
+                 verify_per_scan: int = VERIFY_PER_SCAN, threads: int = 16, cache: dict | None = None):
+        """cache (path -> CountedFile), kept by the caller between surveys, spares recounting a file
+        (published files never change)."""
+        self.cache = cache
         self.base = base
         self.storage = base.storage
         self.kind = kind
@@ -277,6 +283,9 @@ class Summaries:
         paths = [p for p in self.storage.list_files(d, self.kind.suffix) if self.kind.accept(p)]
 
         def count(path: str):
+            known = self.cache.get(path) if self.cache is not None else None
+            if known is not None:
+                return known, None
             try:
                 n, pos_len = self.kind.count(self.storage, path)
                 return CountedFile(path, n, pos_len, self.storage.mtime(path)), None
@@ -289,13 +298,16 @@ class Summaries:
         for f, problem in self._map(count, paths):
             if f is not None:
                 files.append(f)
+                if self.cache is not None:
+                    self.cache[f.path] = f
             else:
                 skipped.append(problem)
         counts: dict[int, int] = {}
         for f in files:
             counts[f.pos_len] = counts.get(f.pos_len, 0) + f.count
         newest = max((f.key for f in files), default=None)
-        return DirTotals(model, dir_mtime, counts, len(files), newest), files, skipped
+        oldest = min((f.mtime for f in files), default=None)
+        return DirTotals(model, dir_mtime, counts, len(files), newest, oldest=oldest), files, skipped
 
     # --- the index and file lists -----------------------------------------------------------------
 

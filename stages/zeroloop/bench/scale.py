@@ -21,8 +21,8 @@ its peak Python memory is measured in one more run under tracemalloc:
 - ``gatekeeper_start`` and ``gatekeeper_poll``: the gatekeeper's start and
   one look at its queue with a candidate waiting (the match itself left out);
 - ``runstats``: the run statistics a fresh process reads (games, rows,
-  samples, models, gating decisions), ``runstats_warm`` the same again in
-  a process that read them before (the loop's progress bar);
+  samples, models, the last hour's gating decisions), ``runstats_warm`` the
+  same again in a process that read them before (the loop's progress bar);
 - ``report``: ``zeroloop report`` (plots and summary);
 - ``loop_cycle``: the synchronous loop's own work in one cycle, its five
   stages replaced by nothing.
@@ -254,7 +254,7 @@ class Operations:
         stats.samples_trained()
         stats.last_losses()
         stats.accepted_models()
-        stats.decisions()
+        stats.decisions_since(time.time() - 3600.0)  # (the loop asks for this cycle's decisions)
 
     def runstats(self) -> None:
         from zeroloop.runstats import RunStats
