@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 SETTLE_S = 3600.0
 VERIFY_PER_SCAN = 8
+VERIFIED_WRITE_S = 60.0  # the index is rewritten for its check times alone at most this often
 RANDOM_MODEL_DIR = "random"  # self-play without a model writes here (DESIGN: the "random" net)
 
 
@@ -167,6 +168,8 @@ class Summaries:
         """cache (path -> CountedFile), kept by the caller between surveys, spares recounting a file
         (published files never change)."""
         self.cache = cache
+        self._parsed: tuple[tuple, dict[str, DirTotals]] | None = None  # (the index file's stamp, its entries)
+        self._index_written = 0.0
         self.base = base
         self.storage = base.storage
         self.kind = kind
@@ -216,8 +219,10 @@ class Summaries:
                 totals.settled = False
         for model, entry in index.items():
             out.dirs.setdefault(model, entry)
-        if changed:
+        # Check times are kept too (so that the checks go round across processes), at most once a minute.
+        if changed or now - self._index_written >= VERIFIED_WRITE_S:
             self._write_index(index)
+            self._index_written = now
         self._index = index
         return out
 
@@ -330,10 +335,21 @@ class Summaries:
         return stale
 
     def _read_index(self) -> dict[str, DirTotals]:
+        """The index's entries; a process that surveys again and again reads it again only when it changed."""
+        try:
+            info = self.storage.fs.info(self.index_path)
+        except FileNotFoundError:
+            self._index_written = 0.0
+            return {}
+        except OSError as e:
+            log.warning("cannot read %s (reading every directory): %s", self.index_path, e)
+            return {}
+        stamp = (info.get("mtime"), info.get("size"), info.get("ino"))
+        if self._parsed is not None and self._parsed[0] == stamp and stamp[0] is not None:
+            return dict(self._parsed[1])
+        self._index_written = float(stamp[0] or 0.0)
         try:
             data = self.storage.read_bytes(self.index_path)
-        except FileNotFoundError:
-            return {}
         except OSError as e:
             log.warning("cannot read %s (reading every directory): %s", self.index_path, e)
             return {}
@@ -341,18 +357,24 @@ class Summaries:
             body = _unseal(data, self.index_path)
             if body.get("kind") != self.kind.name:
                 raise ValueError(f"{self.index_path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
-            return {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
+            index = {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             log.warning("ignoring corrupt summary index (reading every directory again): %s", e)
             return {}
+        self._parsed = (stamp, index)
+        return dict(index)
 
     def _write_index(self, index: dict[str, DirTotals]) -> None:
         body = {"version": VERSION, "kind": self.kind.name, "dirs": {m: e.to_json() for m, e in sorted(index.items())}}
         try:
             self.storage.makedirs(posixpath.dirname(self.index_path))
             self.storage.write_bytes(self.index_path, _sealed(body))
+            info = self.storage.fs.info(self.index_path)
         except OSError as e:  # a cache: the next scan reads the directories again
             log.warning("cannot write %s: %s", self.index_path, e)
+            self._parsed = None
+            return
+        self._parsed = ((info.get("mtime"), info.get("size"), info.get("ino")), dict(index))
 
     def _write_file_list(self, model: str, totals: DirTotals, files: list[CountedFile]) -> bool:
         body = {"version": VERSION, "model": model, "dir_mtime": totals.dir_mtime,

@@ -40,7 +40,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import fsspec
 
 from zeroloop import cliflags
 from zeroloop.errors import UserError
@@ -51,7 +50,7 @@ from zeroloop.go.game import BLACK, WHITE, Game
 from zeroloop.go.rules import KO_RULES, Rules
 from zeroloop.go.sgf import game_to_sgf
 from zeroloop.gtp_client import EngineError, GtpClient, GtpFailure
-from zeroloop.storage import Storage, stamp, unique_name
+from zeroloop.storage import Storage, open_fs, stamp, unique_name
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +291,7 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
     config.check()
     storage, sgf_root = None, ""
     if config.sgf_dir:
-        fs, sgf_root = fsspec.core.url_to_fs(config.sgf_dir)
+        fs, sgf_root = open_fs(config.sgf_dir, "--sgf-dir")
         fs.makedirs(sgf_root, exist_ok=True)
         storage = Storage(fs)
     pairs = [(Seat("A", GtpClient(config.black, config.move_timeout, "A")),
@@ -395,7 +394,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "kgs-genmove_cleanup using it, so dead stones are captured before scoring")
     cliflags.flag(parser, "--parallel", type=int, default=1,
                   help="games at once, each on its own pair of engine processes")
-    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (path or fsspec URL)")
+    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (a directory)")
     cliflags.flag(parser, "--json", action="store_true", help="print the summary as one JSON object")
     cliflags.add_common(parser)
 

@@ -65,11 +65,14 @@ class RunStats:
         self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
         self._models = modelfile.ModelListing(base.storage, base.models)
         self._model_info: dict[str, tuple[int, int] | None] = {}
+        self._summaries: dict[str, datasummary.Summaries] = {}
 
     # --- self-play ------------------------------------------------------------------------------
 
     def _survey(self, kind: datasummary.Kind) -> datasummary.Survey:
-        return datasummary.Summaries(self.base, kind, cache=self._counted[kind.name]).survey()
+        if kind.name not in self._summaries:
+            self._summaries[kind.name] = datasummary.Summaries(self.base, kind, cache=self._counted[kind.name])
+        return self._summaries[kind.name].survey()
 
     def data_points(self, kind: str) -> list[DataPoint]:
         """Per self-play directory, oldest first: when its newest file was written, and its rows ("tdata")

@@ -26,23 +26,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import posixpath
 import re
 import time
 from dataclasses import dataclass, field
 
-import fsspec
 import safetensors
 import safetensors.torch
 import torch
-from fsspec.implementations.local import LocalFileSystem
 
 from zeroloop import features
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
-from zeroloop.storage import Storage, is_tmp
+from zeroloop.storage import Storage, is_tmp, open_fs
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -168,11 +165,9 @@ class ModelInfo:
 
 
 def storage_at(location: str) -> tuple[Storage, str]:
-    """A Storage and path for a local path or fsspec URL (``memory://``, ``s3://``...)."""
-    fs, path = fsspec.core.url_to_fs(location)
-    if isinstance(fs, LocalFileSystem):
-        path = os.path.abspath(path)
-    return Storage(fs), path.rstrip("/") or "/"
+    """A Storage and path for a local path (or ``memory://`` URL; others are refused: ``storage.open_fs``)."""
+    fs, path = open_fs(location, "path")
+    return Storage(fs), path
 
 
 def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> ModelInfo:
