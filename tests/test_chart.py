@@ -76,13 +76,14 @@ def test_rendered_objects_validate_strictly(helm, values, monitoring):
             continue
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
-    for run in by_kind.get("TrainingRun", []):
-        _, errors = crd_rules.admit(run)
-        assert errors == [], (values, errors)
+    # Runs are never part of the release: `helm uninstall` would delete them after the operator
+    # (stranding them with its finalizer) and `helm upgrade` would undo `kubectl scale`.
+    assert "TrainingRun" not in by_kind
+    # Monitors are switched by values alone, so `helm template` (Argo CD) renders what install does.
     if values == "gke":
-        assert ("ClusterPodMonitoring" in by_kind) == monitoring
+        assert "ClusterPodMonitoring" in by_kind
     if values == "eks":
-        assert ("ServiceMonitor" in by_kind) == monitoring
+        assert "ServiceMonitor" in by_kind
         assert by_kind["StorageClass"][0]["parameters"]["fileSystemId"] == "fs-0123456789abcdef0"
 
 
@@ -100,9 +101,12 @@ def test_monitors_select_the_operators_stage_pods(helm):
     relabel = docs["ServiceMonitor"][0]["spec"]["endpoints"][0]["relabelings"]
     assert {r["targetLabel"] for r in relabel} == {"run", "component"}
     assert "__meta_kubernetes_pod_label_zeroloop_io_run" in str(relabel)
-    # Without the API, nothing is rendered even when enabled.
-    plain = kinds(render(helm, "--set", "monitoring.serviceMonitor.enabled=true"))
-    assert "ServiceMonitor" not in plain
+    # Without --api-versions (helm template, Argo CD) an enabled monitor is rendered all the same.
+    plain = kinds(render(helm, "--set", "monitoring.serviceMonitor.enabled=true",
+                         "--set", "monitoring.podMonitor.enabled=true",
+                         "--set", "monitoring.gmpPodMonitoring.enabled=true"))
+    assert {"ServiceMonitor", "PodMonitor", "ClusterPodMonitoring"} <= set(plain)
+    assert not {"ServiceMonitor", "PodMonitor", "ClusterPodMonitoring"} & set(kinds(render(helm)))
 
 
 def test_operator_deployment(helm):
@@ -153,13 +157,33 @@ def test_efs_storage_class_is_owned_by_the_stage_user(helm):
     assert sc["parameters"]["uid"] == sc["parameters"]["gid"] == str(podtemplates.RUN_AS)
 
 
+def example(name: str) -> dict:
+    return yaml.safe_load((CHART / "examples" / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["gke", "eks"])
+def test_example_runs_are_admitted(name):
+    run = example(name)
+    assert run["kind"] == "TrainingRun" and "namespace" not in run["metadata"]
+    defaulted, errors = crd_rules.admit(run)
+    assert errors == []
+    runspec_parse(defaulted["spec"], run["metadata"]["name"])
+
+
+def runspec_parse(spec: dict, name: str):
+    from zeroloop_operator import spec as runspec
+
+    return runspec.parse(spec, name)
+
+
 def test_platform_examples_use_the_platform_storage_and_gpus(helm):
-    gke = kinds(render(helm, *VALUES["gke"]))["TrainingRun"][0]["spec"]
+    gke = example("gke")["spec"]
     assert gke["storage"]["storageClassName"] == "standard-rwx"
     assert gke["selfplay"]["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gke["selfplay"]["tolerations"]
-    eks = kinds(render(helm, *VALUES["eks"]))["TrainingRun"][0]["spec"]
-    assert eks["storage"]["storageClassName"] == "efs-zeroloop"
+    eks = example("eks")["spec"]
+    assert eks["storage"]["storageClassName"] == kinds(render(helm, *VALUES["eks"]))["StorageClass"][0][
+        "metadata"]["name"]
     assert "node.kubernetes.io/instance-type" in eks["selfplay"]["nodeSelector"]
 
 
@@ -180,7 +204,8 @@ def test_dashboard_configmaps(helm):
     (["--set", "rbac.clusterwide=false"], "clusterwide"),  # a typo is not silently ignored
     (["--set", "storageClass.efs.create=true"], "fileSystemId"),
     (["--set", "storageClass.efs.fileSystemId=vol-123"], "fileSystemId"),
-    (["--set", "exampleRun.name=Bad_Name"], "exampleRun.name"),
+    (["--set", "networkPolicy.namespaces={Bad_NS}"], "networkPolicy.namespaces"),
+    (["--set", "exampleRun.enabled=true"], "exampleRun"),  # gone: runs are applied with kubectl
     (["--set", "monitoring.serviceMonitor.interval=soon"], "interval"),
     (["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
 ])
@@ -188,3 +213,69 @@ def test_values_schema_rejects_bad_values(helm, args, message):
     result = helmtool.run(helm, "template", "zl", str(CHART), *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_network_policy_admits_the_operator_to_every_runs_metrics_port(helm):
+    from zeroloop_operator import children, spec as runspec
+
+    docs = kinds(render(helm, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.namespaces={go,chess}",
+                        "--set-json", 'networkPolicy.extraFrom=[{"namespaceSelector":{"matchLabels":{"team":"obs"}}}]'))
+    policies = docs["NetworkPolicy"]
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["chess", "go"]
+    (operator_dep,) = docs["Deployment"]
+    operator_labels = operator_dep["spec"]["template"]["metadata"]["labels"]
+    run = runspec.parse(crd_rules.admit({"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun",
+                                         "metadata": {"name": "r"}, "spec": {
+                                             "image": "i", "storage": {"storageClassName": "s"}}})[0]["spec"], "r")
+    for policy in policies:
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(policy, version, strict=True)
+        spec = policy["spec"]
+        operator_peer, extra = spec["ingress"][0]["from"]
+        assert operator_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "zeroloop"}
+        assert operator_peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+        assert extra == {"namespaceSelector": {"matchLabels": {"team": "obs"}}}
+        assert spec["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+        for child in children.desired(naming.RunRef("r", "go", "uid"), run):
+            if child.kind != "Deployment":
+                continue
+            pod = child.manifest["spec"]["template"]
+            assert spec["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+            ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            assert "metrics" in ports
+    default = kinds(render(helm, "--set", "networkPolicy.enabled=true", "--set", "rbac.clusterWide=false",
+                           "--set", "rbac.watchNamespaces={team-a}"))
+    assert [p["metadata"]["namespace"] for p in default["NetworkPolicy"]] == ["team-a"]
+    assert "NetworkPolicy" not in kinds(render(helm))
+
+
+def test_the_chart_works_as_a_subchart(helm, tmp_path):
+    """Helm hands every subchart a `global` value; the values schema must allow it."""
+    import shutil
+
+    umbrella = tmp_path / "umbrella"
+    shutil.copytree(CHART, umbrella / "charts" / "zeroloop")
+    (umbrella / "Chart.yaml").write_text("apiVersion: v2\nname: umbrella\nversion: 0.1.0\n"
+                                         "dependencies:\n  - name: zeroloop\n    version: '>=0.0.0'\n")
+    (umbrella / "values.yaml").write_text("global:\n  imageRegistry: registry.example\n"
+                                          "zeroloop:\n  operator:\n    workers: 4\n")
+    out = helmtool.run(helm, "template", "top", str(umbrella), "--namespace", "zeroloop").stdout
+    docs = kinds([d for d in yaml.safe_load_all(out) if d])
+    (c,) = docs["Deployment"][0]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "ZEROLOOP_OPERATOR_WORKERS", "value": "4"} in c["env"]
+
+
+def test_upgrade_instructions_take_over_the_crd_fields_and_name_no_placeholder():
+    """Helm owns the CRD's fields after install: a server-side apply needs --force-conflicts."""
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    texts = {"NOTES.txt": notes, "values.yaml": (CHART / "values.yaml").read_text(),
+             "the CRD": (REPO / "crds" / "trainingruns.zeroloop.io.yaml").read_text()}
+    texts.update({p.name: p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]})
+    applies = 0
+    for where, text in texts.items():
+        for line in text.splitlines():
+            if "apply --server-side" in line and "crd" in line.lower():
+                applies += 1
+                assert "--force-conflicts" in line, (where, line)
+    assert applies >= 3
+    assert "github.com/zeroloop" not in notes and "githubusercontent.com/zeroloop" not in notes

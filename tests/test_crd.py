@@ -1,27 +1,21 @@
 """The TrainingRun CRD: structurally valid, its examples admitted, bad runs refused with the intended message.
 
 Admission is emulated offline as the API server does it (defaults, schema,
-CEL rules incl. transition rules on update; see crd_rules). The examples in
-the README's examples are checked too.
+CEL rules incl. transition rules on update; see crd_rules). The TrainingRun
+examples of the docs are checked too.
 """
 
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import yaml
 
 import crd_rules
+import docs
 from zeroloop_operator import naming, progress, runstatus
 from zeroloop_operator import spec as runspec
-
-REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
-
 
 def run(name: str = "demo", **spec) -> dict:
     return {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
@@ -63,19 +57,8 @@ def test_identity_subresources_and_printer_columns():
     assert names[:5] == ["Phase", "Selfplay", "Model", "Games", "Rows"] and names[-1] == "Age"
 
 
-def doc_runs() -> list[dict]:
-    """Every TrainingRun in the README's YAML blocks."""
-    text = README.read_text()
-    out = []
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
-        for doc in yaml.safe_load_all(block):
-            if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
-                out.append(doc)
-    return out
-
-
 def test_the_docs_examples_are_admitted():
-    runs = doc_runs()
+    runs = docs.training_runs()
     assert len(runs) >= 3  # the minimal example, GKE, EKS
     for obj in runs:
         defaulted, errors = crd_rules.admit(obj)
@@ -104,6 +87,8 @@ BAD_RUNS = [
     (run(trainer={"batchSize": 512, "samplesPerEpoch": 100}), "trainer.samplesPerEpoch must be at least"),
     (run("a-very-long-training-run-name-that-is-too-long"), "at most 44"),
     (run("7x7-run"), "start with a letter"),
+    (run("go19.v2"), "no '.'"),  # a valid object name, but NAME-selfplay-metrics would not be a Service name
+    (run("Go19"), "lower-case"),
     (run(boardSizes=[25]), "25 is greater than the maximum of 19"),
     (run(boardSizes=[9, 9]), "has non-unique elements"),
     (run(modelKind="resnet"), "does not match"),
@@ -136,6 +121,15 @@ def test_immutable_fields_cannot_change_under_a_running_run(change, message):
     new["spec"].update(change)
     _, errors = crd_rules.admit(new, old=old)
     assert any(message in e for e in errors), errors
+
+
+@pytest.mark.parametrize("before, after", [({}, {"runNamePrefix": "kg"}), ({"runNamePrefix": "kg"}, {})],
+                         ids=["added", "removed"])
+def test_run_name_prefix_cannot_be_added_or_removed(before, after):
+    """A `self == oldSelf` rule on the field alone is skipped when the field appears or disappears."""
+    _, errors = crd_rules.admit(run(**after), old=run(**before))
+    assert any("runNamePrefix is immutable" in e for e in errors), errors
+    assert crd_rules.admit(run(**before), old=run(**before))[1] == []
 
 
 def test_mutable_fields_can_change():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GNUGO, cli, cli_env, run_cli
+from zeroloop import exits
 
 GAMES_PER_CYCLE = 24
 # Tiny and fast: every stage runs for a second or two. --gating-win-prop 0 accepts every candidate, so that
@@ -69,6 +70,10 @@ def test_two_cycles_end_to_end(tiny_run):
     for step in ("gatekeeper", "selfplay", "shuffle", "train", "export"):
         assert f"cycle 2/2 · {step}:" in out
     assert "cycle 1/2 · selfplay: 24 games" in out and "with the random evaluator" in out
+    # Why training stopped comes from the trainer's stop record (zeroloop.exits), not from its log.
+    trains = [line.rsplit(" · ", 1)[0] for line in out.splitlines() if "· train: " in line and "started" not in line]
+    assert len(trains) == 2 and all(line.split("; stopped: ")[-1] in exits.STOP_REASONS.values()
+                                    or "trained nothing: " in line for line in trains), trains
     assert f"accepted {facts['record']['candidate']} vs random" in out
     assert "== cycle 1 done" in out and "== cycle 2 done" in out and "report:" in out
     c2 = facts["cycles"][-1]

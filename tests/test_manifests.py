@@ -156,7 +156,7 @@ def test_grace_periods_cover_each_stages_flush():
 def test_gpus_are_limits_and_cpu_runs_use_the_cpu_device():
     gpu = parsed(selfplay={"gpusPerPod": 2})
     c = pod(children.deployment(RUN, gpu, "selfplay").manifest)["containers"][0]
-    assert c["resources"] == {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}
+    assert c["resources"] == {"requests": {"cpu": "3", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}
     assert c["args"][c["args"].index("--device") + 1] == "cuda"
     cpu = parsed(**VARIANTS["cpu-only"])
     for component in ("selfplay", "trainer", "gatekeeper"):
@@ -289,7 +289,10 @@ def test_parse_checks_the_run_name_and_collects_every_problem():
     assert err.value.problems == ["spec.selfplay.visits = 'many' has the wrong type"]
     with pytest.raises(spec.SpecError) as err:
         spec.parse({"image": "x", "storage": {"storageClassName": "s"}}, "9lives")
-    assert "must start with a letter" in str(err.value)
+    assert "must be a DNS-1035 label" in str(err.value)
+    with pytest.raises(spec.SpecError) as err:
+        spec.parse({"image": "x", "storage": {"storageClassName": "s"}}, "go19.v2")
+    assert "'go19.v2' must be a DNS-1035 label" in str(err.value)
     with pytest.raises(spec.SpecError) as err:
         spec.parse({"image": "x", "storage": {}}, "demo")
     assert "set exactly one of spec.storage.existingClaim" in str(err.value)

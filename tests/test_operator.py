@@ -565,3 +565,129 @@ async def test_a_child_name_owned_by_someone_else_is_not_taken_over(operator):
                    what="the run's own ConfigMap")
     await all_children(kmock)
     await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+async def test_unreadable_metrics_set_a_condition_until_they_can_be_read(operator):
+    kmock = operator
+    servers = MetricsServers(["127.0.0.2"])
+    try:
+        await create(kmock, run_object(metrics={"port": servers.port}))
+        await all_children(kmock)
+        servers.texts["127.0.0.2"] = exposition(games=4, model="demo-b6c96-s1-d1")
+        add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
+        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.9")  # nothing listens: as if blocked
+        blocked = await wait_for(lambda: (c := condition(kmock, "MetricsReadable")) and c["status"] == "False" and c,
+                                 what="MetricsReadable False")
+        assert blocked["reason"] == "ScrapeFailed" and "demo-selfplay-b" in blocked["message"]
+        assert "demo-selfplay-a" not in blocked["message"]
+        assert (run_status(kmock).get("progress") or {}).get("games") == 4, "readable pods still count"
+        # A spec change reconciles and rewrites the conditions: this one stays until a scrape says otherwise.
+        await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 700}}})
+        await wait_for(lambda: run_status(kmock).get("observedGeneration") == 2, what="reconciled")
+        assert condition(kmock, "MetricsReadable")["status"] == "False"
+        del kmock.objects["v1/pods", NS, "demo-selfplay-b"]
+        await wait_for(lambda: condition(kmock, "MetricsReadable")["status"] == "True", what="readable again")
+    finally:
+        servers.close()
+
+
+def stored_without_admission(name: str, **spec) -> dict:
+    """A run as an older CRD (without today's rules) let the API server store it: defaults applied only."""
+    obj = {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name, "namespace": NS},
+           "spec": {"image": "registry.example/zeroloop:test", "storage": {"storageClassName": "standard-rwx"},
+                    **spec}}
+    return crd_rules.apply_defaults(crd_rules.version_schema(crd_rules.load_crd()), obj)
+
+
+def children_of(kmock, run: str) -> list[tuple[str, str]]:
+    return sorted((k[0].plural, k[2]) for k, o in kmock.objects.items()
+                  if not o.deleted and k[0].plural not in ("events", "trainingruns") and k[2].startswith(run))
+
+
+async def test_a_dotted_run_name_creates_nothing(operator):
+    """go19.v2 is a valid object name, but go19.v2-selfplay-metrics is not a Service name (422)."""
+    kmock = operator
+    await create(kmock, stored_without_admission("go19.v2"))
+    degraded = await wait_for(lambda: condition(kmock, "Degraded", "go19.v2"), what="Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
+    assert "'go19.v2' must be a DNS-1035 label" in degraded["message"]
+    await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
+    await asyncio.sleep(0.6)
+    assert children_of(kmock, "go19") == [], "nothing may be created for a run that cannot be completed"
+
+
+def test_the_emulated_api_server_refuses_such_names_as_a_real_one():
+    from kube_emulator import refusals
+
+    (problem,) = refusals("services", {"metadata": {"name": "go19.v2-selfplay-metrics"}})
+    assert problem[0] == "metadata.name" and "DNS-1035 label" in problem[2]
+    assert refusals("deployments", {"metadata": {"name": "go19.v2-selfplay"}}) == []
+
+
+async def test_a_spec_core_kubernetes_refuses_is_degraded_with_its_message_and_not_retried(operator):
+    kmock = operator
+    deployments = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    # The CRD admits both tolerations; core Kubernetes validation refuses them.
+    bad_tolerations = [{"operator": "Equal", "value": "x", "effect": "NoSchedule"},
+                       {"key": "spot", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 30}]
+    await create(kmock, run_object(trainer={"tolerations": bad_tolerations}))
+    degraded = await wait_for(lambda: (c := condition(kmock, "Degraded")) and c["status"] == "True" and c,
+                              what="Degraded")
+    assert degraded["reason"] == "APIRejected"
+    assert 'Deployment.apps "demo-trainer" is invalid' in degraded["message"]
+    assert "operator must be Exists when `key` is empty" in degraded["message"]
+    assert "effect must be 'NoExecute' when `tolerationSeconds` is set" in degraded["message"]
+    assert run_status(kmock)["phase"] == "Degraded"
+    (event,) = await wait_for(lambda: warning_events(kmock, "APIRejected"), what="a Warning event")
+    assert event["type"] == "Warning" and "operator must be Exists" in event["message"]
+    posts = len([r for r in kmock["post", deployments] if r.data["metadata"]["name"] == "demo-trainer"])
+    await asyncio.sleep(1.0)  # retries would come after 0.2 s, timer rounds every 0.3 s: none may try again
+    assert len([r for r in kmock["post", deployments] if r.data["metadata"]["name"] == "demo-trainer"]) == posts
+    assert condition(kmock, "Degraded")["reason"] == "APIRejected", "the refresh keeps the refusal"
+    assert len(warning_events(kmock, "APIRejected")) == 1
+    # A spec change is tried again, and a good one clears the condition.
+    await patch(kmock, run_path(), {"spec": {"trainer": {"tolerations": [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}})
+    await all_children(kmock)
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+async def test_temporary_api_errors_back_off_exponentially(operator):
+    """retry_delay 0.2 s doubling: three failures take at least 0.2+0.4+0.8 s (fixed delays: 0.6)."""
+    kmock = operator
+    # kmock stores a POSTed object even when it answers with an error, so the failing call is the
+    # patch of an existing (unowned) ConfigMap that the run adopts.
+    kmock.objects[CONFIGMAPS, NS, "demo-config"] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                                     "metadata": {"name": "demo-config", "namespace": NS}}
+    config_patch = f"/api/v1/namespaces/{NS}/configmaps/demo-config"
+    kmock["patch", config_patch][:3] << 503
+    start = asyncio.get_running_loop().time()
+    await create(kmock, run_object())
+    await wait_for(lambda: len(list(kmock["patch", config_patch])) >= 4, timeout=20, what="the fourth try")
+    elapsed = asyncio.get_running_loop().time() - start
+    assert elapsed >= 1.35, f"four tries in {elapsed:.2f} s: the delay did not grow"
+    await all_children(kmock)
+    assert condition(kmock, "Degraded") is None or condition(kmock, "Degraded")["status"] == "False"
+
+
+def test_retry_delay_doubles_up_to_its_cap():
+    from zeroloop_operator.handlers import MAX_RETRY_DELAY, retry_delay
+
+    assert [retry_delay(10, n) for n in range(4)] == [10, 20, 40, 80]
+    assert retry_delay(10, 10) == MAX_RETRY_DELAY and retry_delay(10, 10_000) == MAX_RETRY_DELAY
+    assert retry_delay(600, 0) == 600, "a first delay above the cap is kept"
+
+
+async def test_conditions_name_the_generation_reconcile_acted_on(operator):
+    """While a spec change cannot be applied yet, neither observedGeneration may claim it was."""
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="generation 1 reconciled")
+    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"] << 503
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 900}}})
+    await asyncio.sleep(0.8)  # refresh rounds while reconcile keeps failing
+    status = run_status(kmock)
+    assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["generation"] == 2
+    assert status["observedGeneration"] == 1
+    assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]

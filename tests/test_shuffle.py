@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from zeroloop import rows, shuffled
+from zeroloop import exits, rows, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.errors import UserError
 from zeroloop.shuffle import cleanup, main, scatter, window
@@ -162,7 +162,7 @@ def test_below_min_rows_cli_says_so_and_writes_nothing(tmp_path):
     base = BaseDir.open(str(tmp_path))
     synthetic.write_tdata(base, "m1", 2, 100, 5, np.random.default_rng(6))
     r = run_cli("shuffle", str(tmp_path), "--min-rows", "1000", "-num-processes", "1", timeout=120)
-    assert r.returncode == main.EXIT_NOT_ENOUGH_ROWS == 3
+    assert r.returncode == exits.NOT_ENOUGH_ROWS == 3
     assert "200 usable rows, need at least 1000" in r.stderr
     assert not os.path.exists(base.shuffleddata) or not os.listdir(base.shuffleddata)
     # the trainer neither hangs nor leaves a net behind: it says what it waited for and exits 0

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import cli, cli_env, run_cli
-from zeroloop import shuffled
+from zeroloop import exits, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.nn import modelfile
 from zeroloop.shuffle import main as shuffle_main
@@ -71,6 +71,7 @@ def test_bucket_limits_training_across_shuffles_and_exports_each_epoch(tmp_path)
     assert t.run() == 0
     # first data only records the row count: one epoch (the initial bucket), then limited
     assert (t.state.global_step_samples, t.state.bucket.level, t.state.bucket.at_row) == (128, 0, 640)
+    assert exits.read_stop(base.storage, base.train_stop("t")).reason == exits.BUCKET_LIMITED
     add_rows(base, 320, 2, nid)
     shuffle(base, 2)
     t = Trainer(base, o)
@@ -99,6 +100,8 @@ def test_no_repeat_trains_each_file_once_then_quits(tmp_path, caplog):
     assert t.state.epochs_done == 7 and t.state.global_step_samples == 7 * 128
     assert len(t.state.plan.history) == 14 == len(set(t.state.plan.history))
     assert "not enough unused shuffled rows" in caplog.text and "--quit-if-no-data" in caplog.text
+    stopped = exits.read_stop(base.storage, base.train_stop("t"))
+    assert stopped.reason == exits.SHUFFLE_USED_UP and "--no-repeat-files" in stopped.summary
     assert exports(base) == []
 
 
@@ -109,6 +112,8 @@ def test_no_data_quits_promptly_or_waits_saying_where(tmp_path, caplog):
     assert Trainer(base, opts(quit_if_no_data=True)).run() == 0
     assert time.monotonic() - t0 < 5
     assert f"no shuffled data yet in {base.shuffleddata}" in caplog.text
+    stopped = exits.read_stop(base.storage, base.train_stop("t"))
+    assert stopped.reason == exits.NO_SHUFFLE and stopped.message.endswith("quitting (--quit-if-no-data)")
     assert not os.path.exists(base.path("train", "t", checkpoint.NAME))  # no net without data
     stop = threading.Event()
     t = Trainer(base, opts(), stop)
@@ -119,6 +124,7 @@ def test_no_data_quits_promptly_or_waits_saying_where(tmp_path, caplog):
     stop.set()
     th.join(timeout=5)
     assert not th.is_alive()
+    assert exits.read_stop(base.storage, base.train_stop("t")).reason == exits.SIGNALLED
 
 
 def test_exported_model_matches_the_averaged_model(tmp_path):

@@ -167,6 +167,14 @@ def desired(run: RunRef, spec: RunSpec) -> list[Child]:
     return out
 
 
+def name_problems(run: RunRef, spec: RunSpec) -> list[str]:
+    """Names and labels of the desired children that the API server would refuse."""
+    problems = []
+    for child in desired(run, spec):
+        problems += naming.child_name_problems(child.kind, child.name, child.manifest["metadata"]["labels"])
+    return problems
+
+
 def obsolete(run: RunRef, spec: RunSpec) -> list[tuple[str, str]]:
     """(kind, name) of children this spec rules out, to delete if they exist."""
     out: list[tuple[str, str]] = []

@@ -18,7 +18,7 @@ ENV_PREFIX = "ZEROLOOP_OPERATOR_"
 @dataclass(frozen=True)
 class OperatorConfig:
     status_interval: float = 15.0  # seconds between status/progress refreshes of a run
-    retry_delay: float = 10.0  # seconds before retrying a reconcile after an API error
+    retry_delay: float = 10.0  # seconds before the first retry after a temporary API error (doubles per retry, up to 300)
     conflict_delay: float = 30.0  # seconds before retrying when a child name is taken
     api_timeout: float = 30.0  # seconds per Kubernetes API request
     scrape_timeout: float = 3.0  # seconds per metrics request to a pod

@@ -8,9 +8,18 @@
 
 A spec the schema accepted but the operator cannot run gets a Degraded
 condition and a Warning Event, and the handler returns normally: no retry
-loop, nothing touched until the spec changes. API errors raise
-``kopf.TemporaryError`` so kopf retries after ``retry_delay``; the
-reconcile is idempotent, so any retry converges.
+loop, nothing touched until the spec changes. The same holds when the API
+server refuses a child for good (400, 403, 422: e.g. a toleration with
+``operator: Equal`` and no key, which the CRD admits but core Kubernetes
+does not): Degraded with the API server's message (reason APIRejected), a
+Warning event, and no retries, not even by the refresh timer, until the
+spec changes. Temporary API errors (no answer, 409, 429, 5xx) raise
+``kopf.TemporaryError`` with a delay that doubles on every retry, from
+``retry_delay`` up to ``MAX_RETRY_DELAY``; the reconcile is idempotent, so
+any retry converges.
+
+Conditions and ``status.observedGeneration`` always name the generation
+that reconcile last acted on; the refresh timer never advances either.
 
 kopf keeps its bookkeeping in annotations under ``zeroloop.io/`` (the
 status has a schema; a real API server would drop undeclared status
@@ -35,6 +44,12 @@ from zeroloop_operator.kube import ApiError, Kube
 
 FINALIZER = "zeroloop.io/finalizer"
 ANNOTATION_PREFIX = "zeroloop.io"
+MAX_RETRY_DELAY = 300.0  # seconds: the cap of the doubling retry delay
+
+
+def retry_delay(first: float, retry: int) -> float:
+    """Delay before retry number retry+1 after temporary API errors: first, doubled each time, capped."""
+    return min(first * 2.0 ** min(retry, 32), max(first, MAX_RETRY_DELAY))
 
 
 def now_text() -> str:
@@ -81,21 +96,28 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.create(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
     @kopf.on.update(*resource, registry=registry, id="reconcile", backoff=config.retry_delay)
     def reconcile_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                      patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+                      patch: kopf.Patch, logger: logging.Logger, retry: int = 0, **_: Any) -> None:
         run = _run_ref(meta)
+        kube = Kube(timeout=config.api_timeout)
         try:
             parsed = runspec.parse(dict(spec), run.name)
+            actions = reconcile.ensure_children(kube, run, parsed)
+            observed = reconcile.observe(kube, run, parsed)
         except runspec.SpecError as e:
             patch.status.update(runstatus.invalid(e.problems, _generation(meta), dict(status), now_text()))
             kopf.warn(body, reason="InvalidSpec", message=str(e))
             logger.warning("invalid spec, nothing changed: %s", e)
             return
-        kube = Kube(timeout=config.api_timeout)
-        try:
-            actions = reconcile.ensure_children(kube, run, parsed)
-            observed = reconcile.observe(kube, run, parsed)
         except ApiError as e:
-            raise kopf.TemporaryError(f"Kubernetes API error, retrying: {e}", delay=config.retry_delay)
+            if e.permanent:
+                message = f"the API server refused {e}; fix the spec (nothing is retried until it changes)"
+                patch.status.update(runstatus.invalid([message], _generation(meta), dict(status), now_text(),
+                                                      reason=runstatus.API_REJECTED))
+                kopf.warn(body, reason=runstatus.API_REJECTED, message=message)
+                logger.warning("%s", message)
+                return
+            delay = retry_delay(config.retry_delay, retry)
+            raise kopf.TemporaryError(f"Kubernetes API error, retrying in {delay:g} s: {e}", delay=delay)
         except reconcile.ChildConflict as e:
             patch.status.update(runstatus.invalid([str(e)], _generation(meta), dict(status), now_text(),
                                                   reason="ChildConflict"))
@@ -120,14 +142,15 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             if fresh is None:
                 return
             status = fresh.get("status") or {}
-            generation = _generation(fresh.get("metadata") or {})
+            # Conditions say which generation they describe: the one reconcile last acted on.
+            generation = int(status.get("observedGeneration") or 0)
             try:
                 parsed = runspec.parse(fresh.get("spec") or {}, run.name)
             except runspec.SpecError as e:
                 fields = runstatus.invalid(e.problems, generation, status, now)
             else:
                 fields = _observe_and_summarise(kube, run, parsed, generation, status, now, logger)
-        except (ApiError, reconcile.ChildConflict) as e:
+        except (ApiError, reconcile.ChildConflict, runspec.SpecError) as e:
             logger.warning("status refresh skipped: %s", e)
             return
         # observedGeneration says what reconcile acted on: only reconcile advances it.
@@ -137,15 +160,23 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     def _observe_and_summarise(kube: Kube, run: naming.RunRef, parsed: runspec.RunSpec, generation: int,
                                status: dict[str, Any], now: str, logger: logging.Logger) -> dict[str, Any]:
         observed = reconcile.observe(kube, run, parsed)
-        # Re-create what went missing, once reconcile has acted on this run at all.
-        if status.get("observedGeneration"):
+        rejected = runstatus.rejection(status)
+        # Re-create what went missing, once reconcile has acted on this run at all (and the API
+        # server has not refused this spec: that waits for a spec change).
+        if status.get("observedGeneration") and rejected is None:
             missing = reconcile.missing_children(kube, run, parsed, observed)
             if missing:
                 logger.warning("re-creating missing children: %s", ", ".join(missing))
                 reconcile.ensure_children(kube, run, parsed)
                 observed = reconcile.observe(kube, run, parsed)
         fields = reconcile.status_fields(run, parsed, observed, generation, status, now)
-        progress = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
-        if progress is not None:
-            fields["progress"] = progress
+        if rejected is not None:
+            fields.update(runstatus.invalid([rejected["message"]], generation, fields, now,
+                                            reason=runstatus.API_REJECTED))
+        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
+        if scraped is not None:
+            fields["progress"], readable = scraped
+            fields["conditions"] = runstatus.with_condition(fields, readable, generation, now)
+        else:  # metrics off: no progress, so no claim about reading it
+            fields["conditions"] = [c for c in fields["conditions"] if c.get("type") != "MetricsReadable"]
         return fields

@@ -9,12 +9,17 @@ selector is immutable.
 
 Child Service names are DNS-1035 labels (at most 63 characters, starting
 with a letter): the longest suffix, ``-gatekeeper-metrics``, leaves 44
-characters for the run's name. The CRD's CEL rule and ``spec.parse`` both
-enforce that.
+characters for the run's name, which must itself be a DNS-1035 label (no
+dots: ``go19.v2`` is a valid object name but ``go19.v2-selfplay-metrics`` is
+not a valid Service name). The CRD's CEL rule and ``spec.parse`` both
+enforce that, and ``child_name_problems`` checks every child's name by its
+kind's rule before the first one is created, so a run is never left
+half-built by a name the API server refuses.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 GROUP = "zeroloop.io"
@@ -26,6 +31,12 @@ PLURAL = "trainingruns"
 COMPONENTS = ("selfplay", "shuffler", "trainer", "gatekeeper")
 MAX_RUN_NAME = 44
 MANAGER = "zeroloop-operator"
+
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Kinds whose names the API server checks as DNS-1035 labels; the rest are DNS-1123 subdomains.
+LABEL_NAMED_KINDS = frozenset({"Service"})
 
 LABEL_RUN = "zeroloop.io/run"
 LABEL_COMPONENT = "app.kubernetes.io/component"
@@ -99,6 +110,22 @@ def name_problems(run: str) -> list[str]:
     if len(run) > MAX_RUN_NAME:
         problems.append(f"the name {run!r} has {len(run)} characters; at most {MAX_RUN_NAME} fit the child "
                         f"names (Service {service_name(run, 'gatekeeper')!r} must be at most 63)")
-    if not run[:1].isalpha():
-        problems.append(f"the name {run!r} must start with a letter (child Service names are DNS-1035 labels)")
+    if not DNS_1035_LABEL.match(run):
+        problems.append(f"the name {run!r} must be a DNS-1035 label: lower-case letters, digits and '-', starting "
+                        "with a letter (child Service names are built from it)")
+    return problems
+
+
+def child_name_problems(kind: str, name: str, labels: dict[str, str]) -> list[str]:
+    """Why the API server would refuse a child of this kind, name and labels (empty when it would not)."""
+    problems = []
+    if kind in LABEL_NAMED_KINDS:
+        if len(name) > 63 or not DNS_1035_LABEL.match(name):
+            problems.append(f"{kind} name {name!r} is not a DNS-1035 label (at most 63 characters: lower-case "
+                            "letters, digits and '-', starting with a letter)")
+    elif len(name) > 253 or not DNS_1123_SUBDOMAIN.match(name):
+        problems.append(f"{kind} name {name!r} is not a DNS-1123 subdomain")
+    for key, value in labels.items():
+        if len(value) > 63 or not LABEL_VALUE.match(value):
+            problems.append(f"{kind} {name}: label {key}={value!r} is not a valid label value")
     return problems

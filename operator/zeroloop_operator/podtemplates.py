@@ -8,7 +8,9 @@ documented CLIs; this module is the one place that spells them.
 Pods are locked down: non-root user 10001 (the image's user), read-only root
 filesystem, no privilege escalation, every capability dropped, seccomp
 RuntimeDefault, fsGroup 10001 so the volume is writable, no service-account
-token (stages never call the Kubernetes API). The writable places are the
+token (stages never call the Kubernetes API): the restricted Pod Security
+Standard. The exception is ``storage.setOwnership``: its init container runs
+as root with CHOWN and FOWNER, so such pods meet only baseline. The writable places are the
 volume and an emptyDir at ``/scratch`` holding HOME, TMPDIR and the numba
 and torch-inductor caches (so a restarted container does not compile again);
 the trainer also gets a memory-backed ``/dev/shm`` for data-loader workers.
@@ -72,6 +74,8 @@ def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
         args = ["shuffle-export-loop", base, "--name-prefix", prefix]
         if spec.gatekeeper.enabled:
             args.append("--gating")
+        if sh.katago_export:
+            args.append("--katago")
         args += ["--min-rows", _num(sh.min_rows)]
         if sh.max_rows is not None:
             args += ["--max-rows", _num(sh.max_rows)]

@@ -25,7 +25,7 @@ from zeroloop_operator import children, naming, progress, runstatus, scrape
 from zeroloop_operator.children import Child
 from zeroloop_operator.kube import ApiError, Kube
 from zeroloop_operator.naming import RunRef
-from zeroloop_operator.spec import RunSpec
+from zeroloop_operator.spec import RunSpec, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,17 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
 
 
 def apply(kube: Kube, run: RunRef, child: Child) -> str:
-    """Create child, or patch the existing one; returns 'created' or 'patched'."""
+    """Create child, or patch the existing one; returns 'created' or 'patched'.
+
+    An error names the child (the API server's message may not).
+    """
+    try:
+        return _create_or_patch(kube, run, child)
+    except ApiError as e:
+        raise ApiError(e.status, f"{child.kind} {child.name}: {e.message}") from None
+
+
+def _create_or_patch(kube: Kube, run: RunRef, child: Child) -> str:
     try:
         kube.create(child.manifest)
         return "created"
@@ -51,7 +61,7 @@ def apply(kube: Kube, run: RunRef, child: Child) -> str:
             raise
     existing = kube.get(child.kind, run.namespace, child.name)
     if existing is None:  # deleted between our create and get: next round creates it
-        raise ApiError(409, f"{child.kind} {child.name} changed while being created")
+        raise ApiError(409, "it changed while being created")
     owner = controller_uid(existing)
     if owner not in (None, run.uid):
         raise ChildConflict(f"{child.kind} {child.name} exists and belongs to another owner (uid {owner})")
@@ -68,7 +78,14 @@ def delete_owned(kube: Kube, run: RunRef, kind: str, name: str) -> bool:
 
 
 def ensure_children(kube: Kube, run: RunRef, spec: RunSpec) -> dict[str, str]:
-    """Create or patch every desired child, delete obsolete ones; returns name -> action."""
+    """Create or patch every desired child, delete obsolete ones; returns name -> action.
+
+    Every child's name is checked first (SpecError): a name the API server would refuse must
+    not leave the run half-built, with some children created and the rest refused.
+    """
+    problems = children.name_problems(run, spec)
+    if problems:
+        raise SpecError(problems)
     actions = {}
     for child in children.desired(run, spec):
         actions[f"{child.kind}/{child.name}"] = apply(kube, run, child)
@@ -103,11 +120,12 @@ def status_fields(run: RunRef, spec: RunSpec, observed: runstatus.Observed, gene
 
 
 def progress_fields(kube: Kube, run: RunRef, spec: RunSpec, old_progress: dict[str, Any] | None, now: str,
-                    timeout: float) -> dict[str, Any] | None:
-    """New progress from the run's pods' metrics (None when metrics are off)."""
+                    timeout: float) -> tuple[dict[str, Any], runstatus.Condition] | None:
+    """New progress from the run's pods' metrics, and the MetricsReadable condition (None when metrics are off)."""
     if not spec.metrics.enabled:
         return None
     pods = scrape.run_pods(kube, run.namespace, run.name)
     live = {(p.get("metadata") or {}).get("name", "") for p in pods}
-    scrapes = scrape.scrape_pods(pods, spec.metrics.port, timeout=timeout)
-    return progress.merge(old_progress, scrapes, live, now)
+    result = scrape.scrape_pods(pods, spec.metrics.port, timeout=timeout, run_key=f"{run.namespace}/{run.name}")
+    return (progress.merge(old_progress, result.metrics, live, now),
+            runstatus.metrics_condition(result.failures, result.targets))

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"timing (unset flags come from {ENV_PREFIX}<NAME> variables, e.g. {ENV_PREFIX}STATUS_INTERVAL, "
         "else the default shown)")
     for name, help_text in (("status_interval", "seconds between status and progress refreshes of each run"),
-                            ("retry_delay", "seconds before retrying a reconcile after an API error"),
+                            ("retry_delay", "seconds before the first retry of a reconcile after a temporary "
+                                            "API error (doubles on each retry, up to 300)"),
                             ("api_timeout", "seconds per Kubernetes API request"),
                             ("scrape_timeout", "seconds per metrics request to a pod"),
                             ("workers", "handler threads")):

@@ -15,6 +15,10 @@ Conditions:
   reports a ReplicaFailure (quota, admission).
 - Suspended: ``spec.suspend`` and no pods left (reason Suspending while they
   drain).
+- MetricsReadable: the status refresh could read every running pod's
+  metrics; False (reason ScrapeFailed, naming the pods and why) while the
+  run's progress cannot be read, e.g. when a NetworkPolicy blocks the
+  operator. Only the refresh timer sets it; a reconcile keeps it as it was.
 The phase summarises them: Degraded, Suspending, Suspended, Running, Pending.
 """
 
@@ -26,7 +30,9 @@ from typing import Any
 from zeroloop_operator import children, naming
 from zeroloop_operator.spec import RunSpec
 
-CONDITION_TYPES = ("StorageReady", "Progressing", "Ready", "Degraded", "Suspended")
+CONDITION_TYPES = ("StorageReady", "Progressing", "Ready", "Degraded", "Suspended", "MetricsReadable")
+MAX_PODS_NAMED = 5  # in the MetricsReadable message
+API_REJECTED = "APIRejected"  # Degraded reason: the API server refused a child for good
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,31 @@ def conditions_for(spec: RunSpec, observed: Observed) -> list[Condition]:
     return out
 
 
+def metrics_condition(failures: dict[str, str], asked: int) -> Condition:
+    """MetricsReadable after a scrape round that asked `asked` pods, of which `failures` did not answer."""
+    if not failures:
+        return Condition("MetricsReadable", True, "Scraped", f"read the metrics of {asked} running pod(s)")
+    named = [f"{pod} ({why})" for pod, why in sorted(failures.items())[:MAX_PODS_NAMED]]
+    more = len(failures) - len(named)
+    return Condition("MetricsReadable", False, "ScrapeFailed",
+                     f"cannot read the metrics of {len(failures)} of {asked} running pod(s), so the run's progress "
+                     "is not current (does a NetworkPolicy block the operator?): " + "; ".join(named)
+                     + (f"; and {more} more" if more else ""))
+
+
+def with_condition(status: dict[str, Any], condition: Condition, generation: int, now: str) -> list[dict[str, Any]]:
+    """status's conditions with condition set (its lastTransitionTime kept while unchanged)."""
+    old = status.get("conditions") or []
+    merged = merge_conditions(old, [condition], generation, now)
+    return [c for c in old if c.get("type") != condition.type] + merged
+
+
+def _kept(old_status: dict[str, Any] | None, computed: list[Condition]) -> list[dict[str, Any]]:
+    """Old conditions of types this computation does not set (MetricsReadable, set by the refresh)."""
+    types = {c.type for c in computed}
+    return [c for c in (old_status or {}).get("conditions") or [] if c.get("type") not in types]
+
+
 def phase_for(spec: RunSpec, conditions: list[Condition]) -> str:
     by_type = {c.type: c for c in conditions}
     if by_type["Degraded"].status:
@@ -144,7 +175,8 @@ def compute(spec: RunSpec, observed: Observed, generation: int, old_status: dict
     out: dict[str, Any] = {
         "phase": phase_for(spec, conditions),
         "observedGeneration": generation,
-        "conditions": merge_conditions((old_status or {}).get("conditions"), conditions, generation, now),
+        "conditions": merge_conditions((old_status or {}).get("conditions"), conditions, generation, now)
+        + _kept(old_status, conditions),
         "storage": {"claimName": observed.claim_name,
                     "phase": ((observed.claim or {}).get("status") or {}).get("phase") or
                     ("Missing" if observed.claim is None else "Pending")},
@@ -155,6 +187,14 @@ def compute(spec: RunSpec, observed: Observed, generation: int, old_status: dict
     sp["ready"] = f"{sp['readyReplicas']}/{sp['desiredReplicas']}"
     sp["selector"] = naming.selector_string(naming.selector_labels(run_name, "selfplay"))
     return out
+
+
+def rejection(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The Degraded condition of a spec the API server refused, if that is where the run stands."""
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Degraded" and c.get("status") == "True" and c.get("reason") == API_REJECTED:
+            return c
+    return None
 
 
 def invalid(problems: list[str], generation: int, old_status: dict[str, Any] | None, now: str,

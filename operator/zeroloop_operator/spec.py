@@ -64,7 +64,7 @@ class SelfplaySpec(Pods):
     games_in_parallel: int = 256
     config: dict = field(default_factory=dict)
     termination_grace_period_seconds: int = 60
-    resources: dict = field(default_factory=lambda: {"requests": {"cpu": "4", "memory": "8Gi"}})
+    resources: dict = field(default_factory=lambda: {"requests": {"cpu": "3", "memory": "8Gi"}})
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class ShufflerSpec(Pods):
     taper_window_exponent: float = 0.65
     taper_window_scale: int | None = None
     num_processes: int = 4
+    katago_export: bool = False
     resources: dict = field(default_factory=lambda: {"requests": {"cpu": "2", "memory": "8Gi"}})
 
 

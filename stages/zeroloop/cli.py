@@ -19,13 +19,12 @@ import logging
 import os
 import sys
 
-from zeroloop import cliflags, logs
+from zeroloop import cliflags, exits, logs
 from zeroloop.errors import UserError
 
-# OSErrors that mean the environment failed (reported in one line, exit EXIT_ENVIRONMENT).
+# OSErrors that mean the environment failed (reported in one line, exit exits.ENVIRONMENT).
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                                 errno.EIO, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ESTALE})
-EXIT_ENVIRONMENT = 1
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -41,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ladder": ("zeroloop.ladder", "rate every accepted model of a run on one Elo scale"),
     "report": ("zeroloop.report", "plots and a summary of a run"),
     "bench": ("zeroloop.bench", "measure speed: rules, selfplay, train, shuffle, ..."),
+    "export-katago-model": ("zeroloop.katago.modelcli", "write a zeroloop model in KataGo's .bin.gz format"),
+    "import-katago-data": ("zeroloop.katago.importdata", "convert KataGo self-play data into a run's training rows"),
     "operator": ("zeroloop_operator.run", "run the Kubernetes operator (needs zeroloop[operator])"),
 }
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zeroloop {name}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return 130
+        return exits.INTERRUPTED
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error of ours.
         sys.stderr.close()
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("zeroloop").debug("%s failed", name, exc_info=True)
         where = f": {e.filename}" if e.filename else ""
         print(f"zeroloop {name}: error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return exits.ENVIRONMENT
 
 
 def _exit_now(code: int) -> None:

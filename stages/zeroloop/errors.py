@@ -5,11 +5,13 @@ files, data files and paths; the CLI prints the message without a traceback
 and exits with ``exit_code``.
 """
 
+from zeroloop import exits
+
 
 class UserError(Exception):
     """A problem with the user's input, reported without a traceback."""
 
-    exit_code = 2
+    exit_code = exits.USER_ERROR
 
 
 class ConfigError(UserError):

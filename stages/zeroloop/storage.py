@@ -474,6 +474,10 @@ class BaseDir:
     def train(self, name: str) -> str:
         return self.path("train", name)
 
+    def train_stop(self, name: str) -> str:
+        """Why the trainer last stopped on its own (``exits.StopRecord``)."""
+        return self.path("train", name, "stop.json")
+
     def toexport(self, extra: bool = False) -> str:
         return self.path("torchmodels_toexport_extra" if extra else "torchmodels_toexport")
 

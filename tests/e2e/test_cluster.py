@@ -16,14 +16,13 @@ disturb an operator already installed, and removes everything afterwards.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+import docs
 import helmtool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,12 +42,10 @@ def api():
 
 
 def tiny_run() -> dict:
-    text = (REPO / "README.md").read_text()
-    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
-        doc = yaml.safe_load(block)
-        if isinstance(doc, dict) and doc.get("kind") == "TrainingRun" and doc["metadata"]["name"] == "tiny":
+    for doc in docs.training_runs():
+        if doc["metadata"]["name"] == "tiny":
             return doc
-    raise AssertionError("the README has no TrainingRun named tiny")
+    raise AssertionError("the docs have no TrainingRun named tiny")
 
 
 def default_storage_class(api) -> str:

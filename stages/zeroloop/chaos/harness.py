@@ -21,7 +21,9 @@ quarantine). While it runs it follows the trainer's checkpoint
 progress within ``progress_window_s`` of each fault, and whether each
 faulted stage came back: it logged progress (a tdata file, a shuffle or
 export, a training report or checkpoint, a gating decision) or that it
-waits for work. A stage that
+waits for work. A stage is faulted only once it is at work (after its
+start and after its last fault), so a slow machine gets the same faults
+later instead of different ones. A stage that
 exits without being told to is a crash: it is restarted and counted.
 
 At the end every stage gets SIGTERM and must exit 0; then the invariants
@@ -241,9 +243,13 @@ class ChaosSummary:
 class ChaosRun:
     def __init__(self, basedir: str, duration_s: float = 120.0, interval_s: float = 5.0, seed: int = 1,
                  selfplay_processes: int = 1, gating: bool = True, corrupt_every: int = 7,
-                 stop_grace_s: float = 90.0, settle_s: float = 60.0, settings: S.LoopSettings | None = None):
+                 stop_grace_s: float = 90.0, settle_s: float = 60.0, settings: S.LoopSettings | None = None,
+                 max_faults: int | None = None):
         self.base = BaseDir.open(basedir)
         self.duration_s = duration_s
+        # With max_faults the run ends after that many faults, duration_s only caps a slow or hung
+        # run: what a run counts then does not depend on how fast the machine is.
+        self.max_faults = max_faults
         self.interval_s = interval_s
         self.rng = np.random.default_rng(seed)
         self.settings = settings or tiny_settings(None, gating)
@@ -264,6 +270,9 @@ class ChaosRun:
         self._resume_at: dict[str, float] = {}  # stopped stage -> when to SIGCONT it
         self._open: dict[str, Fault] = {}  # stage -> its last fault, until it recovers
         self._expected_exit: set[str] = set()
+        # stages not yet at work since the run began: a fault during start-up (imports, before the
+        # signal handlers exist) would test how fast the machine is, not the stage, so they wait
+        self._starting: set[str] = set()
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -380,6 +389,11 @@ class ChaosRun:
                                     f"{stage.tail(3)}")
                 log.warning("stage %s crashed (status %s); restarting it", name, code)
                 stage.start()
+        for name in list(self._starting):
+            stage = self.stages[name]
+            stage.read_log()
+            if stage.progress or stage.idle:
+                self._starting.discard(name)
         for name, fault in list(self._open.items()):
             stage = self.stages[name]
             stage.read_log()
@@ -398,8 +412,9 @@ class ChaosRun:
                     f.loop_progressed = False
 
     def _busy(self, name: str) -> bool:
-        """Whether a stage is still down or coming back from its last fault."""
-        return name in self._open or name in self._restart_at or name in self._stopping or name in self._resume_at
+        """Whether a stage is still starting, down, or coming back from its last fault."""
+        return (name in self._starting or name in self._open or name in self._restart_at or name in self._stopping
+                or name in self._resume_at)
 
     def _settled(self) -> bool:
         """Every stage back from its faults, and every planted corrupt file found by the shuffler."""
@@ -414,10 +429,11 @@ class ChaosRun:
         try:
             for stage in self.stages.values():
                 stage.start()
+            self._starting = set(self.stages)
             next_fault = time.monotonic() + self.interval_s * 2  # let every stage get going first
             turn = 0
             end = self._t0 + self.duration_s
-            while time.monotonic() < end:
+            while time.monotonic() < end and (self.max_faults is None or len(self.faults) < self.max_faults):
                 self.tick()
                 if time.monotonic() >= next_fault:
                     ready = [i for i in range(len(order)) if not self._busy(order[(turn + i) % len(order)][0])]

@@ -1,6 +1,6 @@
 """The asynchronous mode: every stage runs on its own, forever, sharing BASEDIR.
 
-``zeroloop loop BASEDIR --async`` starts, as the README's asynchronous
+``zeroloop loop BASEDIR --async`` starts, as docs/loop.md's asynchronous
 set-up and KataGo's documentation describe:
 
 - ``--selfplay-processes`` self-play processes (polling models/ for the
@@ -17,7 +17,7 @@ samples, accepted models, last losses), the report rewritten every
 stage is asked to stop cleanly and waited for. A stage that exits on its
 own is an error: the others are stopped and the loop exits non-zero,
 naming the stage's log. The same stages can be started by hand instead,
-one command each (README: "Asynchronous mode").
+one command each (docs/loop.md, "Asynchronous mode").
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from typing import TextIO
 
 import tqdm
 
-from zeroloop import decisions, shuffled
+from zeroloop import decisions, exits, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
@@ -53,7 +53,6 @@ from zeroloop.storage import BaseDir
 log = logging.getLogger("zeroloop.loop")
 
 STEPS = ("gatekeeper", "selfplay", "shuffle", "train", "export")
-EXIT_NOT_ENOUGH_ROWS = 3  # zeroloop shuffle's status when there is too little data (zeroloop.shuffle)
 
 tqdm.tqdm.monitor_interval = 0  # no monitor thread: children are started with a preexec function
 
@@ -210,7 +209,7 @@ class SyncLoop:
         rc = child.proc.returncode
         if self.stopping is not None:
             return None
-        if rc not in (0, EXIT_NOT_ENOUGH_ROWS if name == "shuffle" else 0):
+        if rc not in (0, exits.NOT_ENOUGH_ROWS if name == "shuffle" else 0):
             raise UserError(f"{name} failed (exit status {rc}) in cycle {state.cycle}; its log "
                             f"{child.log_path} ends with:\n{child.tail()}\nRerun the same command to retry the step.")
         return rc
@@ -251,7 +250,7 @@ class SyncLoop:
         rc = self._run(state, "shuffle", S.shuffle_argv(self.base, self.s, 10 * state.cycle + 2))
         if rc is None:
             return None
-        if rc == EXIT_NOT_ENOUGH_ROWS:
+        if rc == exits.NOT_ENOUGH_ROWS:
             return f"not enough rows yet ({self.stats.rows():,} of {self.s.shuffle_min_rows:,})"
         latest = shuffled.latest_dir(self.base)
         summary = shuffled.read_summary(self.base, latest) if latest else None
@@ -262,16 +261,17 @@ class SyncLoop:
 
     def step_train(self, state: LoopState) -> str | None:
         before = self.stats.samples_trained()
+        started = time.time()
         rc = self._run(state, "train", S.train_argv(self.base, self.s, True, 10 * state.cycle + 3),
                        progress=lambda: self.stats.samples_trained() - before, unit="sample")
         if rc is None:
             return None
         after = self.stats.samples_trained()
-        why = _last_log_line(S.logs_path(self.base, "train"), ("(--quit-if-no-data)", "(--stop-when-train-"))
+        stop = exits.read_stop(self.base.storage, self.base.train_stop(self.s.training_name), since=started)
         if after == before:
-            return f"trained nothing: {why or 'see ' + S.logs_path(self.base, 'train')}"
+            return f"trained nothing: {stop.message if stop else 'see ' + S.logs_path(self.base, 'train')}"
         return (f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
-                + (f"; stopped: {_short_reason(why)}" if why else ""))
+                + (f"; stopped: {stop.summary}" if stop else ""))
 
     def step_export(self, state: LoopState) -> str | None:
         target = self.base.modelstobetested if self.s.gating else self.base.models
@@ -393,26 +393,3 @@ def _decision_text(r: decisions.DecisionRecord) -> str:
     return f"{r.decision} {r.candidate} vs {r.baseline} ({r.wins}-{r.losses}-{r.draws}, score {r.score:.3f})"
 
 
-def _last_log_line(path: str, markers: tuple[str, ...]) -> str:
-    """The message of the last line of a log's tail that contains one of markers ("" if none)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8000))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        if line.startswith("=== "):
-            return ""  # the start of this run of the stage: nothing after it matched
-        if any(m in line for m in markers):
-            return line.split(": ", 1)[-1].strip()
-    return ""
-
-
-def _short_reason(line: str) -> str:
-    if "(--no-repeat-files)" in line or "unused shuffled rows" in line:
-        return "every row of the shuffle used (--no-repeat-files)"
-    if "bucket" in line:
-        return "train bucket empty (--max-train-per-data)"
-    return line

@@ -44,6 +44,7 @@ from zeroloop.storage import Storage, is_tmp, open_fs
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 INFO_FILE = "model.json"
+KATAGO_FILE = "model.bin.gz"  # optional: the net in KataGo's format (zeroloop.katago.netexport)
 MAX_POS_LEN = 32
 MAX_NAME_LEN = 64  # rows.MODEL_NAME_LEN: training rows record the model name
 CLOCK_SKEW_TOLERANCE_S = 60.0
@@ -170,8 +171,13 @@ def storage_at(location: str) -> tuple[Storage, str]:
     return Storage(fs), path
 
 
-def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> ModelInfo:
-    """Publish ``model`` as the model directory ``path`` (atomically; it must not exist)."""
+def save_model(storage: Storage, path: str, model: Net, info: ModelInfo,
+               extra_files: dict[str, bytes] | None = None) -> ModelInfo:
+    """Publish ``model`` as the model directory ``path`` (atomically; it must not exist).
+
+    ``extra_files`` (name -> bytes) are published in the same directory, e.g.
+    the KataGo form of the net (``KATAGO_FILE``).
+    """
     if info.config != model.config or info.pos_len != model.pos_len:
         raise ValueError(f"model info ({info.config.name}, pos_len {info.pos_len}) does not describe the model "
                          f"({model.config.name}, pos_len {model.pos_len})")
@@ -181,6 +187,8 @@ def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> Mode
     with storage.publishing_dir(path) as staging:
         storage.write_bytes(posixpath.join(staging, WEIGHTS_FILE), weights)
         storage.write_bytes(posixpath.join(staging, INFO_FILE), text)
+        for name, data in (extra_files or {}).items():
+            storage.write_bytes(posixpath.join(staging, name), data)
     return info
 
 

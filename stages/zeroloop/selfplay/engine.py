@@ -356,7 +356,7 @@ class SelfplayEngine:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
             self.search.start_search(g, c.max_visits, full=True, root_temperature=temp,
-                                     noise=c.dirichlet_weight > 0)
+                                     noise=c.dirichlet_weight > 0, fresh=c.fresh_tree_full_search)
         else:
             self.search.start_search(g, c.cheap_visits)
         state.full_search = full

@@ -6,6 +6,6 @@ rows (KataGo's window formula); ``inputs`` finds the tdata files;
 shuffles safely. The output format is ``zeroloop.shuffled``.
 """
 
-from zeroloop.shuffle.main import EXIT_NOT_ENOUGH_ROWS, add_arguments, run, shuffle_once
+from zeroloop.shuffle.main import add_arguments, run, shuffle_once
 
-__all__ = ["EXIT_NOT_ENOUGH_ROWS", "add_arguments", "run", "shuffle_once"]
+__all__ = ["add_arguments", "run", "shuffle_once"]

@@ -8,7 +8,7 @@ shuffles no trainer can still be reading (``cleanup``). Input files whose
 content is malformed are skipped and moved to ``BASEDIR/quarantine/``
 (``zeroloop.quarantine``) so that no later shuffle trips on them again.
 
-Exit status: 0 after a shuffle; ``EXIT_NOT_ENOUGH_ROWS`` (3) when there are
+Exit status (``zeroloop.exits``): 0 after a shuffle; ``NOT_ENOUGH_ROWS`` when there are
 fewer usable rows than ``--min-rows`` (the message says how many exist and
 how many are needed, and no output directory is created); 2 for bad flags
 or mixed board lengths. Only this (parent) process serves metrics; workers
@@ -27,14 +27,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from zeroloop import cliflags, metrics, quarantine, rows, runtime, shuffled
+from zeroloop import cliflags, exits, metrics, quarantine, rows, runtime, shuffled
 from zeroloop.errors import UserError
 from zeroloop.shuffle import cleanup, inputs, scatter, window
 from zeroloop.storage import BaseDir, stamp, unique_name
 
 log = logging.getLogger(__name__)
-
-EXIT_NOT_ENOUGH_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def _rows(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (f"exit status: 0 after a shuffle (its directory is printed); {EXIT_NOT_ENOUGH_ROWS} when "
+    parser.epilog = (f"exit status: 0 after a shuffle (its directory is printed); {exits.NOT_ENOUGH_ROWS} when "
                      f"fewer usable rows than --min-rows exist (nothing is written); 2 for bad flags.")
     parser.add_argument("basedir", metavar="BASEDIR", help="the run's shared directory (path or fsspec URL)")
     w = parser.add_argument_group("window (KataGo's shuffle.py)")
@@ -161,9 +159,9 @@ def run(args: argparse.Namespace) -> int:
         outcome = shuffle_once(base, opts)
     except window.NotEnoughRows as e:
         print(f"zeroloop shuffle: {e}. Nothing written; run more self-play first.", file=sys.stderr)
-        return EXIT_NOT_ENOUGH_ROWS
+        return exits.NOT_ENOUGH_ROWS
     print(outcome.out_dir)
-    return 0
+    return exits.OK
 
 
 class _InProcess(cf.Executor):

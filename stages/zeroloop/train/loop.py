@@ -28,11 +28,12 @@ import posixpath
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from zeroloop import metrics, runtime, shuffled
+from zeroloop import exits, metrics, runtime, shuffled
 from zeroloop.errors import DataFileError, ModelFileError, UserError
 from zeroloop.nn import modelfile
 from zeroloop.nn.configs import NetConfig, get_config
@@ -46,6 +47,15 @@ from zeroloop.train.progress import JSONL_NAME, Reporter, RunningSums
 log = logging.getLogger(__name__)
 
 WAIT_LOG_EVERY_S = 300.0
+
+
+class Blocked(NamedTuple):
+    """Why the next epoch cannot start: ``kind`` "stop" (a --stop-when-* limit), "nodata" or "wait";
+    ``reason`` the ``exits`` stop reason for "stop" and "nodata"."""
+
+    kind: str
+    why: str
+    reason: str = ""
 
 
 @dataclass
@@ -278,12 +288,13 @@ class Trainer:
         metrics.metric("zeroloop_train_bucket_samples").set(st.bucket.level)
         return summary
 
-    def _begin_epoch(self) -> tuple[str, str] | None:
-        """Set up the next epoch; None if done, else (kind, why): kind "stop", "nodata" or "wait"."""
+    def _begin_epoch(self) -> Blocked | None:
+        """Set up the next epoch; None if done, else why not."""
         summary = self._reload_data()
         where = self.base.shuffleddata
         if summary is None:
-            return "nodata", f"no shuffled data yet in {where} (a complete shuffle with {shuffled.SUMMARY_NAME})"
+            return Blocked("nodata", f"no shuffled data yet in {where} (a complete shuffle with "
+                           f"{shuffled.SUMMARY_NAME})", exits.NO_SHUFFLE)
         if self.model is None:
             self._start_fresh(self.opts.pos_len or summary.pos_len)
         assert self.model is not None
@@ -296,24 +307,23 @@ class Trainer:
         choice = files.choose_epoch(st.plan, dir_files, opts.samples_per_epoch / opts.batch_size,
                                     opts.batch_size, trial, opts.no_repeat_files)
         if choice is None:
-            return "nodata", (f"not enough unused shuffled rows in {where}/{st.plan.shuffle_dir} for an epoch of "
-                    f"{opts.samples_per_epoch} samples at batch {opts.batch_size}"
-                    + (" (--no-repeat-files)" if opts.no_repeat_files else ""))
+            return Blocked("nodata", f"not enough unused shuffled rows in {where}/{st.plan.shuffle_dir} for an "
+                           f"epoch of {opts.samples_per_epoch} samples at batch {opts.batch_size}"
+                           + (" (--no-repeat-files)" if opts.no_repeat_files else ""), exits.SHUFFLE_USED_UP)
         if not bucketmod.can_take_epoch(st.bucket, self.rule):
             if opts.stop_when_train_bucket_limited:
-                log.info("train bucket limited (%.0f samples, an epoch needs %d): stopping "
-                         "(--stop-when-train-bucket-limited)", st.bucket.level, opts.samples_per_epoch)
-                return "stop", "bucket"
-            return "wait", (f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
-                    f"{opts.samples_per_epoch}): waiting for more data rows in {where}")
+                return Blocked("stop", f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
+                               f"{opts.samples_per_epoch}): stopping (--stop-when-train-bucket-limited)",
+                               exits.BUCKET_LIMITED)
+            return Blocked("wait", f"train bucket limited ({st.bucket.level:.0f} samples, an epoch needs "
+                           f"{opts.samples_per_epoch}): waiting for more data rows in {where}")
         limit = opts.max_train_steps_since_last_reload
         if limit is not None and st.steps_since_reload + 0.99 * opts.samples_per_epoch > limit:
             if opts.stop_when_train_bucket_limited:
-                log.info("%d samples trained since the last new shuffle (--max-train-steps-since-last-reload "
-                         "%d): stopping", st.steps_since_reload, limit)
-                return "stop", "steps"
-            return "wait", (f"{st.steps_since_reload} samples trained since the last new shuffle "
-                    f"(--max-train-steps-since-last-reload {limit}): waiting for a new shuffle in {where}")
+                return Blocked("stop", f"{st.steps_since_reload} samples trained since the last new shuffle "
+                               f"(--max-train-steps-since-last-reload {limit}): stopping", exits.RELOAD_LIMITED)
+            return Blocked("wait", f"{st.steps_since_reload} samples trained since the last new shuffle "
+                           f"(--max-train-steps-since-last-reload {limit}): waiting for a new shuffle in {where}")
         chosen, st.plan = choice
         self.rng = trial
         st.bucket = bucketmod.take_epoch(st.bucket, self.rule)
@@ -444,15 +454,16 @@ class Trainer:
         log.info("exported %s", target)
         return target
 
-    def _done_by_limits(self) -> bool:
+    def _done_by_limits(self) -> exits.StopRecord | None:
+        """Why this instance has trained enough, or None."""
         o, st = self.opts, self.state
         if o.max_epochs_this_instance is not None and self.epochs_this_instance >= o.max_epochs_this_instance:
-            log.info("finished %d epochs this instance (--max-epochs-this-instance)", self.epochs_this_instance)
-            return True
+            return exits.StopRecord(exits.LIMIT_REACHED, f"finished {self.epochs_this_instance} epochs this "
+                                    "instance (--max-epochs-this-instance)")
         if o.max_training_samples is not None and st.global_step_samples >= o.max_training_samples:
-            log.info("reached %d samples (--max-training-samples)", st.global_step_samples)
-            return True
-        return False
+            return exits.StopRecord(exits.LIMIT_REACHED,
+                                    f"reached {st.global_step_samples} samples (--max-training-samples)")
+        return None
 
     def run(self) -> int:
         self.storage.makedirs(self.traindir)
@@ -467,19 +478,21 @@ class Trainer:
         self.reporter = Reporter(jsonl, self.state.sums, self.opts.print_every_batches)
         metrics.metric("zeroloop_train_bucket_samples").set(self.state.bucket.level)
         metrics.metric("zeroloop_train_global_step_samples").set(self.state.global_step_samples)
+        stopped: exits.StopRecord | None = None  # why the trainer stops on its own
         while not self.stop.is_set():
             if self.state.epoch is None:
-                if self._done_by_limits():
+                stopped = self._done_by_limits()
+                if stopped is not None:
                     break
                 blocked = self._begin_epoch()
                 if blocked is not None:
-                    kind, why = blocked
-                    if kind == "stop":
+                    if blocked.kind == "stop":
+                        stopped = exits.StopRecord(blocked.reason, blocked.why)
                         break
-                    if kind == "nodata" and self.opts.quit_if_no_data:
-                        log.info("%s: quitting (--quit-if-no-data)", why)
+                    if blocked.kind == "nodata" and self.opts.quit_if_no_data:
+                        stopped = exits.StopRecord(blocked.reason, f"{blocked.why}: quitting (--quit-if-no-data)")
                         break
-                    self._wait(why)
+                    self._wait(blocked.why)
                     continue
             if not self._train_epoch():
                 break
@@ -488,8 +501,12 @@ class Trainer:
         if self.state.to_json() != self._saved_state:
             self.save_checkpoint()
         if self.stop.is_set():
-            log.info("stopped by signal after %d samples", self.state.global_step_samples)
-        return 0
+            stopped = exits.StopRecord(exits.SIGNALLED,
+                                       f"stopped by signal after {self.state.global_step_samples} samples")
+        if stopped is not None:
+            log.info("%s", stopped.message)
+            exits.write_stop(self.storage, self.base.train_stop(self.opts.name), stopped)
+        return exits.OK
 
 
 def set_stop_on_signals(stop: threading.Event) -> None:

@@ -1,0 +1,75 @@
+"""Scraping a run's pods: a pod whose metrics cannot be read is named, and warned about once per failure streak."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import socket
+import threading
+
+import pytest
+
+from zeroloop_operator import runstatus, scrape
+
+
+def pod(name: str, ip: str, phase: str = "Running") -> dict:
+    return {"metadata": {"name": name, "labels": {"app.kubernetes.io/component": "selfplay"}},
+            "status": {"phase": phase, "podIP": ip}}
+
+
+@pytest.fixture
+def metrics_server():
+    """A metrics endpoint on 127.0.0.2 and the same port closed on 127.0.0.3."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"zeroloop_selfplay_games_total 3\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as probe:  # nothing listens on 127.0.0.3 at this port
+        probe.bind(("127.0.0.3", server.server_address[1]))
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def warnings_about(caplog, pod_name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and f"pod {pod_name} " in r.getMessage()]
+
+
+def test_a_failing_pod_is_named_and_warned_about_once(metrics_server, caplog):
+    port = metrics_server
+    pods = [pod("ok", "127.0.0.2"), pod("blocked", "127.0.0.3"), pod("pending", "127.0.0.4", phase="Pending")]
+    log = scrape.FailureLog()
+    caplog.set_level(logging.DEBUG, logger="zeroloop_operator.scrape")
+    for _ in range(3):
+        result = scrape.scrape_pods(pods, port, timeout=2, run_key="ns/run", failure_log=log)
+        assert [m.pod for m in result.metrics] == ["ok"] and result.targets == 2
+        assert set(result.failures) == {"blocked"} and "ConnectionRefusedError" in result.failures["blocked"]
+    (warning,) = warnings_about(caplog, "blocked")
+    assert "NetworkPolicy" in warning and f"127.0.0.3:{port}" in warning
+    assert not warnings_about(caplog, "ok")
+    # It recovers (here: it is no longer asked), then fails again: a new streak, a new warning.
+    scrape.scrape_pods(pods[:1], port, timeout=2, run_key="ns/run", failure_log=log)
+    scrape.scrape_pods(pods, port, timeout=2, run_key="ns/run", failure_log=log)
+    assert len(warnings_about(caplog, "blocked")) == 2
+    # Another run's pod of the same name is another pod.
+    scrape.scrape_pods(pods, port, timeout=2, run_key="ns/other", failure_log=log)
+    assert len(warnings_about(caplog, "blocked")) == 3
+
+
+def test_metrics_condition_names_the_pods():
+    ok = runstatus.metrics_condition({}, 4)
+    assert ok.status and ok.reason == "Scraped"
+    failures = {f"p{i}": "ConnectionRefusedError: refused" for i in range(7)}
+    bad = runstatus.metrics_condition(failures, 9)
+    assert not bad.status and bad.reason == "ScrapeFailed"
+    assert "7 of 9" in bad.message and "p0 (ConnectionRefusedError: refused)" in bad.message
+    assert "and 2 more" in bad.message and "p6" not in bad.message
