@@ -12,7 +12,8 @@ same at every size, so only the cost of history shows.
 
 At each size every recurring operation of a run is timed (the median of
 ``--repeats`` runs after one untimed first run, which may build caches), and
-its peak Python memory is measured in one more run under tracemalloc:
+its peak Python memory is measured in one more run under tracemalloc, and
+the filesystem calls of the timed runs are counted (``fs_calls``, per run):
 
 - ``shuffle_plan``: the shuffler's scan of the tdata files and its choice of
   the window (``--max-rows`` of them), not the copying of the window;
@@ -301,17 +302,18 @@ def _stageless_loop(base):
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def _time(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
-    """(seconds of the first run, median seconds of the next repeats)."""
+def _time(fn: Callable[[], None], repeats: int, fs) -> tuple[float, float, float]:
+    """(seconds of the first run, median seconds of the next repeats, filesystem calls per repeat)."""
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
+    calls0 = fs.calls
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    return first, statistics.median(times), (fs.calls - calls0) / repeats
 
 
 def _peak_bytes(fn: Callable[[], None]) -> int:
@@ -375,9 +377,7 @@ def measure(args: argparse.Namespace) -> dict:
             operations = Operations(base, max_rows)
             for op in ops:
                 fn = getattr(operations, op)
-                calls0 = base.storage.fs.calls
-                first, median = _time(fn, args.repeats)
-                calls = (base.storage.fs.calls - calls0) / (args.repeats + 1)
+                first, median, calls = _time(fn, args.repeats, base.storage.fs)
                 with contextlib.redirect_stdout(io.StringIO()):
                     peak = _peak_bytes(fn)
                 result[f"x{size}_{op}_seconds"] = round(median, 5)
