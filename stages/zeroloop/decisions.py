@@ -100,15 +100,9 @@ def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRe
     that directory's mtime, so one listing with mtimes finds the directories
     to read: the cost follows the decisions of the period, not all of them.
     """
-    try:
-        entries = storage.fs.ls(sgf_root, detail=True)
-    except FileNotFoundError:
-        return []
     out = []
-    for e in entries:
-        d = e["name"].rstrip("/")
-        mtime = e.get("mtime")
-        if e.get("type") != "directory" or (mtime is not None and float(mtime) < since - 1.0):
+    for d, mtime in _subdirs_with_mtime(storage, sgf_root):
+        if mtime is not None and mtime < since - 1.0:
             continue
         path = posixpath.join(d, RECORD_NAME)
         try:
@@ -118,3 +112,13 @@ def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRe
         except (OSError, ValueError, TypeError) as e:
             log.warning("ignoring unreadable gating record %s: %s", path, e)
     return sorted(out, key=lambda r: (r.time, r.candidate))
+
+
+def _subdirs_with_mtime(storage: Storage, root: str) -> list[tuple[str, float | None]]:
+    """(path, mtime or None where the store has none) of root's subdirectories, from one listing."""
+    try:
+        entries = storage.fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return []
+    return [(e["name"].rstrip("/"), float(e["mtime"]) if e.get("mtime") is not None else None)
+            for e in entries if e.get("type") == "directory"]
