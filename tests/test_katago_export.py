@@ -246,3 +246,20 @@ def test_operator_field_katago_export_reaches_the_shuffle_export_loop():
                                  "spec": {"image": "i:1", "storage": {"storageClassName": "rwx"},
                                           "shuffler": {"katagoExport": "yes"}}})
     assert errors
+
+
+def test_export_publishes_without_the_katago_file_where_the_net_has_no_katago_form(tmp_path, monkeypatch, caplog):
+    from zeroloop import export
+    from zeroloop.nn import modelfile
+    from zeroloop.storage import BaseDir
+
+    base = BaseDir.open(str(tmp_path))
+    net = random_init_model("b1c16", 5, seed=1)
+    base.storage.makedirs(base.toexport())
+    modelfile.save_model(base.storage, os.path.join(base.toexport(), "t-s1-d1"), net,
+                         modelfile.ModelInfo.for_model(net, "t-s1-d1"))
+    monkeypatch.setattr(netexport, "MAPPED_FEATURE_VERSION", 99)  # as if zeroloop's features had moved on
+    (written,) = export.export_pending(base, "run1", gating=False, katago=True)
+    assert not os.path.exists(os.path.join(written, modelfile.KATAGO_FILE))
+    assert "cannot write run1-t-s1-d1 in KataGo's format" in caplog.text
+    assert modelfile.load_model(base.storage, written)[1].name == "run1-t-s1-d1"

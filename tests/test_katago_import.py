@@ -309,6 +309,21 @@ def test_real_katago_selfplay_output_imports(tmp_path, capsys):
     assert checked == summary["rows_written"]
     assert cli.main(["shuffle", str(tmp_path / "run"), "--min-rows", "10", "--keep-target-rows", "all",
                      "--num-processes", "1"]) == 0
+    # Round trip: train on KataGo's rows, export for KataGo, and KataGo's engine computes the trained net.
+    assert cli.main(["train", str(tmp_path / "run"), "--name", "t", "--model-kind", "b1c16", "--batch-size", "16",
+                     "--samples-per-epoch", "64", "--max-epochs-this-instance", "1", "--pos-len", "9",
+                     "--export-mode", "main", "--quit-if-no-data"]) == 0
+    assert cli.main(["export", str(tmp_path / "run"), "--name-prefix", "kg", "--katago"]) == 0
+    from zeroloop.katago import agreement, engine, positions
+    from zeroloop.nn import modelfile
+
+    (model_dir,) = (tmp_path / "run" / "models").iterdir()
+    net, _ = modelfile.load_model_at(str(model_dir))
+    pos = positions.random_positions(9, [9, 7, 9, 5])
+    with engine.RawNN(katago, str(model_dir / modelfile.KATAGO_FILE)) as kata:
+        theirs = [kata.evaluate(p) for p in pos]
+    worst = agreement.worst([agreement.differences(t, o) for t, o in zip(theirs, agreement.zeroloop_views(net, pos))])
+    assert not agreement.within_tolerance(worst), worst
 
 
 def _stone_planes_agree(planes: np.ndarray, size: int) -> bool:

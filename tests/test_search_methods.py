@@ -305,3 +305,15 @@ def test_gtp_lcb_flag_reaches_the_search_player(tmp_path):
     assert player.from_args(parser.parse_args(["--model", path, "--lcb"])).params.use_lcb
     lcb_player = player.SearchPlayer(HandMade(), visits=100, params=SearchParams(use_lcb=True))
     assert lcb_player.genmove(capture_game(), B.BLACK) == (3, 2)
+
+
+def test_selfplay_with_every_method_on_plays_and_records_games(tmp_path):
+    from test_selfplay_engine import play, read_all
+
+    engine = play(tmp_path, 4, fresh_tree_full_search=True, shaped_dirichlet_noise=True,
+                  fpu_parent_weight_by_visited_policy_pow=2.0, dynamic_score_utility_factor=0.4,
+                  score_utility_factor=0.0, subtree_value_bias_factor=0.3, lcb_policy_target=True)
+    assert engine.counters.games_finished == 4
+    files, data, _ = read_all(tmp_path)
+    assert files and engine.counters.rows > 0
+    assert len(next(iter(data.values()))) == engine.counters.rows

@@ -88,7 +88,7 @@ def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | 
             if not extra:
                 base.precreate_selfplay(name)
             storage.makedirs(target_root)
-            extra_files = {modelfile.KATAGO_FILE: _katago_bytes(net, name)} if katago else None
+            extra_files = _katago_files(net, name, warned) if katago else None
             modelfile.save_model(storage, target, net, new_info, extra_files)
             storage.remove_tree(src)
             metrics.metric("zeroloop_export_models_total").inc()
@@ -97,10 +97,17 @@ def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | 
     return written
 
 
-def _katago_bytes(net, name: str) -> bytes:
+def _katago_files(net, name: str, warned: set[str]) -> dict[str, bytes] | None:
+    """{model.bin.gz: bytes}, or None (warned once) where this net has no KataGo form: the model
+    is published without it rather than stalling self-play."""
     from zeroloop.katago import netexport
 
-    return netexport.export_bin_gz(net, name)
+    try:
+        return {modelfile.KATAGO_FILE: netexport.export_bin_gz(net, name)}
+    except ValueError as e:
+        _warn_once(warned, "katago", f"--katago: cannot write {name} in KataGo's format ({e}); "
+                                     f"publishing it without {modelfile.KATAGO_FILE}")
+        return None
 
 
 def _warn_once(warned: set[str], key: str, message: str) -> None:

@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 
-from zeroloop import cliflags, metrics, shuffled
+from zeroloop import cliflags, shuffled
 from zeroloop.errors import UserError
 from zeroloop.export import export_pending
 from zeroloop.nn import modelfile
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
-    metrics.serve(args.metrics_port)
+    shuffle.serve_metrics(args.metrics_port)
     log.info("shuffle-export-loop on %s: export to %s every %.0fs, shuffle on %d new rows", base.root,
              "modelstobetested" if args.gating else "models", args.export_poll_seconds, args.min_new_rows)
     return loop.run()

@@ -341,6 +341,9 @@ def run(args: argparse.Namespace) -> int:
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     metrics.serve(args.metrics_port)
+    # Decision counters exist from the start, at zero: a dashboard shows 0, not "No data", until the first one.
+    for name in ("zeroloop_gatekeeper_models_accepted_total", "zeroloop_gatekeeper_models_rejected_total"):
+        metrics.metric(name)
     log.info("gatekeeper: %d games per candidate (%s), %d at once, boards %s, %d visits, device %s, seed %d",
              config.num_games_per_gating, "SPRT" if config.sprt else "fixed length", config.num_games_at_once,
              config.board_sizes, config.max_visits, device, seed)

@@ -219,6 +219,22 @@ class _Writer:
         self.line(m.name, len(m.bias))
         self.floats(m.bias)
 
+    def layers(self, version: int, *layers: object) -> None:
+        """Each layer in order, in its own encoding."""
+        for x in layers:
+            if isinstance(x, Conv):
+                self.conv(x)
+            elif isinstance(x, BatchNorm):
+                self.bn(x)
+            elif isinstance(x, Activation):
+                self.act(x, version)
+            elif isinstance(x, MatMul):
+                self.matmul(x)
+            elif isinstance(x, MatBias):
+                self.matbias(x)
+            else:
+                raise TypeError(f"not a layer: {x!r}")
+
 
 def _token(t: object) -> str:
     if isinstance(t, bool):
@@ -245,36 +261,29 @@ def serialize(model: Model) -> bytes:
     w.line("trunk", len(t.blocks), *t.widths)
     if v >= 15:
         w.line(0, 0, 0, 0, 0, 0)  # norm kind 0 (batch norm), five unused
-    w.conv(t.initial_conv)
-    w.matmul(t.initial_matmul)
+    w.layers(v, t.initial_conv, t.initial_matmul)
     for b in t.blocks:
         if isinstance(b, GPoolBlock):
             w.line("gpool_block", b.name)
-            w.bn(b.pre_bn); w.act(b.pre_act, v); w.conv(b.conv_regular); w.conv(b.conv_gpool)  # noqa: E702
-            w.bn(b.gpool_bn); w.act(b.gpool_act, v); w.matmul(b.gpool_to_bias)  # noqa: E702
+            w.layers(v, b.pre_bn, b.pre_act, b.conv_regular, b.conv_gpool, b.gpool_bn, b.gpool_act,
+                     b.gpool_to_bias, b.mid_bn, b.mid_act, b.conv2)
         else:
             w.line("ordinary_block", b.name)
-            w.bn(b.pre_bn); w.act(b.pre_act, v); w.conv(b.conv1)  # noqa: E702
-        w.bn(b.mid_bn); w.act(b.mid_act, v); w.conv(b.conv2)  # noqa: E702
-    w.bn(t.tip_bn)
-    w.act(t.tip_act, v)
+            w.layers(v, b.pre_bn, b.pre_act, b.conv1, b.mid_bn, b.mid_act, b.conv2)
+    w.layers(v, t.tip_bn, t.tip_act)
     p = model.policy
     w.line(p.name)
     if v >= 17:
         w.line(p.p2_conv.weight.shape[0], 0, 0, 0)
-    w.conv(p.p1_conv); w.conv(p.g1_conv); w.bn(p.g1_bn); w.act(p.g1_act, v)  # noqa: E702
-    w.matmul(p.gpool_to_bias); w.bn(p.p1_bn); w.act(p.p1_act, v); w.conv(p.p2_conv)  # noqa: E702
-    w.matmul(p.pass_mul)
+    w.layers(v, p.p1_conv, p.g1_conv, p.g1_bn, p.g1_act, p.gpool_to_bias, p.p1_bn, p.p1_act, p.p2_conv, p.pass_mul)
     if v >= 15:
-        w.matbias(p.pass_bias); w.act(p.pass_act, v); w.matmul(p.pass_mul2)  # noqa: E702
+        w.layers(v, p.pass_bias, p.pass_act, p.pass_mul2)
     h = model.value
     w.line(h.name)
     if v >= 17:
         w.line(0, 0, 0)
-    w.conv(h.v1_conv); w.bn(h.v1_bn); w.act(h.v1_act, v)  # noqa: E702
-    w.matmul(h.v2_mul); w.matbias(h.v2_bias); w.act(h.v2_act, v)  # noqa: E702
-    w.matmul(h.v3_mul); w.matbias(h.v3_bias); w.matmul(h.sv3_mul); w.matbias(h.sv3_bias)  # noqa: E702
-    w.conv(h.ownership_conv)
+    w.layers(v, h.v1_conv, h.v1_bn, h.v1_act, h.v2_mul, h.v2_bias, h.v2_act, h.v3_mul, h.v3_bias,
+             h.sv3_mul, h.sv3_bias, h.ownership_conv)
     return b"".join(w.parts)
 
 

@@ -101,7 +101,7 @@ class RootResult:
     def play_weights(self, params: SearchParams, weights: np.ndarray | None = None) -> np.ndarray:
         """Weights to choose the move by: weights (default the visits), LCB-adjusted if params.use_lcb."""
         w = self.visits.copy() if weights is None else np.asarray(weights, dtype=np.float64).copy()
-        if not params.use_lcb or len(w) == 0 or self.q_sq is None:
+        if not params.use_lcb or self.q_sq is None or not np.any(self.visits > 0):
             return w
         out = np.empty_like(w)
         puct.lcb_selection_weights(w, self.visits, self.q, self.q_sq, self.priors, params.lcb_stdevs,

@@ -81,6 +81,10 @@ class SelfplayConfig:
                                                    "a node's own value; 0 off (KataGo: 0.30)", lo=0.0, hi=1.0)
     subtree_value_bias_exponent: float = option(0.8, "a node's weight in its pattern's average is (its child "
                                                      "visits) ** this (KataGo: 0.8)", lo=0.0, hi=2.0)
+    lcb_policy_target: bool = option(False, "the recorded policy target raises the move whose value's lower "
+                                            "confidence bound is clearly best (5 stdevs, at least 15% of the "
+                                            "top move's visits) above the moves it beats; the move played is "
+                                            "chosen as before (KataGo: true, its useLcbForSelection)")
     random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
     nn_precision: str = option("fp32", "the net's arithmetic: fp32, or fp16/bf16 where the device is fast in it "
                                        "(CUDA tensor cores; CPUs with AVX512_BF16 for bf16)",
@@ -164,6 +168,7 @@ class SelfplayConfig:
             dynamic_score_center_scale=self.dynamic_score_center_scale,
             subtree_value_bias_factor=self.subtree_value_bias_factor,
             subtree_value_bias_exponent=self.subtree_value_bias_exponent,
+            use_lcb=self.lcb_policy_target,
         )
 
 

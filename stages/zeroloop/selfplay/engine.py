@@ -375,8 +375,9 @@ class SelfplayEngine:
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
+            target = r.play_weights(s.params, weights)  # LCB-raised if lcb_policy_target
             state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, weights, model))
+                                                     state.turn, r.moves, target, model))
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1

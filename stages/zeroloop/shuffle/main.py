@@ -151,9 +151,16 @@ def options_from_args(args: argparse.Namespace) -> ShuffleOptions:
         cleanup_grace_s=args.cleanup_grace_seconds, in_use_expiry_s=args.in_use_expiry_seconds, seed=args.seed)
 
 
+def serve_metrics(port: int | None) -> None:
+    """Serve metrics, with the file counters at zero: a dashboard shows 0, not "No data", until a file is skipped."""
+    metrics.serve(port)
+    for name in ("zeroloop_shuffle_files_skipped_total", "zeroloop_shuffle_files_quarantined_total"):
+        metrics.metric(name)
+
+
 def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
-    metrics.serve(args.metrics_port)
+    serve_metrics(args.metrics_port)
     base = BaseDir.open(args.basedir, create=False)
     try:
         outcome = shuffle_once(base, opts)
