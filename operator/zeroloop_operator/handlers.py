@@ -110,7 +110,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             return
         except ApiError as e:
             if e.permanent:
-                message = f"the API server refused {e}; fix the spec (nothing is retried until it changes)"
+                message = f"the API server refused {e}; nothing is retried until the spec changes"
                 patch.status.update(runstatus.invalid([message], _generation(meta), dict(status), now_text(),
                                                       reason=runstatus.API_REJECTED))
                 kopf.warn(body, reason=runstatus.API_REJECTED, message=message)
