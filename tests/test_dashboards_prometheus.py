@@ -14,6 +14,7 @@ same labels here as there). Without the prometheus binary the test skips.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,9 @@ def loop_and_prometheus(tmp_path):
     base = BaseDir.open(str(tmp_path / "run"))
     settings = tiny_settings(seed=1, gating=True)
     sync.setup(base, settings)
+    # Small tdata files, so the first shuffle (and everything after it) comes after a few games.
+    config = Path(base.path("loop", "selfplay.toml"))
+    config.write_text(re.sub(r"(?m)^max_rows_per_file = .*$", "max_rows_per_file = 60", config.read_text()))
     ports, procs = {}, []
     try:
         for name, argv in asyncmode.stage_commands(base, settings, 1).items():

@@ -683,11 +683,37 @@ async def test_conditions_name_the_generation_reconcile_acted_on(operator):
     kmock = operator
     await create(kmock, run_object())
     await all_children(kmock)
-    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="generation 1 reconciled")
-    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"] << 503
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1
+                   and {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {1},
+                   what="generation 1 reconciled and refreshed")
+    # Three failures: retries after 0.2, 0.4 and 0.8 s, while the timer refreshes every 0.3 s.
+    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"][:3] << 503
     await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 900}}})
-    await asyncio.sleep(0.8)  # refresh rounds while reconcile keeps failing
+    await asyncio.sleep(0.8)
     status = run_status(kmock)
     assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["generation"] == 2
     assert status["observedGeneration"] == 1
     assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]
+    await wait_for(lambda: {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {2}
+                   and run_status(kmock)["observedGeneration"] == 2, what="generation 2 reconciled")
+
+
+def test_ensure_children_checks_every_name_before_creating_any():
+    """Even for a spec that reached it unchecked, no child is created when any child's name would be refused."""
+    from zeroloop_operator import naming, reconcile
+    from zeroloop_operator import spec as runspec
+
+    class RecordingKube:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: self.calls.append(name)
+
+    kube = RecordingKube()
+    spec = runspec.RunSpec(image="i", storage=runspec.StorageSpec(storage_class_name="s"))
+    with pytest.raises(runspec.SpecError) as err:
+        reconcile.ensure_children(kube, naming.RunRef("go19.v2", NS, "uid"), spec)
+    assert kube.calls == []
+    assert "Service name 'go19.v2-selfplay-metrics' is not a DNS-1035 label" in str(err.value)
+    assert not any("Deployment" in p for p in err.value.problems), "dots are fine in other kinds' names"

@@ -173,7 +173,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if rejected is not None:
             fields.update(runstatus.invalid([rejected["message"]], generation, fields, now,
                                             reason=runstatus.API_REJECTED))
-        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
+        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout,
+                                            deadline=config.scrape_deadline)
         if scraped is not None:
             fields["progress"], readable = scraped
             fields["conditions"] = runstatus.with_condition(fields, readable, generation, now)

@@ -47,7 +47,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import fsspec
 
 from zeroloop import cliflags
 from zeroloop.errors import UserError
@@ -58,7 +57,7 @@ from zeroloop.go.game import BLACK, WHITE, Game
 from zeroloop.go.rules import KO_RULES, Rules
 from zeroloop.go.sgf import game_to_sgf
 from zeroloop.gtp_client import EngineError, GtpClient, GtpFailure
-from zeroloop.storage import Storage, stamp, unique_name
+from zeroloop.storage import Storage, open_fs, stamp, unique_name
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +351,7 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
     config.check()
     storage, sgf_root = None, ""
     if config.sgf_dir:
-        fs, sgf_root = fsspec.core.url_to_fs(config.sgf_dir)
+        fs, sgf_root = open_fs(config.sgf_dir, "--sgf-dir")
         fs.makedirs(sgf_root, exist_ok=True)
         storage = Storage(fs)
     pairs = [(Seat("A", GtpClient(config.black, config.move_timeout, "A")),
@@ -460,7 +459,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   help="start every game from this many random moves (games 2i and 2i+1 share one when colours "
                        "alternate)")
     cliflags.flag(parser, "--opening-seed", type=int, default=0, help="seed of the random openings")
-    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (path or fsspec URL)")
+    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (a directory)")
     cliflags.flag(parser, "--json", action="store_true", help="print the summary as one JSON object")
     cliflags.add_common(parser)
 

@@ -94,7 +94,7 @@ class ShuffleExportLoop:
                 return
 
     def _data_rows(self) -> int:
-        return sum(f.rows for f in inputs.scan(self.base, self.opts.pos_len).files)
+        return inputs.scan(self.base, self.opts.pos_len, need=lambda total, rnd: 0).total_rows
 
     def shuffle_step(self) -> bool:
         """Shuffle if there is enough new data; True if a shuffle was published."""

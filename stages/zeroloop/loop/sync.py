@@ -159,6 +159,8 @@ class SyncLoop:
         self.out = out
         self.tty = out.isatty()
         self.stats = RunStats(base)
+        self._models = modelfile.ModelListing(base.storage, base.models)
+        self._targets = {d: modelfile.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
 
@@ -224,7 +226,7 @@ class SyncLoop:
     # --- the steps --------------------------------------------------------------------------
 
     def step_gatekeeper(self, state: LoopState) -> str | None:
-        queued = modelfile.list_models(self.base.storage, self.base.modelstobetested)
+        queued = self._targets[self.base.modelstobetested].models()
         if not self.s.gating and not queued:
             return "skipped (no gating)"
         if not queued:
@@ -232,7 +234,7 @@ class SyncLoop:
         since = time.time()
         if self._run(state, "gatekeeper", S.gatekeeper_argv(self.base, self.s, True, 10 * state.cycle)) is None:
             return None
-        made = [r for r in self.stats.decisions() if r.time >= since - 1]
+        made = self.stats.decisions_since(since - 1)
         return "; ".join(_decision_text(r) for r in made) or "no decision"
 
     def _cycle_games(self, state: LoopState, games: int) -> int:
@@ -257,7 +259,7 @@ class SyncLoop:
         if remaining <= 0:
             return "nothing left to play"
         rows0 = self.stats.rows()
-        model = modelfile.find_latest_model(self.base.storage, self.base.models)
+        model = self._models.latest()
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
         evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))  # a stop by signal logs them too
@@ -302,10 +304,10 @@ class SyncLoop:
 
     def step_export(self, state: LoopState) -> str | None:
         target = self.base.modelstobetested if self.s.gating else self.base.models
-        before = {p for _, p in modelfile.list_models(self.base.storage, target)}
+        before = {p for _, p in self._targets[target].models()}
         if self._run(state, "export", S.export_argv(self.base, self.s)) is None:
             return None
-        new = [posixpath.basename(p) for _, p in modelfile.list_models(self.base.storage, target) if p not in before]
+        new = [posixpath.basename(p) for _, p in self._targets[target].models() if p not in before]
         where = "modelstobetested" if self.s.gating else "models"
         return f"{', '.join(new)} -> {where}/" if new else "no new model"
 
@@ -313,7 +315,7 @@ class SyncLoop:
 
     def _cycle_summary(self, state: LoopState) -> dict:
         games, rows, samples = self.stats.games(), self.stats.rows(), self.stats.samples_trained()
-        made = [r for r in self.stats.decisions() if r.time >= state.cycle_time - 1]
+        made = self.stats.decisions_since(state.cycle_time - 1)
         accepted = self.stats.accepted_models()
         return {
             "cycle": state.cycle, "time": round(time.time(), 3), "seconds": round(time.time() - state.cycle_time, 1),

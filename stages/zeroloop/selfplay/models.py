@@ -71,6 +71,7 @@ class ModelWatcher:
         self._current: str | None = None  # path of the model in use (None: random)
         self._skipped: set[str] = set()
         self._next_poll = 0.0
+        self._listing = None  # modelfile.ModelListing, made on first use (modelfile imports torch)
 
     def initial(self) -> LoadedModel:
         self._next_poll = time.monotonic() + self.poll_seconds
@@ -91,8 +92,10 @@ class ModelWatcher:
     def _load_newest(self) -> LoadedModel | None:
         from zeroloop.nn import modelfile
 
+        if self._listing is None:
+            self._listing = modelfile.ModelListing(self.storage, self.models_dir)
         try:
-            path = modelfile.find_latest_model(self.storage, self.models_dir)
+            path = self._listing.latest()
         except OSError as e:
             log.warning("cannot list models in %s: %s", self.models_dir, e)
             return None
