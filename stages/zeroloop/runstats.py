@@ -87,10 +87,7 @@ class RunStats:
 
     def games_by_model(self) -> dict[str, int]:
         """Games per self-play model name (``random``: the random evaluator's)."""
-        out: dict[str, int] = {}
-        for f in self.sgfs_files():
-            out[f.model] = out.get(f.model, 0) + f.count
-        return out
+        return {p.model: p.count for p in self.data_points("sgfs")}
 
     def rows(self) -> int:
         return self._survey(datasummary.TDATA).total()
