@@ -19,7 +19,7 @@ from zeroloop.storage import BaseDir
 from zeroloop.match import opening_for_game, random_openings
 
 GAMES_PER_CYCLE = 16
-BUDGET = 500  # less than one cycle's games use: each arm runs a random cycle and one with its net
+BUDGET = 100  # less than any cycle of 16 games uses: each arm runs a random cycle and one with its net
 # 5x5, b1c16, 8 visits, no gating (fewer processes): every stage runs for a second or two.
 COMMON = ["model_kind=\"b1c16\"", "board_size=5", "visits=8", f"games_per_cycle={GAMES_PER_CYCLE}",
           "games_at_once=8", "gating=false", "shuffle_min_rows=40", "keep_target_rows=2000",
@@ -64,6 +64,7 @@ def test_two_arms_on_one_budget(tmp_path):
     m = out["head_to_head"]
     assert m["base"]["base"] is None and m["base"]["cheap"] == pytest.approx(1 - m["cheap"]["base"])
     assert out["arms"]["base"]["vs"]["cheap"]["score"] == m["base"]["cheap"]
+    assert json.loads((tmp_path / "b" / "learning.json").read_text())["head_to_head"] == m  # written as it goes
 
 
 def test_the_last_cycle_plays_what_the_budget_pays_for(tmp_path):

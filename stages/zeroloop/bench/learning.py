@@ -28,7 +28,8 @@ one table per arm under ``[arms]``. A KEY is a loop setting (``visits``,
 ``games_per_cycle`` ... as in ``zeroloop loop --help`` with underscores),
 ``selfplay.KEY`` (a self-play config key) or ``train.FLAG`` (a train flag
 without its dashes). Unknown keys are refused by name. A rerun with the same
-``--dir`` resumes: arms whose budget is spent only play their matches.
+``--dir`` resumes: arms whose budget is spent only play their matches. The
+JSON is also written to ``--dir``/learning.json after every match.
 """
 
 from __future__ import annotations
@@ -349,6 +350,24 @@ def measure(args: argparse.Namespace) -> dict:
     matrix = {a: {b: None for b in names} for a in names}
     for a in out_arms.values():
         a["vs"] = {}
+
+    def result() -> dict:
+        return {
+            "board_size": s0.board_size, "komi": s0.run_komi, "seed": s0.seed,
+            "budget_nn_evals": args.budget_nn_evals, "max_train_per_data": s0.max_train_per_data,
+            "match_visits": args.visits, "opening_moves": args.opening_moves,
+            "machine": f"{platform.machine()}, {runtime.cpu_count()} usable CPUs, {_cpu_model()}",
+            "train_wall_seconds": round(train_seconds, 1),
+            "match_wall_seconds": round(time.monotonic() - started - train_seconds, 1),
+            "arms": out_arms, "head_to_head": matrix,
+        }
+
+    def save() -> None:  # after every match: a long benchmark's results so far survive a stop
+        tmp = root / "learning.json.tmp"
+        tmp.write_text(json.dumps(result(), indent=1) + "\n")
+        os.replace(tmp, root / "learning.json")
+
+    save()
     if args.head_to_head_games:
         for i, a in enumerate(names):
             for j in range(i + 1, len(names)):
@@ -359,6 +378,7 @@ def measure(args: argparse.Namespace) -> dict:
                 matrix[a][b], matrix[b][a] = r["score"], round(1 - r["score"], 4)
                 log(f"{a} vs {b}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f} "
                     f"(95% {r['score_95'][0]:.3f}..{r['score_95'][1]:.3f})")
+                save()
     if args.gnugo_games:
         for level in levels:
             gnugo = f"{shlex.quote(args.gnugo)} --mode gtp --level {level} --chinese-rules --positional-superko"
@@ -367,15 +387,8 @@ def measure(args: argparse.Namespace) -> dict:
                          args.seed + 100 * level)  # the same openings for every arm
                 out_arms[name]["vs"][f"gnugo-l{level}"] = r
                 log(f"{name} vs GNU Go level {level}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f}")
-    return {
-        "board_size": s0.board_size, "komi": s0.run_komi, "seed": s0.seed,
-        "budget_nn_evals": args.budget_nn_evals, "max_train_per_data": s0.max_train_per_data,
-        "match_visits": args.visits, "opening_moves": args.opening_moves,
-        "machine": f"{platform.machine()}, {runtime.cpu_count()} usable CPUs, {_cpu_model()}",
-        "train_wall_seconds": round(train_seconds, 1),
-        "match_wall_seconds": round(time.monotonic() - started - train_seconds, 1),
-        "arms": out_arms, "head_to_head": matrix,
-    }
+                save()
+    return result()
 
 
 def _cpu_model() -> str:
