@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zeroloop import layout
 from zeroloop_operator import naming, stageconfig
 from zeroloop_operator.spec import GPU_RESOURCE, Pods, RunSpec, quantity_text
 
@@ -66,7 +67,7 @@ def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
     base = basedir(run)
     prefix = spec.run_name_prefix or run
     if component == "selfplay":
-        args = ["selfplay", "--output-dir", f"{base}/selfplay", "--models-dir", f"{base}/models",
+        args = ["selfplay", "--output-dir", layout.selfplay(base), "--models-dir", layout.models(base),
                 "--config", f"{stageconfig.CONFIG_DIR}/{stageconfig.SELFPLAY_FILE}",
                 "--device", _device(spec.selfplay.gpus_per_pod)]
     elif component == "shuffler":
@@ -93,9 +94,9 @@ def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
                 "--no-repeat-files", "--device", _device(tr.gpus)]
     elif component == "gatekeeper":
         gk = spec.gatekeeper
-        args = ["gatekeeper", "--test-models-dir", f"{base}/modelstobetested",
-                "--accepted-models-dir", f"{base}/models", "--rejected-models-dir", f"{base}/rejectedmodels",
-                "--sgf-output-dir", f"{base}/gatekeepersgf", "--selfplay-dir", f"{base}/selfplay",
+        args = ["gatekeeper", "--test-models-dir", layout.modelstobetested(base),
+                "--accepted-models-dir", layout.models(base), "--rejected-models-dir", layout.rejectedmodels(base),
+                "--sgf-output-dir", layout.gatekeepersgf(base), "--selfplay-dir", layout.selfplay(base),
                 "--required-candidate-win-prop", _num(gk.required_candidate_win_prop),
                 "--config", f"{stageconfig.CONFIG_DIR}/{stageconfig.GATEKEEPER_FILE}",
                 "--device", _device(gk.gpus)]

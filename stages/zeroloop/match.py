@@ -40,7 +40,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import fsspec
 
 from zeroloop import cliflags
 from zeroloop.errors import UserError
@@ -51,7 +50,7 @@ from zeroloop.go.game import BLACK, WHITE, Game
 from zeroloop.go.rules import KO_RULES, Rules
 from zeroloop.go.sgf import game_to_sgf
 from zeroloop.gtp_client import EngineError, GtpClient, GtpFailure
-from zeroloop.storage import Storage, stamp, unique_name
+from zeroloop.storage import open_location, stamp, unique_name
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +291,8 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
     config.check()
     storage, sgf_root = None, ""
     if config.sgf_dir:
-        fs, sgf_root = fsspec.core.url_to_fs(config.sgf_dir)
-        fs.makedirs(sgf_root, exist_ok=True)
-        storage = Storage(fs)
+        storage, sgf_root = open_location(config.sgf_dir)
+        storage.fs.makedirs(sgf_root, exist_ok=True)
     pairs = [(Seat("A", GtpClient(config.black, config.move_timeout, "A")),
               Seat("B", GtpClient(config.white, config.move_timeout, "B")))
              for _ in range(min(config.parallel, config.games))]

@@ -31,14 +31,13 @@ import os
 import posixpath
 import time
 
-from zeroloop import cliflags
+from zeroloop import cliflags, layout
 from zeroloop.errors import UserError
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
 log = logging.getLogger("zeroloop.report")
 
-LADDER_FILE = ("ladder", "ladder.json")  # written by zeroloop ladder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- reading ------------------------------------------------------------------------
 
 
-def _read_json(base: BaseDir, *parts: str) -> dict | None:
-    path = base.path(*parts)
+def _read_json(base: BaseDir, path: str) -> dict | None:
     if not base.storage.exists(path):
         return None
     try:
@@ -63,7 +61,7 @@ def _read_json(base: BaseDir, *parts: str) -> dict | None:
 
 
 def _cycles(base: BaseDir) -> list[dict]:
-    path = base.path("loop", "cycles.jsonl")
+    path = layout.loop_cycles(base.root)
     if not base.storage.exists(path):
         return []
     by_cycle: dict[int, dict] = {}
@@ -197,11 +195,11 @@ def _fmt_time(t: float) -> str:
 
 
 def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float) -> str:
-    settings = _read_json(base, "loop", "settings.json")
+    settings = _read_json(base, layout.loop_settings(base.root))
     cycles = _cycles(base)
     models = stats.accepted_models()
     recs = stats.decisions()
-    ladder = _read_json(base, *LADDER_FILE)
+    ladder = _read_json(base, layout.ladder_results(base.root))
     losses = stats.last_losses()
     lines = [f"# zeroloop run report: {base.root}", "", f"Made {_fmt_time(time.time())}."]
     if settings:
@@ -254,12 +252,12 @@ def make_report(base: BaseDir, out_dir: str) -> str:
     stats = RunStats(base)
     os.makedirs(out_dir, exist_ok=True)
     firsts = [f.mtime for f in stats.sgfs_files()[:1] + stats.tdata_files()[:1]]
-    init = base.path("loop", "init-model")
+    init = layout.loop_init_model(base.root)
     if base.storage.exists(init):
         firsts.append(base.storage.mtime(init))
     t0 = min(firsts) if firsts else time.time()
     plots = []
-    ladder = _read_json(base, *LADDER_FILE)
+    ladder = _read_json(base, layout.ladder_results(base.root))
     for name, make in (("losses.png", lambda p: plot_losses(stats.train_reports(), p)),
                        ("data.png", lambda p: plot_data(stats, t0, p)),
                        ("models.png", lambda p: plot_models(stats, t0, p)),
@@ -270,7 +268,7 @@ def make_report(base: BaseDir, out_dir: str) -> str:
             os.replace(tmp, path)
             plots.append(name)
     text = summary_markdown(base, stats, plots, t0)
-    path = posixpath.join(out_dir, "report.md")
+    path = posixpath.join(out_dir, posixpath.basename(layout.report_file(base.root)))
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
@@ -281,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     base = BaseDir.open(args.basedir, create=False)
     if not base.storage.local and args.out is None:
         raise UserError("BASEDIR is not a local directory: give --out DIR for the report")
-    out = os.path.abspath(args.out) if args.out else base.path("report")
+    out = os.path.abspath(args.out) if args.out else layout.report(base.root)
     path = make_report(base, out)
     print(path)
     return 0

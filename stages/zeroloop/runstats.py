@@ -21,7 +21,7 @@ import logging
 import posixpath
 from dataclasses import dataclass
 
-from zeroloop import decisions, rows
+from zeroloop import decisions, layout, modellist, rows
 from zeroloop.errors import DataFileError, ModelFileError
 from zeroloop.nn import modelfile
 from zeroloop.storage import BaseDir
@@ -52,12 +52,13 @@ class RunStats:
         self.base = base
         self._counts: dict[str, DataFile] = {}
 
-    def _files(self, sub: str, suffix: str) -> list[DataFile]:
+    def _files(self, where, suffix: str) -> list[DataFile]:
+        """The files with suffix in where(selfplay_dir, model) of every model."""
         storage = self.base.storage
         out = []
         for model_dir in storage.list_subdirs(self.base.selfplay):
             model = posixpath.basename(model_dir)
-            for path in storage.list_files(posixpath.join(model_dir, sub), suffix):
+            for path in storage.list_files(where(self.base.selfplay, model), suffix):
                 if ".tmp" in posixpath.basename(path):
                     continue
                 known = self._counts.get(path)
@@ -72,18 +73,18 @@ class RunStats:
         return sorted(out, key=lambda f: (f.mtime, f.path))
 
     def _count(self, path: str, suffix: str) -> int:
-        if suffix == ".npz":
+        if suffix == layout.TDATA_SUFFIX:
             return rows.count_rows(self.base.storage, path)
         data = self.base.storage.read_bytes(path)
         return sum(1 for line in data.splitlines() if line.strip())
 
     def tdata_files(self) -> list[DataFile]:
         """Every published tdata file with its rows, oldest first."""
-        return self._files("tdata", ".npz")
+        return self._files(layout.model_tdata, layout.TDATA_SUFFIX)
 
     def sgfs_files(self) -> list[DataFile]:
         """Every self-play .sgfs file with its games, oldest first."""
-        return self._files("sgfs", ".sgfs")
+        return self._files(layout.model_sgfs, layout.SGFS_SUFFIX)
 
     def games(self) -> int:
         return sum(f.count for f in self.sgfs_files())
@@ -95,7 +96,7 @@ class RunStats:
         """The report and event lines of every training run's metrics_train.jsonl, in time order."""
         out = []
         storage = self.base.storage
-        for d in storage.list_subdirs(self.base.path("train")):
+        for d in storage.list_subdirs(layout.train_root(self.base.root)):
             path = posixpath.join(d, JSONL_NAME)
             if not storage.exists(path):
                 continue
@@ -123,7 +124,7 @@ class RunStats:
     def accepted_models(self) -> list[AcceptedModel]:
         """Models in models/, oldest first."""
         out = []
-        for mtime, path in modelfile.list_models(self.base.storage, self.base.models):
+        for mtime, path in modellist.list_models(self.base.storage, self.base.models):
             try:
                 info = modelfile.read_info(self.base.storage, path)
             except ModelFileError as e:

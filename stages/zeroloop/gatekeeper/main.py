@@ -44,7 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
-from zeroloop import cliflags, config as cfgmod, decisions, metrics, runtime
+from zeroloop import cliflags, config as cfgmod, decisions, metrics, modellist, runtime
 from zeroloop.arena import A, Arena, ArenaGame, Contestant
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.gatekeeper import config as gkconfig
@@ -52,7 +52,7 @@ from zeroloop.gatekeeper.config import GatekeeperConfig
 from zeroloop.gating import ACCEPT, CONTINUE, SprtParams, Tally, fixed_decision, sprt_decision, sprt_llr
 from zeroloop.nn import modelfile
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME, RandomEvaluator, net_evaluator
-from zeroloop.storage import Storage, unique_name
+from zeroloop.storage import Storage, open_location, precreate_selfplay, unique_name
 
 log = logging.getLogger("zeroloop.gatekeeper")
 
@@ -222,11 +222,11 @@ class Gatekeeper:
 
     def step(self) -> decisions.DecisionRecord | None:
         """Handle the newest candidate; its record, or None (no candidate, or the match was abandoned)."""
-        candidates = modelfile.list_models(self.storage, self.dirs.test)
+        candidates = modellist.list_models(self.storage, self.dirs.test)
         if not candidates:
             return None
         cand_mtime, cand = candidates[-1]
-        accepted = modelfile.list_models(self.storage, self.dirs.accepted)
+        accepted = modellist.list_models(self.storage, self.dirs.accepted)
         base_mtime, base = accepted[-1] if accepted else (None, None)
         base_name = posixpath.basename(base) if base else RANDOM_MODEL_NAME
         if self.autoreject and base_mtime is not None and cand_mtime < base_mtime:
@@ -267,8 +267,7 @@ class Gatekeeper:
         name = record.candidate
         decisions.write(self.storage, self.dirs.sgf, record)
         if accept and self.dirs.selfplay:
-            for sub in ("tdata", "sgfs"):
-                self.storage.makedirs(posixpath.join(self.dirs.selfplay, name, sub))
+            precreate_selfplay(self.storage, self.dirs.selfplay, name)
         target_root = self.dirs.accepted if accept else self.dirs.rejected
         target = posixpath.join(target_root, name)
         try:
@@ -323,10 +322,10 @@ def run(args: argparse.Namespace) -> int:
     runtime.set_threads(args.threads)
     seed = runtime.seed_everything(args.seed)
     device = runtime.resolve_device(args.device)
-    storage, test_dir = modelfile.storage_at(args.test_models_dir)
-    dirs = Dirs(test_dir, *(modelfile.storage_at(d)[1] for d in (args.accepted_models_dir, args.rejected_models_dir,
+    storage, test_dir = open_location(args.test_models_dir)
+    dirs = Dirs(test_dir, *(open_location(d)[1] for d in (args.accepted_models_dir, args.rejected_models_dir,
                                                                   args.sgf_output_dir)),
-                modelfile.storage_at(args.selfplay_dir)[1] if args.selfplay_dir else None)
+                open_location(args.selfplay_dir)[1] if args.selfplay_dir else None)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import posixpath
 import sys
 from dataclasses import dataclass
 
-from zeroloop import cliflags, runtime
+from zeroloop import cliflags, layout, modelnames, runtime
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
-from zeroloop.nn import modelfile
 from zeroloop.nn.configs import CONFIGS
 from zeroloop.storage import BaseDir
 
@@ -95,7 +93,7 @@ class LoopSettings:
 
     def check(self) -> None:
         problems = []
-        probe = modelfile.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
+        probe = modelnames.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
         if probe:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
         if self.model_kind not in CONFIGS:
@@ -203,7 +201,7 @@ def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
 
 
 def load_stored(base: BaseDir) -> dict | None:
-    path = base.path("loop", "settings.json")
+    path = layout.loop_settings(base.root)
     if not base.storage.exists(path):
         return None
     try:
@@ -216,8 +214,8 @@ def load_stored(base: BaseDir) -> dict | None:
 
 
 def save(base: BaseDir, settings: LoopSettings) -> None:
-    base.storage.makedirs(base.path("loop"))
-    base.storage.write_bytes(base.path("loop", "settings.json"), settings.to_json())
+    base.storage.makedirs(layout.loop(base.root))
+    base.storage.write_bytes(layout.loop_settings(base.root), settings.to_json())
 
 
 # --- stage configs and commands ---------------------------------------------------------------
@@ -257,16 +255,11 @@ def gatekeeper_config(s: LoopSettings) -> dict:
 
 def write_stage_configs(base: BaseDir, s: LoopSettings) -> tuple[str, str]:
     """loop/selfplay.toml and loop/gatekeeper.toml; returns their paths."""
-    paths = base.path("loop", "selfplay.toml"), base.path("loop", "gatekeeper.toml")
+    paths = layout.loop_stage_config(base.root, "selfplay"), layout.loop_stage_config(base.root, "gatekeeper")
     for path, values, what in zip(paths, (selfplay_config(s), gatekeeper_config(s)), ("self-play", "gatekeeper")):
         text = f"# {what} config written by `zeroloop loop` from loop/settings.json (rewritten each start)\n"
         base.storage.write_bytes(path, (text + _toml(values)).encode())
     return paths
-
-
-def init_model_path(base: BaseDir) -> str:
-    """The random-weight net training starts from: "the first model" of the run."""
-    return base.path("loop", "init-model")
 
 
 def zeroloop(*args: str) -> list[str]:
@@ -288,7 +281,7 @@ def _common(s: LoopSettings, seed_offset: int, device: bool) -> list[str]:
 def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int = 0) -> list[str]:
     argv = zeroloop("gatekeeper", "--test-models-dir", base.modelstobetested, "--accepted-models-dir", base.models,
                     "--rejected-models-dir", base.rejectedmodels, "--sgf-output-dir", base.gatekeepersgf,
-                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"),
+                    "--selfplay-dir", base.selfplay, "--config", layout.loop_stage_config(base.root, "gatekeeper"),
                     "--required-candidate-win-prop", repr(float(s.gating_win_prop)))
     if once:
         argv.append("--quit-if-no-nets-to-test")
@@ -297,7 +290,7 @@ def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int
 
 def selfplay_argv(base: BaseDir, s: LoopSettings, max_games: int | None, seed_offset: int = 0) -> list[str]:
     argv = zeroloop("selfplay", "--output-dir", base.selfplay, "--models-dir", base.models, "--config",
-                    base.path("loop", "selfplay.toml"))
+                    layout.loop_stage_config(base.root, "selfplay"))
     if max_games is not None:
         argv += ["--max-games-total", str(max_games)]
     return argv + _common(s, seed_offset, device=True)
@@ -335,7 +328,7 @@ def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: i
                     "--max-train-bucket-size", str(s.max_train_samples_per_cycle),
                     "--lr-scale", repr(float(s.lr_scale)), "--lr-warmup-samples", str(s.lr_warmup_samples),
                     "--swa-period-samples", str(max(s.batch_size, s.samples_per_epoch // 4)),
-                    "--initial-checkpoint", init_model_path(base), "--no-repeat-files",
+                    "--initial-checkpoint", layout.loop_init_model(base.root), "--no-repeat-files",
                     "--print-every-batches", str(max(1, s.samples_per_epoch // s.batch_size // 4)),
                     "--checkpoint-interval-seconds", "120")
     if synchronous:
@@ -353,6 +346,3 @@ def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
 def report_argv(base: BaseDir) -> list[str]:
     return zeroloop("report", base.root)
 
-
-def logs_path(base: BaseDir, stage: str) -> str:
-    return posixpath.join(base.logs, f"{stage}.log")

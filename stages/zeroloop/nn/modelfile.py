@@ -15,10 +15,9 @@ sees a complete model or none. Loading is safetensors + JSON only, never
 unpickling, and checks every fact a wrong file could get wrong (format,
 feature version, plane counts, config, tensor names, shapes, dtypes, finite
 values); any failure raises ``ModelFileError`` naming the file and the
-reason. ``find_latest_model`` picks the newest complete model in a models
-directory by the weights' modification time, as KataGo's findLatestModel
-does, so self-play and gatekeeper agree on "newest" (a model dated in the
-future ranks below the others: see ``list_models``).
+reason. Which models a directory holds, and which is newest, is
+``zeroloop.modellist``; what a model may be called, ``zeroloop.modelnames``
+(both import without torch).
 """
 
 from __future__ import annotations
@@ -26,42 +25,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import posixpath
-import re
 import time
 from dataclasses import dataclass, field
 
-import fsspec
 import safetensors
 import safetensors.torch
 import torch
-from fsspec.implementations.local import LocalFileSystem
 
-from zeroloop import features
+from zeroloop import features, layout
+from zeroloop.modellist import find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
+from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
-from zeroloop.storage import Storage
+from zeroloop.storage import Storage, open_location
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-INFO_FILE = "model.json"
+WEIGHTS_FILE = layout.MODEL_WEIGHTS
+INFO_FILE = layout.MODEL_INFO
 MAX_POS_LEN = 32
-MAX_NAME_LEN = 64  # rows.MODEL_NAME_LEN: training rows record the model name
-CLOCK_SKEW_TOLERANCE_S = 60.0
-_warned_future: set[str] = set()
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 log = logging.getLogger(__name__)
-
-
-def check_model_name(name: object) -> str | None:
-    """Why name cannot name a model (it becomes a directory under selfplay/), or None."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        return f"model name {name!r} must be letters, digits and . _ + = - (not starting with a symbol)"
-    if len(name.encode()) > MAX_NAME_LEN:
-        return f"model name {name!r} is longer than {MAX_NAME_LEN} bytes"
-    return None
 
 
 @dataclass(frozen=True)
@@ -167,14 +151,6 @@ class ModelInfo:
                    format_version=version)
 
 
-def storage_at(location: str) -> tuple[Storage, str]:
-    """A Storage and path for a local path or fsspec URL (``memory://``, ``s3://``...)."""
-    fs, path = fsspec.core.url_to_fs(location)
-    if isinstance(fs, LocalFileSystem):
-        path = os.path.abspath(path)
-    return Storage(fs), path.rstrip("/") or "/"
-
-
 def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> ModelInfo:
     """Publish ``model`` as the model directory ``path`` (atomically; it must not exist)."""
     if info.config != model.config or info.pos_len != model.pos_len:
@@ -227,7 +203,7 @@ def load_model(storage: Storage, path: str, device: str | torch.device = "cpu") 
 
 def load_model_at(location: str, device: str | torch.device = "cpu") -> tuple[Net, ModelInfo]:
     """load_model for a path or URL string (GTP's ``--model``)."""
-    storage, path = storage_at(location)
+    storage, path = open_location(location)
     return load_model(storage, path, device)
 
 
@@ -264,41 +240,3 @@ def _check_tensors(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], 
 
 def _few(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
-
-
-def is_model_dir(storage: Storage, path: str) -> bool:
-    """Whether path is a complete directory with both model files (contents unchecked)."""
-    return storage.is_complete_dir(path) and all(
-        storage.exists(posixpath.join(path, f)) for f in (WEIGHTS_FILE, INFO_FILE))
-
-
-def list_models(storage: Storage, models_dir: str, now: float | None = None) -> list[tuple[float, str]]:
-    """(mtime of the weights, path) of every complete model under models_dir, oldest first.
-
-    A model dated in the future (beyond ``CLOCK_SKEW_TOLERANCE_S``: a writer
-    whose clock runs ahead, or a copy that kept odd times) counts as older than
-    every model dated in the past, with a warning naming it: otherwise it would
-    stay "newest" and hide every model exported after it until the clock
-    caught up with its date.
-    """
-    now = time.time() if now is None else now
-    found = []
-    for path in storage.list_dirs(models_dir):
-        if is_model_dir(storage, path):
-            try:
-                found.append((storage.mtime(posixpath.join(path, WEIGHTS_FILE)), path))
-            except FileNotFoundError:  # removed while we looked
-                continue
-    future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
-    for t, p in found:
-        if p in future and p not in _warned_future:
-            _warned_future.add(p)
-            log.warning("model %s is dated %.0f s in the future (clock skew?): ranking it below the models "
-                        "dated in the past", p, t - now)
-    return sorted(found, key=lambda tp: (tp[1] not in future, tp[0], tp[1]))
-
-
-def find_latest_model(storage: Storage, models_dir: str) -> str | None:
-    """The newest complete model directory in models_dir (by weights mtime, then name), or None."""
-    models = list_models(storage, models_dir)
-    return models[-1][1] if models else None

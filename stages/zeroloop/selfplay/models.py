@@ -2,7 +2,7 @@
 
 ``ModelWatcher`` follows KataGo's findLatestModel: the newest complete
 model directory in models-dir by the weights' modification time
-(``zeroloop.nn.modelfile.find_latest_model``), looked up again every
+(``zeroloop.nn.modellist.find_latest_model``), looked up again every
 ``poll_seconds``. While there is no model at all, self-play uses the
 uniform-random evaluator under the name ``random`` (its data goes to
 ``selfplay/random/``); once a real model has been used, an empty or
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from zeroloop import modellist
 from zeroloop.errors import ModelFileError
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME, Evaluator, RandomEvaluator
 from zeroloop.storage import Storage
@@ -92,7 +93,7 @@ class ModelWatcher:
         from zeroloop.nn import modelfile
 
         try:
-            path = modelfile.find_latest_model(self.storage, self.models_dir)
+            path = modellist.find_latest_model(self.storage, self.models_dir)
         except OSError as e:
             log.warning("cannot list models in %s: %s", self.models_dir, e)
             return None

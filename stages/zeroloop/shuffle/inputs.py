@@ -20,7 +20,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from zeroloop import rows
+from zeroloop import layout, rows
 from zeroloop.errors import CorruptFileError, DataFileError, UserError
 from zeroloop.shuffle.window import TdataFile
 from zeroloop.storage import BaseDir
@@ -45,8 +45,9 @@ def tdata_paths(base: BaseDir) -> list[tuple[str, bool]]:
     """(path, from the random bootstrap) of every complete tdata file."""
     out = []
     for model_dir in base.storage.list_subdirs(base.selfplay):
-        tdata = posixpath.join(model_dir, "tdata")
-        is_random = posixpath.basename(model_dir) == RANDOM_MODEL_DIR
+        model = posixpath.basename(model_dir)
+        tdata = layout.model_tdata(base.selfplay, model)
+        is_random = model == RANDOM_MODEL_DIR
         out.extend((p, is_random) for p in base.storage.list_files(tdata, ".npz") if rows.is_tdata_name(p))
     return out
 

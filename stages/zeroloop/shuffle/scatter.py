@@ -25,12 +25,11 @@ import logging
 import posixpath
 from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 
 from zeroloop import rows, shuffled
 from zeroloop.errors import CorruptFileError, DataFileError
-from zeroloop.storage import Storage
+from zeroloop.storage import Storage, open_location
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,7 @@ class Place:
     url: str  # fsspec URL or local path
 
     def open(self) -> tuple[Storage, str]:
-        fs, root = fsspec.core.url_to_fs(self.url)
-        return Storage(fs), root.rstrip("/") or "/"
+        return open_location(self.url)
 
 
 @dataclass(frozen=True)
