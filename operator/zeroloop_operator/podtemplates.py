@@ -75,6 +75,8 @@ def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
         args = ["shuffle-export-loop", base, "--name-prefix", prefix]
         if spec.gatekeeper.enabled:
             args.append("--gating")
+        if sh.katago_export:
+            args.append("--katago")
         args += ["--min-rows", _num(sh.min_rows)]
         if sh.max_rows is not None:
             args += ["--max-rows", _num(sh.max_rows)]

@@ -76,6 +76,7 @@ class ShufflerSpec(Pods):
     taper_window_exponent: float = 0.65
     taper_window_scale: int | None = None
     num_processes: int = 4
+    katago_export: bool = False
     resources: dict = field(default_factory=lambda: {"requests": {"cpu": "2", "memory": "8Gi"}})
 
 

@@ -256,7 +256,7 @@ class Arena:
                 return self._finished(slot, self._label(slot, winner_colour), result, "resign")
         else:
             slot.low_value_turns[colour] = 0
-        weights = r.visits if np.any(r.visits > 0) else r.priors
+        weights = r.play_weights(s.search) if np.any(r.visits > 0) else r.priors
         temp = puct.decayed_temperature(len(slot.moves), s.move_temperature_early, s.move_temperature,
                                         s.temperature_halflife, area)
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])

@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ladder": ("zeroloop.ladder", "rate every accepted model of a run on one Elo scale"),
     "report": ("zeroloop.report", "plots and a summary of a run"),
     "bench": ("zeroloop.bench", "measure speed: rules, selfplay, train, shuffle, ..."),
+    "export-katago-model": ("zeroloop.katago.modelcli", "write a zeroloop model in KataGo's .bin.gz format"),
+    "import-katago-data": ("zeroloop.katago.importdata", "convert KataGo self-play data into a run's training rows"),
     "operator": ("zeroloop_operator.run", "run the Kubernetes operator (needs zeroloop[operator])"),
 }
 

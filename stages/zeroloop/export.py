@@ -13,6 +13,11 @@ model is published its ``selfplay/<name>/`` directories are created, so
 self-play machines never race to create them. The source is removed once
 its model is published (KataGo's export script does the same).
 
+With ``--katago`` each published model also holds ``model.bin.gz``, the
+same net in KataGo's model format (``zeroloop.katago.netexport``), written
+inside the same atomic publish, so it travels with its model through gating
+into ``models/``; KataGo, KaTrain or Lizzie can load it (docs/katago.md).
+
 One pass by default; ``--loop`` polls until SIGTERM/SIGINT, which end the
 wait at once and never interrupt a publish halfway (publishing is atomic).
 """
@@ -38,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cliflags.flag(parser, "--name-prefix", required=True, help="the run's name, prefixed to every model name")
     cliflags.flag(parser, "--gating", action="store_true",
                   help="export to modelstobetested/ for the gatekeeper (default: straight to models/)")
+    cliflags.flag(parser, "--katago", action="store_true",
+                  help="also write each model in KataGo's format (model.bin.gz in the model directory)")
     cliflags.flag(parser, "--loop", action="store_true", help="keep polling for new exports until SIGTERM")
     cliflags.flag(parser, "--poll-seconds", type=float, default=30.0, help="time between polls with --loop")
     cliflags.add_common(parser, metrics=True)
@@ -47,7 +54,8 @@ def existing_model_dirs(base: BaseDir) -> tuple[str, ...]:
     return (base.models, base.modelstobetested, base.rejectedmodels, base.models_extra)
 
 
-def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | None = None) -> list[str]:
+def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | None = None,
+                   katago: bool = False) -> list[str]:
     """Export every finished training export once; return the model dirs written."""
     warned = set() if warned is None else warned
     storage = base.storage
@@ -80,12 +88,26 @@ def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | 
             if not extra:
                 base.precreate_selfplay(name)
             storage.makedirs(target_root)
-            modelfile.save_model(storage, target, net, new_info)
+            extra_files = _katago_files(net, name, warned) if katago else None
+            modelfile.save_model(storage, target, net, new_info, extra_files)
             storage.remove_tree(src)
             metrics.metric("zeroloop_export_models_total").inc()
             log.info("exported %s (%d samples, %d data rows)", target, info.samples_trained, info.data_rows)
             written.append(target)
     return written
+
+
+def _katago_files(net, name: str, warned: set[str]) -> dict[str, bytes] | None:
+    """{model.bin.gz: bytes}, or None (warned once) where this net has no KataGo form: the model
+    is published without it rather than stalling self-play."""
+    from zeroloop.katago import netexport
+
+    try:
+        return {modelfile.KATAGO_FILE: netexport.export_bin_gz(net, name)}
+    except ValueError as e:
+        _warn_once(warned, "katago", f"--katago: cannot write {name} in KataGo's format ({e}); "
+                                     f"publishing it without {modelfile.KATAGO_FILE}")
+        return None
 
 
 def _warn_once(warned: set[str], key: str, message: str) -> None:
@@ -108,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     warned: set[str] = set()
     while True:
         try:
-            export_pending(base, args.name_prefix, args.gating, warned)
+            export_pending(base, args.name_prefix, args.gating, warned, args.katago)
         except OSError as e:
             if not args.loop:
                 raise UserError(f"export failed: {e}") from None

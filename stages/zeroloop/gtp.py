@@ -334,6 +334,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="play uniformly random legal moves that fill no own eye (the default without --model)")
     cliflags.flag(who, "--model", default=None, help="play with this model and search (needs zeroloop.search)")
     cliflags.flag(parser, "--visits", type=int, default=100, help="search visits per move with --model")
+    cliflags.flag(parser, "--lcb", action="store_true",
+                  help="with --model: choose the move by the lower confidence bound of its value where that is "
+                       "clearly better than the most visited move's (KataGo's useLcbForSelection, 5 stdevs, "
+                       "at least 15%% of the top move's visits)")
     cliflags.flag(parser, "--board-size", type=int, default=19, help="initial board size (boardsize changes it)")
     cliflags.flag(parser, "--komi", type=float, default=7.0, help="initial komi (komi changes it)")
     cliflags.flag(parser, "--ko-rule", choices=sorted(KO_RULES), default="positional", help="ko rule")

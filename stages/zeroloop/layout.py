@@ -49,6 +49,7 @@ REPORT = "report"
 # A model directory's two files (zeroloop.nn.modelfile defines what they hold).
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_INFO = "model.json"
+MODEL_KATAGO = "model.bin.gz"  # optional: the net in KataGo's format (zeroloop.katago.netexport)
 
 # File suffixes of self-play's output.
 TDATA_SUFFIX = ".npz"

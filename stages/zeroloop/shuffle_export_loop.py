@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cliflags.flag(g, "--name-prefix", required=True, help="the run's name, prefixed to every exported model")
     cliflags.flag(g, "--gating", action="store_true",
                   help="export to modelstobetested/ for the gatekeeper (default: straight to models/)")
+    cliflags.flag(g, "--katago", action="store_true",
+                  help="also write each model in KataGo's format (model.bin.gz; see zeroloop export)")
     cliflags.flag(g, "--min-new-rows", type=int, default=1,
                   help="shuffle again once self-play has written this many more rows")
     cliflags.flag(g, "--shuffle-interval-seconds", type=float, default=20.0,
@@ -58,11 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class ShuffleExportLoop:
     def __init__(self, base: BaseDir, opts: shuffle.ShuffleOptions, prefix: str, gating: bool, min_new_rows: int,
-                 shuffle_interval_s: float, export_poll_s: float):
+                 shuffle_interval_s: float, export_poll_s: float, katago: bool = False):
         self.base = base
         self.opts = opts
         self.prefix = prefix
         self.gating = gating
+        self.katago = katago
         self.min_new_rows = min_new_rows
         self.shuffle_interval_s = shuffle_interval_s
         self.export_poll_s = export_poll_s
@@ -83,7 +86,7 @@ class ShuffleExportLoop:
         warned: set[str] = set()
         while True:
             try:
-                export_pending(self.base, self.prefix, self.gating, warned)
+                export_pending(self.base, self.prefix, self.gating, warned, self.katago)
             except OSError as e:
                 log.warning("export pass failed, retrying in %.0fs: %s", self.export_poll_s, e)
             if self.stop.wait(self.export_poll_s):
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--shuffle-interval-seconds must not be negative and --export-poll-seconds must be positive")
     base = BaseDir.open(args.basedir)
     loop = ShuffleExportLoop(base, opts, args.name_prefix, args.gating, args.min_new_rows,
-                             args.shuffle_interval_seconds, args.export_poll_seconds)
+                             args.shuffle_interval_seconds, args.export_poll_seconds, args.katago)
 
     def on_signal(signum, _frame):
         log.info("%s: stopping", signal.Signals(signum).name)

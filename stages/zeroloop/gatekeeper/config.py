@@ -49,6 +49,19 @@ class GatekeeperConfig:
     fpu_reduction: float = option(0.2, "first-play-urgency reduction", lo=0.0, hi=2.0)
     score_utility_factor: float = option(0.1, "weight of the score utility next to win/loss", lo=0.0, hi=10.0)
     random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
+    use_lcb_for_selection: bool = option(False, "choose moves by the lower confidence bound of their value where it "
+                                                "is clearly better, not by visits alone (KataGo: true)")
+    lcb_stdevs: float = option(5.0, "the LCB's width in standard deviations (KataGo: 5)", lo=0.0, hi=100.0)
+    min_visit_prop_for_lcb: float = option(0.15, "a move needs this share of the best move's visits for the LCB "
+                                                 "to choose it (KataGo: 0.15)", lo=0.0, hi=1.0)
+    fpu_parent_weight_by_visited_policy_pow: float = option(
+        0.0, "first-play urgency from the parent's average blended toward its own net utility by (visited policy "
+             "mass) ** this; 0 off (KataGo: 2.0)", lo=0.0, hi=100.0)
+    dynamic_score_utility_factor: float = option(0.0, "weight of a score utility centred on the root's expected "
+                                                      "score; 0 off (KataGo: 0.40)", lo=0.0, hi=10.0)
+    subtree_value_bias_factor: float = option(0.0, "share of the observed error of the net's value for a local "
+                                                   "pattern added to a node's own value; 0 off (KataGo: 0.30)",
+                                              lo=0.0, hi=1.0)
     nn_precision: str = option("fp32", "the nets' arithmetic: fp32, or fp16/bf16 where the device is fast in it",
                                choices=("fp32", "fp16", "bf16"))
     move_temperature_early: float = option(0.5, "move choice temperature at move 0", lo=0.0, hi=100.0)
@@ -100,7 +113,11 @@ class GatekeeperConfig:
             search=SearchParams(cpuct=self.cpuct, fpu_reduction=self.fpu_reduction,
                                 root_fpu_reduction=self.fpu_reduction, forced_playouts_coeff=0.0,
                                 score_utility_factor=self.score_utility_factor, dirichlet_weight=0.0,
-                                random_symmetry=self.random_symmetry))
+                                random_symmetry=self.random_symmetry, use_lcb=self.use_lcb_for_selection,
+                                lcb_stdevs=self.lcb_stdevs, min_visit_prop_for_lcb=self.min_visit_prop_for_lcb,
+                                fpu_parent_weight_pow=self.fpu_parent_weight_by_visited_policy_pow,
+                                dynamic_score_utility_factor=self.dynamic_score_utility_factor,
+                                subtree_value_bias_factor=self.subtree_value_bias_factor))
 
     def sprt_params(self) -> SprtParams | None:
         if not self.sprt:

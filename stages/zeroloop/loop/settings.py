@@ -55,6 +55,8 @@ class LoopSettings:
     gating_visits: int | None = None  # None: visits
     gating_win_prop: float = 0.5
     sprt: bool = False
+    # export
+    katago_export: bool = False
     # shuffle
     shuffle_min_rows: int = 10_000
     keep_target_rows: int = 60_000
@@ -143,6 +145,7 @@ _HELP = {
     "gating_visits": "visits per move in gating games (default: --visits)",
     "gating_win_prop": "share of gating points a candidate needs (ties pass)",
     "sprt": "decide gating by SPRT instead of the fixed-length rule",
+    "katago_export": "also write every model in KataGo's format (model.bin.gz beside it; docs/katago.md)",
     "shuffle_min_rows": "rows needed before the first shuffle",
     "keep_target_rows": "rows of the window each shuffle keeps",
     "taper_window_scale": "rows at which the shuffle window starts to taper",
@@ -317,6 +320,8 @@ def shuffle_export_loop_argv(base: BaseDir, s: LoopSettings) -> list[str]:
                     "--export-poll-seconds", repr(float(s.poll_seconds)))
     if s.gating:
         argv.append("--gating")
+    if s.katago_export:
+        argv.append("--katago")
     return argv + _common(s, 0, device=False)
 
 
@@ -340,7 +345,7 @@ def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: i
 
 def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
     argv = zeroloop("export", base.root, "--name-prefix", s.name_prefix)
-    return argv + (["--gating"] if s.gating else [])
+    return argv + (["--gating"] if s.gating else []) + (["--katago"] if s.katago_export else [])
 
 
 def report_argv(base: BaseDir) -> list[str]:

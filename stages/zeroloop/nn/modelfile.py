@@ -44,6 +44,8 @@ from zeroloop.storage import Storage, open_location
 FORMAT_VERSION = 1
 WEIGHTS_FILE = layout.MODEL_WEIGHTS
 INFO_FILE = layout.MODEL_INFO
+KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
+storage_at = open_location  # its old name here, for callers not yet moved to zeroloop.storage
 MAX_POS_LEN = 32
 log = logging.getLogger(__name__)
 
@@ -151,8 +153,13 @@ class ModelInfo:
                    format_version=version)
 
 
-def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> ModelInfo:
-    """Publish ``model`` as the model directory ``path`` (atomically; it must not exist)."""
+def save_model(storage: Storage, path: str, model: Net, info: ModelInfo,
+               extra_files: dict[str, bytes] | None = None) -> ModelInfo:
+    """Publish ``model`` as the model directory ``path`` (atomically; it must not exist).
+
+    ``extra_files`` (name -> bytes) are published in the same directory, e.g.
+    the KataGo form of the net (``KATAGO_FILE``).
+    """
     if info.config != model.config or info.pos_len != model.pos_len:
         raise ValueError(f"model info ({info.config.name}, pos_len {info.pos_len}) does not describe the model "
                          f"({model.config.name}, pos_len {model.pos_len})")
@@ -162,6 +169,8 @@ def save_model(storage: Storage, path: str, model: Net, info: ModelInfo) -> Mode
     with storage.publishing_dir(path) as staging:
         storage.write_bytes(posixpath.join(staging, WEIGHTS_FILE), weights)
         storage.write_bytes(posixpath.join(staging, INFO_FILE), text)
+        for name, data in (extra_files or {}).items():
+            storage.write_bytes(posixpath.join(staging, name), data)
     return info
 
 

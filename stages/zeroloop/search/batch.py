@@ -11,7 +11,8 @@ player once per move.
 
 Search parameters come from ``SearchParams``; what changes per search
 (visits, whether it is a full search with noise, forced playouts and root
-temperature) is set by ``start_search``.
+temperature, whether it starts from a fresh tree) is set by
+``start_search``, which also sets the dynamic score centre of the search.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ EvaluateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], EvalOutput]
 
 @dataclass(frozen=True)
 class SearchParams:
-    """Search constants (KataGo selfplay1.cfg values by default)."""
+    """Search constants (KataGo selfplay1.cfg values by default; its later refinements off)."""
 
     cpuct: float = 1.1
     fpu_reduction: float = 0.2
@@ -41,6 +42,17 @@ class SearchParams:
     dirichlet_alpha_total: float = 10.83
     dirichlet_weight: float = 0.25
     random_symmetry: bool = True
+    shaped_noise: bool = False  # half the noise on high log-policy moves (KataGo: on)
+    fpu_parent_weight_pow: float = 0.0  # > 0: FPU parent value weighted by visited policy ** pow (KataGo: 2)
+    dynamic_score_utility_factor: float = 0.0  # KataGo selfplay: 0.40
+    dynamic_score_center_zero_weight: float = 0.25
+    dynamic_score_center_scale: float = 0.5
+    use_lcb: bool = False  # choose moves by lower confidence bound (KataGo: on in play, gatekeeper, match)
+    lcb_stdevs: float = 5.0
+    min_visit_prop_for_lcb: float = 0.15
+    subtree_value_bias_factor: float = 0.0  # KataGo selfplay: 0.30
+    subtree_value_bias_exponent: float = 0.8
+    subtree_value_bias_free_prop: float = 0.8
 
     def array(self) -> np.ndarray:
         p = np.zeros(tree.NUM_PARAMS)
@@ -49,7 +61,20 @@ class SearchParams:
         p[tree.P_FORCED_COEFF] = self.forced_playouts_coeff
         p[tree.P_SCORE_FACTOR] = self.score_utility_factor
         p[tree.P_ALPHA_TOTAL] = self.dirichlet_alpha_total
+        p[tree.P_NOISE_SHAPED] = 1.0 if self.shaped_noise else 0.0
+        p[tree.P_FPU_PARENT_POW] = self.fpu_parent_weight_pow
+        p[tree.P_DYN_FACTOR] = self.dynamic_score_utility_factor
+        p[tree.P_DYN_ZERO_WEIGHT] = self.dynamic_score_center_zero_weight
+        p[tree.P_DYN_SCALE] = self.dynamic_score_center_scale
+        p[tree.P_SVB_FACTOR] = self.subtree_value_bias_factor
+        p[tree.P_SVB_EXPONENT] = self.subtree_value_bias_exponent
+        p[tree.P_SVB_FREE_PROP] = self.subtree_value_bias_free_prop
         return p
+
+    @property
+    def utility_radius(self) -> float:
+        """Half the range utilities span: win-loss (1) plus the score utilities' bounds."""
+        return 1.0 + self.score_utility_factor + self.dynamic_score_utility_factor
 
 
 @dataclass
@@ -63,6 +88,7 @@ class RootResult:
     root_visits: int
     root_wl: float  # mean win-loss, mover's view
     root_score: float  # mean score, mover's view
+    q_sq: np.ndarray | None = None  # float64 mean squared utility (0 where unvisited)
 
     def target(self, pruned: bool, cpuct: float) -> np.ndarray:
         """Visit weights per child, policy-target pruned if asked."""
@@ -70,6 +96,16 @@ class RootResult:
             return self.visits.copy()
         out = np.zeros_like(self.visits)
         puct.prune_policy_target(self.priors, self.visits, self.q, cpuct, out)
+        return out
+
+    def play_weights(self, params: SearchParams, weights: np.ndarray | None = None) -> np.ndarray:
+        """Weights to choose the move by: weights (default the visits), LCB-adjusted if params.use_lcb."""
+        w = self.visits.copy() if weights is None else np.asarray(weights, dtype=np.float64).copy()
+        if not params.use_lcb or self.q_sq is None or not np.any(self.visits > 0):
+            return w
+        out = np.empty_like(w)
+        puct.lcb_selection_weights(w, self.visits, self.q, self.q_sq, self.priors, params.lcb_stdevs,
+                                   params.min_visit_prop_for_lcb, params.utility_radius, out)
         return out
 
 
@@ -117,6 +153,11 @@ class BatchSearch:
         self._queue = np.zeros(self.node_cap, dtype=np.int32)
         self._qparent = np.zeros(self.node_cap, dtype=np.int32)
         self._children = max_board_size * max_board_size + 1
+        # subtree value bias buckets: an open-addressing table per game, at most half full
+        buckets = 1 << int(2 * self.node_cap).bit_length() if params.subtree_value_bias_factor != 0 else 1
+        self.bucket_keys = np.zeros((g, buckets), dtype=np.int64)
+        self.bucket_refs = np.zeros((g, buckets), dtype=np.int32)
+        self.bucket_sums = np.zeros((g, buckets, 2), dtype=np.float64)
 
     # --- per game ------------------------------------------------------------
 
@@ -159,7 +200,12 @@ class BatchSearch:
         self.game_i[g, tree.G_SYMMETRY] = 1 if self.params.random_symmetry else 0
         self.game_i[g, tree.G_TARGET] = 0
         self.game_i[g, tree.G_ACTIVE] = 1
+        self._reset_tree(g)
+        self.game_f[g, tree.G_SCORE_CENTER] = 0.0
+
+    def _reset_tree(self, g: int) -> None:
         tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+        tree.clear_buckets(self.bucket_keys, self.bucket_refs, g)
 
     def release(self, g: int) -> None:
         """Slot g holds no game (it is skipped by every step)."""
@@ -184,13 +230,19 @@ class BatchSearch:
         return int(self.node_i[g, 0, tree.N_VISITS])
 
     def start_search(self, g: int, visits: int, full: bool = False, root_temperature: float = 1.0,
-                     noise: bool = False) -> None:
+                     noise: bool = False, fresh: bool = False) -> None:
         """Search slot g's position until its root has `visits` visits.
 
         full: forced playouts and the reduced root FPU; noise: Dirichlet
         noise at the root; root_temperature: softens the root policy. The
-        root keeps the visits of the subtree reused from the last move.
+        root keeps the visits of the subtree reused from the last move,
+        unless fresh: then the tree is cleared and every visit is new (noise,
+        temperature and forced playouts act on all of them, as KataGo's
+        self-play clears its tree before a full search).
         """
+        if fresh:
+            self._reset_tree(g)
+        self._set_score_center(g)
         gi = self.game_i[g]
         gi[tree.G_TARGET] = min(max(1, visits), self.node_cap - 2)
         gi[tree.G_FORCED] = 1 if full else 0
@@ -201,9 +253,30 @@ class BatchSearch:
         prep = noise or root_temperature != 1.0
         if prep and self.node_i[g, 0, tree.N_STATE] == tree.EXPANDED:
             tree.prepare_root(self.node_i, self.e_prior, g, root_temperature, self.game_f[g, tree.G_NOISE_WEIGHT],
-                              p.dirichlet_alpha_total)
+                              p.dirichlet_alpha_total, p.shaped_noise)
             prep = False
         gi[tree.G_ROOT_PREP] = 1 if prep else 0
+
+    def _set_score_center(self, g: int) -> None:
+        """The dynamic score centre from the root's expected score (no visits yet: its first evaluation's).
+
+        A reused tree's utilities are recomputed under the new centre.
+        """
+        self.game_i[g, tree.G_CENTER_PENDING] = 0
+        p = self.params
+        if p.dynamic_score_utility_factor == 0.0:
+            return
+        visits = self.root_visits(g)
+        if visits == 0:
+            self.game_i[g, tree.G_CENTER_PENDING] = 1
+            return
+        area = self.size(g) ** 2
+        expected = self.node_f[g, 0, tree.N_SSUM] / visits
+        center = puct.dynamic_score_center(expected, p.dynamic_score_center_zero_weight,
+                                           p.dynamic_score_center_scale, area)
+        if center != self.game_f[g, tree.G_SCORE_CENTER]:
+            self.game_f[g, tree.G_SCORE_CENTER] = center
+            tree.recompute_utilities(self.node_i, self.node_f, self.game_i, self.game_f, self._params, g, area)
 
     def hold(self, g: int) -> None:
         """Slot g keeps its game and tree but searches nothing until the next start_search.
@@ -222,14 +295,15 @@ class BatchSearch:
         visits = np.zeros(c)
         priors = np.zeros(c)
         q = np.zeros(c)
+        q_sq = np.zeros(c)
         colour = self.to_move(g)
         k = tree.root_children(self.node_i, self.node_f, self.e_prior, self.e_move, self.e_child, g, colour,
-                               moves, visits, priors, q)
+                               moves, visits, priors, q, q_sq)
         nv = self.root_visits(g)
         sign = 1.0 if colour == B.BLACK else -1.0
         nf = self.node_f[g, 0]
         return RootResult(moves[:k], visits[:k], priors[:k], q[:k], nv,
-                          sign * nf[tree.N_WLSUM] / max(nv, 1), sign * nf[tree.N_SSUM] / max(nv, 1))
+                          sign * nf[tree.N_WLSUM] / max(nv, 1), sign * nf[tree.N_SSUM] / max(nv, 1), q_sq[:k])
 
     def play(self, g: int, move: int, reuse: bool = True) -> int:
         """Play policy index move in slot g and keep its subtree; returns captures."""
@@ -242,9 +316,9 @@ class BatchSearch:
         if reuse:
             tree.reroot(self.node_i, self.node_f, self.e_prior, self.e_move, self.e_child, self.game_i, g, move,
                         self._s_ni, self._s_nf, self._s_prior, self._s_move, self._s_child, self._queue,
-                        self._qparent)
+                        self._qparent, self.bucket_keys, self.bucket_refs, self.bucket_sums, self._params)
         else:
-            tree.reset_tree(self.node_i, self.node_f, self.game_i, g)
+            self._reset_tree(g)
         return captured
 
     def game_over(self, g: int) -> bool:
@@ -268,12 +342,13 @@ class BatchSearch:
         k = tree.select_leaves(self.boards, self.hists, self.node_i, self.node_f, self.e_prior, self.e_move,
                                self.e_child, self.game_i, self.game_f, self._params, self.perm,
                                self._scratch_board, self._tmp_planes, self._own, self._slots, self.spatial,
-                               self.glob, self.leaves, self.counts)
+                               self.glob, self.leaves, self.counts, self.bucket_keys, self.bucket_refs,
+                               self.bucket_sums)
         if k == 0:
             return 0
         out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])
         tree.expand_leaves(k, _c32(out.policy), _c32(out.value), _c32(out.score), self.leaves, self.boards, self.node_i, self.node_f,
-                           self.e_prior, self.e_move, self.game_i, self.game_f, self._params, self.inv)
+                           self.e_prior, self.e_move, self.game_i, self.game_f, self._params, self.inv, self.bucket_sums)
         return k
 
 

@@ -3,7 +3,9 @@
 ``SearchPlayer.genmove(game, colour)`` copies the game's board and superko
 history into a one-slot ``BatchSearch``, runs ``visits`` visits of PUCT
 with the net (a random symmetry per evaluation; no root noise, no root
-policy temperature, no forced playouts) and plays the most visited move.
+policy temperature, no forced playouts) and plays the most visited move
+(with ``use_lcb``: the move whose value's lower confidence bound is
+clearly best, if it has enough visits).
 Each genmove searches afresh: GTP may undo, set up or replace the
 position between calls. ``from_args`` builds it for ``zeroloop gtp
 --model PATH --visits V`` (``zeroloop.player.model_player``).
@@ -67,7 +69,8 @@ class SearchPlayer:
         self.last_result = r
         if len(r.moves) == 0:
             return None
-        best = int(np.lexsort((-r.priors, -r.visits))[0])  # most visits, then highest prior
+        weights = r.play_weights(self.params)
+        best = int(np.lexsort((-r.priors, -weights))[0])  # most weight (visits, LCB), then highest prior
         log.debug("genmove: %d visits, value %.3f, score %.1f", r.root_visits, r.root_wl, r.root_score)
         if self.resign_below is not None and r.root_wl < self.resign_below:
             return RESIGN
@@ -85,4 +88,6 @@ def from_args(args: argparse.Namespace) -> SearchPlayer:
     net, info = load_model_at(args.model, device)
     log.info("gtp: model %s (%s, pos_len %d), %d visits, seed %d", info.name, info.config.name, info.pos_len,
              args.visits, seed)
-    return SearchPlayer(net_evaluator(net, info.name, device, max_batch=8), args.visits, name=f"zeroloop-{info.name}")
+    params = SearchParams(use_lcb=bool(getattr(args, "lcb", False)))
+    return SearchPlayer(net_evaluator(net, info.name, device, max_batch=8), args.visits, params,
+                        name=f"zeroloop-{info.name}")

@@ -47,6 +47,9 @@ class SelfplayConfig:
     cheap_visits: int = option(25, "visits of a cheap search (not recorded)", lo=1, hi=100000)
     full_search_prob: float = option(0.25, "probability that a move gets a full search", lo=0.0, hi=1.0)
     reuse_tree: bool = option(True, "keep the chosen move's subtree for the next search")
+    fresh_tree_full_search: bool = option(False, "a full search starts from a fresh tree, so root noise, "
+                                                 "temperature and forced playouts act on all its visits; cheap "
+                                                 "searches still reuse (KataGo: true)")
     # search constants
     cpuct: float = option(1.1, "PUCT exploration constant", lo=0.0, hi=100.0)
     fpu_reduction: float = option(0.2, "first-play-urgency reduction below the root", lo=0.0, hi=2.0)
@@ -59,6 +62,29 @@ class SelfplayConfig:
     dirichlet_alpha_total: float = option(10.83, "Dirichlet noise total concentration, spread over legal moves",
                                           lo=1e-6, hi=10000.0)
     dirichlet_weight: float = option(0.25, "weight of the root noise in a full search; 0 off", lo=0.0, hi=1.0)
+    shaped_dirichlet_noise: bool = option(False, "half of the root noise's concentration goes to moves with a high "
+                                                 "log-policy, half uniformly; false: all uniform (KataGo: true)")
+    fpu_parent_weight_by_visited_policy_pow: float = option(
+        0.0, "first-play urgency starts from the parent's average blended toward its own net utility, the "
+             "average weighted by (policy mass of visited children) ** this; 0 off (KataGo: 2.0)", lo=0.0, hi=100.0)
+    dynamic_score_utility_factor: float = option(0.0, "weight of a score utility centred on the root's expected "
+                                                      "score, so a won or lost game still plays for points; 0 off "
+                                                      "(KataGo: 0.40, with score_utility_factor 0)", lo=0.0, hi=10.0)
+    dynamic_score_center_zero_weight: float = option(0.25, "the dynamic score centre is the root's expected score "
+                                                           "times (1 - this) (KataGo: 0.25)", lo=0.0, hi=1.0)
+    dynamic_score_center_scale: float = option(0.5, "the dynamic score utility's scale, and the farthest the centre "
+                                                    "moves from the expected score, in units of sqrt(area) "
+                                                    "(KataGo: 0.5)", lo=0.01, hi=100.0)
+    subtree_value_bias_factor: float = option(0.0, "share of the observed error of the net's value for a local "
+                                                   "pattern (subtree mean minus net, averaged over the tree's "
+                                                   "nodes with that move, previous move and 5x5 pattern) added to "
+                                                   "a node's own value; 0 off (KataGo: 0.30)", lo=0.0, hi=1.0)
+    subtree_value_bias_exponent: float = option(0.8, "a node's weight in its pattern's average is (its child "
+                                                     "visits) ** this (KataGo: 0.8)", lo=0.0, hi=2.0)
+    lcb_policy_target: bool = option(False, "the recorded policy target raises the move whose value's lower "
+                                            "confidence bound is clearly best (5 stdevs, at least 15% of the "
+                                            "top move's visits) above the moves it beats; the move played is "
+                                            "chosen as before (KataGo: true, its useLcbForSelection)")
     random_symmetry: bool = option(True, "evaluate each position under a random one of the 8 symmetries")
     nn_precision: str = option("fp32", "the net's arithmetic: fp32, or fp16/bf16 where the device is fast in it "
                                        "(CUDA tensor cores; CPUs with AVX512_BF16 for bf16)",
@@ -135,6 +161,14 @@ class SelfplayConfig:
             dirichlet_alpha_total=self.dirichlet_alpha_total,
             dirichlet_weight=self.dirichlet_weight,
             random_symmetry=self.random_symmetry,
+            shaped_noise=self.shaped_dirichlet_noise,
+            fpu_parent_weight_pow=self.fpu_parent_weight_by_visited_policy_pow,
+            dynamic_score_utility_factor=self.dynamic_score_utility_factor,
+            dynamic_score_center_zero_weight=self.dynamic_score_center_zero_weight,
+            dynamic_score_center_scale=self.dynamic_score_center_scale,
+            subtree_value_bias_factor=self.subtree_value_bias_factor,
+            subtree_value_bias_exponent=self.subtree_value_bias_exponent,
+            use_lcb=self.lcb_policy_target,
         )
 
 

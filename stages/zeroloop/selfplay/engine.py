@@ -356,7 +356,7 @@ class SelfplayEngine:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
             self.search.start_search(g, c.max_visits, full=True, root_temperature=temp,
-                                     noise=c.dirichlet_weight > 0)
+                                     noise=c.dirichlet_weight > 0, fresh=c.fresh_tree_full_search)
         else:
             self.search.start_search(g, c.cheap_visits)
         state.full_search = full
@@ -375,8 +375,9 @@ class SelfplayEngine:
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
+            target = r.play_weights(s.params, weights)  # LCB-raised if lcb_policy_target
             state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, weights, model))
+                                                     state.turn, r.moves, target, model))
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
