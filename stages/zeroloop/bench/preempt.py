@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from zeroloop import layout, rows, runtime
+from zeroloop import layout, plan, rows, runtime
 from zeroloop.selfplay import config as spconfig
 from zeroloop.storage import open_location
 
@@ -130,9 +130,11 @@ def _env() -> dict[str, str]:
 
 
 def _argv(base: Path, config: Path, threads: int, seed: int, device: str) -> list[str]:
-    return [sys.executable, "-m", "zeroloop", "selfplay", "--output-dir", layout.selfplay(str(base)),
-            "--models-dir", layout.models(str(base)), "--config", str(config), "--seed", str(seed),
-            "--threads", str(threads), "--device", device]
+    """Self-play as the run plan starts it, with this benchmark's config file."""
+    place = plan.Placement(basedir=str(base), config_dir=str(config.parent), config_suffix=config.suffix,
+                           devices={"selfplay": device}, threads=threads, seed=seed)
+    assert place.config_file("selfplay") == str(config)
+    return [sys.executable, "-m", "zeroloop", *plan.selfplay_args(plan.RunDescription("bench"), place)]
 
 
 def _run(base: Path, config: Path, models: Path, duration: float, period: float | None, threads: int,
