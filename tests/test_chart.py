@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import crd_rules
+import docs
 import helmtool
 from zeroloop_operator import naming, podtemplates
 from zeroloop_operator import run as operator_cli
@@ -270,7 +271,7 @@ def test_upgrade_instructions_take_over_the_crd_fields_and_name_no_placeholder()
     notes = (CHART / "templates" / "NOTES.txt").read_text()
     texts = {"NOTES.txt": notes, "values.yaml": (CHART / "values.yaml").read_text(),
              "the CRD": (REPO / "crds" / "trainingruns.zeroloop.io.yaml").read_text()}
-    texts.update({p.name: p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]})
+    texts.update({p.name: p.read_text() for p in docs.PAGES})
     applies = 0
     for where, text in texts.items():
         for line in text.splitlines():

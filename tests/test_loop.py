@@ -79,6 +79,10 @@ def test_two_cycles_end_to_end(tiny_run):
     c2 = facts["cycles"][-1]
     assert c2["games"] == GAMES_PER_CYCLE and c2["total_games"] == 2 * GAMES_PER_CYCLE
     assert c2["samples"] > 0 and c2["losses"] and c2["gating"][0]["decision"] == "accepted"
+    # self-play's NN evaluations, from its logs: the compute budget of --max-nn-evals
+    assert all(c["nn_evals"] > 0 for c in facts["cycles"])
+    assert c2["total_nn_evals"] == sum(c["nn_evals"] for c in facts["cycles"])
+    assert json.loads((b / "loop" / "state.json").read_text())["nn_evals"] == c2["total_nn_evals"]
     # The stage configs the loop wrote are what the stages read.
     assert "board_sizes = [5]" in (b / "loop" / "selfplay.toml").read_text()
     # A rerun with the cycles done has nothing to do.
@@ -96,6 +100,11 @@ def test_the_run_shape_cannot_change_and_one_loop_per_basedir(tiny_run, tmp_path
     p = run_cli("loop", str(tmp_path / "y"), "--name-prefix", "ok", "--device", "cuda:63", timeout=60)
     assert p.returncode == 2 and "--device cuda:63" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "y" / "loop" / "settings.json").exists()
+    # Methods passed through to the stages are checked against the stages' own keys and flags.
+    p = run_cli("loop", str(tmp_path / "z"), "--name-prefix", "ok", "--selfplay-key", "no_such_key=1",
+                "--train-flag", "batch-size=3", "--train-flag", "soft-policy-weight=x", timeout=60)
+    assert p.returncode == 2 and "no_such_key" in p.stderr and "batch-size: set by the loop itself" in p.stderr
+    assert "soft-policy-weight=x" in p.stderr and not (tmp_path / "z" / "loop" / "settings.json").exists()
     import fcntl
 
     with open(b / "loop" / "lock", "a+") as f:

@@ -197,3 +197,35 @@ def test_find_latest_model_memory(memory_url):
     saved(memory_url + "/models/new")
     storage.remove(posixpath.join(root, "new", "_COMPLETE"))  # as if its writer died
     assert modellist.find_latest_model(storage, root) == posixpath.join(root, "old")
+
+
+def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_changed(tmp_path):
+    """ModelListing answers as list_models does, sees models arrive and leave (renames change the directory's
+    mtime), and looks at nothing but the directory while it is unchanged."""
+    import shutil
+
+    from zeroloop.bench.latency import LatencyFileSystem
+    from zeroloop.storage import Storage
+
+    models = tmp_path / "models"
+    models.mkdir()
+    fs = LatencyFileSystem(0.0)
+    storage = Storage(fs)
+    listing = modellist.ModelListing(storage, str(models))
+    for i, name in enumerate(["a", "b", "c"]):
+        saved(str(models / name), seed=i)
+        os.utime(models / name / WEIGHTS_FILE, (1000 + i, 1000 + i))
+    old = 1_000_000_000.0
+    os.utime(models, (old, old))  # settled long ago (a fresh mtime is listed again at every look)
+    assert listing.models() == modellist.list_models(storage, str(models))
+    calls = fs.calls
+    for _ in range(5):
+        assert listing.latest() == str(models / "c")
+    assert fs.calls - calls == 5  # one stat of the directory per look
+    shutil.rmtree(models / "c")  # rejected, removed: the directory changes
+    saved(str(models / "d"), seed=5)
+    os.utime(models / "d" / WEIGHTS_FILE, (900, 900))
+    assert listing.models() == modellist.list_models(storage, str(models))
+    assert [os.path.basename(p) for _, p in listing.models()] == ["d", "a", "b"]
+    shutil.rmtree(models)
+    assert listing.models() == [] and listing.latest() is None

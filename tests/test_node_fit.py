@@ -30,7 +30,6 @@ CNI, CSI node plugins, the GPU device plugin, log agents); an allowance of
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +39,7 @@ import yaml
 from kubernetes.utils.quantity import parse_quantity
 
 import crd_rules
+import docs
 from zeroloop_operator import naming
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,12 +127,7 @@ def test_allocatable_matches_the_published_examples():
 
 def doc_runs() -> list[tuple[str, dict]]:
     """(where, run) for every TrainingRun in the docs' YAML blocks and the chart's examples."""
-    out = []
-    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
-        for block in re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S):
-            for doc in yaml.safe_load_all(block):
-                if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
-                    out.append((f"{path.name}:{doc['metadata']['name']}", doc))
+    out = [(f"docs:{doc['metadata']['name']}", doc) for doc in docs.training_runs()]
     for path in sorted((REPO / "charts" / "zeroloop" / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
@@ -189,7 +184,6 @@ def test_every_example_pod_fits_the_node_it_names(where, run):
 
 
 def test_the_docs_name_the_machine_behind_each_gpu_label():
-    text = "\n".join(p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md"),
-                                            *(REPO / "charts" / "zeroloop" / "examples").glob("*.yaml")])
+    text = "\n".join(p.read_text() for p in [*docs.PAGES, *(REPO / "charts" / "zeroloop" / "examples").glob("*.yaml")])
     for typ in GPU_NAMED_TYPES.values():
         assert typ in text

@@ -691,3 +691,24 @@ async def test_conditions_name_the_generation_reconcile_acted_on(operator):
     assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["generation"] == 2
     assert status["observedGeneration"] == 1
     assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]
+
+
+def test_ensure_children_checks_every_name_before_creating_any():
+    """Even for a spec that reached it unchecked, no child is created when any child's name would be refused."""
+    from zeroloop_operator import naming, reconcile
+    from zeroloop_operator import spec as runspec
+
+    class RecordingKube:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: self.calls.append(name)
+
+    kube = RecordingKube()
+    spec = runspec.RunSpec(image="i", storage=runspec.StorageSpec(storage_class_name="s"))
+    with pytest.raises(runspec.SpecError) as err:
+        reconcile.ensure_children(kube, naming.RunRef("go19.v2", NS, "uid"), spec)
+    assert kube.calls == []
+    assert "Service name 'go19.v2-selfplay-metrics' is not a DNS-1035 label" in str(err.value)
+    assert not any("Deployment" in p for p in err.value.problems), "dots are fine in other kinds' names"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import crd_rules
+import docs
 from zeroloop_operator import children, naming
 from zeroloop_operator import spec as runspec
 
@@ -83,7 +84,7 @@ def test_set_ownership_pods_meet_baseline_only():
 
 def paragraphs() -> list[tuple[str, str]]:
     out = []
-    for path in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+    for path in docs.PAGES:
         out += [(path.name, p) for p in re.split(r"\n\s*\n", path.read_text())]
     crd = crd_rules.load_crd()
     out.append(("the CRD", str(crd_rules.version_schema(crd)["properties"]["spec"]["properties"]["storage"])))

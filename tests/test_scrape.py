@@ -73,3 +73,71 @@ def test_metrics_condition_names_the_pods():
     assert not bad.status and bad.reason == "ScrapeFailed"
     assert "7 of 9" in bad.message and "p0 (ConnectionRefusedError: refused)" in bad.message
     assert "and 2 more" in bad.message and "p6" not in bad.message
+
+
+class ManyPods:
+    """Simulated metrics endpoints of many pods: one server on every loopback address of a port, answering
+    by the address asked (127.0.0.N is pod N): most at once, some never (hung), some without end (huge)."""
+
+    def __init__(self, hung: set[int], huge: set[int]):
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler):
+                n = int(handler.connection.getsockname()[0].rsplit(".", 1)[1])
+                if n in hung:
+                    self.release.wait(60)
+                    return
+                handler.send_response(200)
+                handler.end_headers()
+                if n in huge:
+                    chunk = b"# " + b"x" * 65_000 + b"\n"
+                    for _ in range(200):  # 13 MB, more than the cap
+                        handler.wfile.write(chunk)
+                    return
+                handler.wfile.write(f"zeroloop_selfplay_games_total {n}\n".encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_200_pods_are_read_within_the_round_deadline_and_bounded_memory(monkeypatch):
+    """A run of 200 self-play pods, of which 10 hang and 5 answer without end: the round ends at its deadline
+    (not after 200 timeouts in turn), every answering pod is read, the others are named with why, and the
+    memory of the round stays bounded (answers are capped and parsed in their worker)."""
+    import time
+    import tracemalloc
+
+    hung, huge = set(range(10, 20)), set(range(40, 45))
+    pods = ManyPods(hung, huge)
+    monkeypatch.setattr(scrape, "MAX_METRICS_BYTES", 1 << 20)
+    try:
+        targets = [pod(f"run-selfplay-{n}", f"127.0.0.{n}") for n in range(1, 201)]
+        tracemalloc.start()
+        t0 = time.monotonic()
+        result = scrape.scrape_pods(targets, pods.port, timeout=2.0, workers=32, deadline=4.0,
+                                    failure_log=scrape.FailureLog())
+        elapsed = time.monotonic() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        pods.close()
+    assert elapsed < 4.0 + 2.0  # the deadline, not 10 hung pods x 2 s in turn plus 185 requests
+    assert result.targets == 200
+    read = {m.pod: m.total("zeroloop_selfplay_games_total") for m in result.metrics}
+    assert read == {f"run-selfplay-{n}": float(n) for n in range(1, 201) if n not in hung | huge}
+    assert set(result.failures) == {f"run-selfplay-{n}" for n in hung | huge}
+    assert all("larger than" in result.failures[f"run-selfplay-{n}"] for n in huge)
+    assert all(("timed out" in why or "within" in why) for p, why in result.failures.items()
+               if int(p.rsplit("-", 1)[1]) in hung)
+    assert peak < 40 << 20  # 5 answers of 13 MB each were cut at 1 MB

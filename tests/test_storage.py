@@ -243,3 +243,16 @@ def test_two_writers_of_one_name_never_mix(tmp_path):
         slow.__exit__(None, None, None)
     assert st.read_bytes(posixpath.join(final, "w")) == b"second"
     assert os.listdir(tmp_path) == ["m"]  # the loser's staging dir is gone
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/run", "gs://bucket/run", "gcs://b/r", "abfs://c/run", "http://host/run"])
+def test_object_store_urls_are_refused_with_the_reason(url, tmp_path):
+    """Object stores cannot publish, claim or lock atomically: a BASEDIR (or model path, or scratch) there is
+    refused before anything is written, with what to use instead."""
+    from zeroloop.nn import modelfile
+
+    with pytest.raises(UserError, match=r"not supported.*network filesystem"):
+        BaseDir.open(url)
+    with pytest.raises(UserError, match="not supported"):
+        modelfile.storage_at(url + "/models/m")
+    assert BaseDir.open(f"file://{tmp_path}/run").storage.local  # file:// is a local path

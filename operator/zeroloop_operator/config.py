@@ -24,6 +24,11 @@ class OperatorConfig:
     scrape_timeout: float = 3.0  # seconds per metrics request to a pod
     workers: int = 8  # threads for handlers (each run's handlers run one at a time)
 
+    @property
+    def scrape_deadline(self) -> float:
+        """Seconds a round of metrics scrapes may take: most of the status interval, never less than one request."""
+        return max(self.scrape_timeout, 0.6 * self.status_interval)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "OperatorConfig":
         env = os.environ if environ is None else environ

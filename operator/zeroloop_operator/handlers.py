@@ -110,7 +110,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             return
         except ApiError as e:
             if e.permanent:
-                message = f"the API server refused {e}; fix the spec (nothing is retried until it changes)"
+                message = f"the API server refused {e}; nothing is retried until the spec changes"
                 patch.status.update(runstatus.invalid([message], _generation(meta), dict(status), now_text(),
                                                       reason=runstatus.API_REJECTED))
                 kopf.warn(body, reason=runstatus.API_REJECTED, message=message)
@@ -173,7 +173,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if rejected is not None:
             fields.update(runstatus.invalid([rejected["message"]], generation, fields, now,
                                             reason=runstatus.API_REJECTED))
-        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout)
+        scraped = reconcile.progress_fields(kube, run, parsed, status.get("progress"), now, config.scrape_timeout,
+                                            deadline=config.scrape_deadline)
         if scraped is not None:
             fields["progress"], readable = scraped
             fields["conditions"] = runstatus.with_condition(fields, readable, generation, now)

@@ -120,12 +120,15 @@ def status_fields(run: RunRef, spec: RunSpec, observed: runstatus.Observed, gene
 
 
 def progress_fields(kube: Kube, run: RunRef, spec: RunSpec, old_progress: dict[str, Any] | None, now: str,
-                    timeout: float) -> tuple[dict[str, Any], runstatus.Condition] | None:
-    """New progress from the run's pods' metrics, and the MetricsReadable condition (None when metrics are off)."""
+                    timeout: float, deadline: float | None = None) -> tuple[dict[str, Any], runstatus.Condition] | None:
+    """New progress from the run's pods' metrics, and the MetricsReadable condition (None when metrics are off).
+
+    deadline: seconds the scrape round may take (the caller's status interval leaves room for the rest)."""
     if not spec.metrics.enabled:
         return None
     pods = scrape.run_pods(kube, run.namespace, run.name)
     live = {(p.get("metadata") or {}).get("name", "") for p in pods}
-    result = scrape.scrape_pods(pods, spec.metrics.port, timeout=timeout, run_key=f"{run.namespace}/{run.name}")
+    result = scrape.scrape_pods(pods, spec.metrics.port, timeout=timeout, run_key=f"{run.namespace}/{run.name}",
+                                deadline=deadline)
     return (progress.merge(old_progress, result.metrics, live, now),
             runstatus.metrics_condition(result.failures, result.targets))

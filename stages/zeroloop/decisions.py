@@ -91,3 +91,34 @@ def read_all(storage: Storage, sgf_root: str) -> list[DecisionRecord]:
         except (OSError, ValueError, TypeError) as e:
             log.warning("ignoring unreadable gating record %s: %s", path, e)
     return sorted(out, key=lambda r: (r.time, r.candidate))
+
+
+def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRecord]:
+    """The readable records written at or after since, oldest decision first.
+
+    A record is written (renamed) into its candidate's directory, which sets
+    that directory's mtime, so one listing with mtimes finds the directories
+    to read: the cost follows the decisions of the period, not all of them.
+    """
+    out = []
+    for d, mtime in _subdirs_with_mtime(storage, sgf_root):
+        if mtime is not None and mtime < since - 1.0:
+            continue
+        path = posixpath.join(d, RECORD_NAME)
+        try:
+            out.append(DecisionRecord.from_json(storage.read_bytes(path)))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError) as e:
+            log.warning("ignoring unreadable gating record %s: %s", path, e)
+    return sorted(out, key=lambda r: (r.time, r.candidate))
+
+
+def _subdirs_with_mtime(storage: Storage, root: str) -> list[tuple[str, float | None]]:
+    """(path, mtime or None where the store has none) of root's subdirectories, from one listing."""
+    try:
+        entries = storage.fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return []
+    return [(e["name"].rstrip("/"), float(e["mtime"]) if e.get("mtime") is not None else None)
+            for e in entries if e.get("type") == "directory"]

@@ -5,7 +5,9 @@ names a run's paths; nothing else joins them by hand. The directories are
 KataGo's (``selfplay/<model>/tdata``, ``shuffleddata/``, ``train/<name>/``,
 ``torchmodels_toexport/``, ``modelstobetested/``, ``models/``,
 ``rejectedmodels/``, ``gatekeepersgf/``) plus zeroloop's own:
-``quarantine/`` (corrupt inputs, each with a note), ``logs/`` (one log per
+``quarantine/`` (corrupt inputs, each with a note), ``summaries/`` (what
+settled self-play directories hold, so readers need not list them again),
+``logs/`` (one log per
 stage the local loop starts), ``loop/`` (the local loop's settings, state,
 cycle records and first model), ``ladder/`` and ``report/``.
 
@@ -41,6 +43,7 @@ REJECTEDMODELS = "rejectedmodels"
 GATEKEEPERSGF = "gatekeepersgf"
 # zeroloop's own.
 QUARANTINE = "quarantine"
+SUMMARIES = "summaries"
 LOGS = "logs"
 LOOP = "loop"
 LADDER = "ladder"
@@ -89,6 +92,13 @@ def tdata_file(selfplay_dir: str, model: str, name: str) -> str:
 
 def sgfs_file(selfplay_dir: str, model: str, name: str) -> str:
     return _join(model_sgfs(selfplay_dir, model), name + SGFS_SUFFIX)
+
+
+def model_data(selfplay_dir: str, model: str, kind: str) -> str:
+    """selfplay/<model>/<kind>/ for kind "tdata" or "sgfs"."""
+    if kind not in (TDATA, SGFS):
+        raise ValueError(f"self-play data is {TDATA} or {SGFS}, not {kind!r}")
+    return _join(selfplay_dir, model, kind)
 
 
 def tdata(base: str, model: str) -> str:
@@ -170,6 +180,11 @@ def model_info(model_dir: str) -> str:
 
 
 # --- zeroloop's own -----------------------------------------------------------------------------
+
+
+def summaries(base: str, kind: str) -> str:
+    """summaries/<kind>/: per-model summaries of settled self-play data (``zeroloop.datasummary``)."""
+    return _join(base, SUMMARIES, kind)
 
 
 def quarantine(base: str) -> str:

@@ -15,7 +15,13 @@ crashes or times out loses that game (the SGF's RE says ``+R``, ``+F`` or
 ``+T``); a crashed engine is restarted for the next game and the match goes
 on. ``--parallel N`` plays N games at once, each on its own pair of engine
 processes (games keep their numbers and colours; results come back in game
-order).
+order). ``--opening-moves K`` starts every game from K random moves
+(``random_openings``: away from the first line, legal, from
+``--opening-seed``) played for both engines before either is asked for a
+move; with colours alternating, games 2i and 2i+1 share opening i, so an
+opening that favours one colour favours each engine once (a balanced pair).
+Nets and GNU Go are nearly deterministic: without openings, games between
+the same two engines repeat.
 
 Rating (pure functions below): engine A's score rate p = (wins + draws/2)/N
 gives the Elo difference 400*log10(p/(1-p)). Its 95% interval maps the
@@ -32,6 +38,7 @@ import argparse
 import json
 import logging
 import math
+import random
 import posixpath
 import sys
 import threading
@@ -50,7 +57,7 @@ from zeroloop.go.game import BLACK, WHITE, Game
 from zeroloop.go.rules import KO_RULES, Rules
 from zeroloop.go.sgf import game_to_sgf
 from zeroloop.gtp_client import EngineError, GtpClient, GtpFailure
-from zeroloop.storage import open_location, stamp, unique_name
+from zeroloop.storage import Storage, open_fs, stamp, unique_name
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +133,37 @@ def elo_estimate(wins: int, losses: int, draws: int, z: float = 1.959964) -> tup
     return elo_from_score(points / n), elo_from_score(lo), elo_from_score(hi)
 
 
+Opening = tuple[tuple[int, int], ...]
+
+
+def random_openings(count: int, size: int, moves: int, seed: int) -> list[Opening]:
+    """count openings of moves random legal points each (Black first), off the first line where the board
+    leaves room; the same arguments give the same openings."""
+    rng = random.Random(seed)
+    inner = [(x, y) for y in range(size) for x in range(size)
+             if size < 5 or (0 < x < size - 1 and 0 < y < size - 1)]
+    out = []
+    for _ in range(count):
+        game = Game(size, Rules("positional", False, 0.0))
+        played = []
+        for _ in range(moves):
+            legal = [p for p in inner if game.is_legal(game.to_move, p)]
+            if not legal:
+                break
+            move = rng.choice(legal)
+            game.play(game.to_move, move)
+            played.append(move)
+        out.append(tuple(played))
+    return out
+
+
+def opening_for_game(openings: list[Opening], i: int, alternate: bool) -> Opening:
+    """Game i's opening: with colours alternating, each opening serves a pair of games (one per colour)."""
+    if not openings:
+        return ()
+    return openings[(i // 2 if alternate else i) % len(openings)]
+
+
 def format_elo(x: float) -> str:
     return "+inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:+.0f}"
 
@@ -172,6 +210,14 @@ class MatchConfig:
     sgf_dir: str | None = None
     cleanup: bool = True
     parallel: int = 1  # games at once, each with its own pair of engine processes
+    opening_moves: int = 0  # random moves that start every game (a pair of games shares one)
+    opening_seed: int = 0
+
+    def openings(self) -> list[Opening]:
+        if self.opening_moves == 0:
+            return []
+        return random_openings((self.games + 1) // 2 if self.alternate else self.games, self.board_size,
+                               self.opening_moves, self.opening_seed)
 
     def rules(self) -> Rules:
         return Rules(self.ko_rule, self.multi_stone_suicide, self.komi)
@@ -187,6 +233,9 @@ class MatchConfig:
             raise UserError(f"--parallel {self.parallel}: must be 1..64")
         if not self.move_timeout > 0:
             raise UserError(f"--move-timeout {self.move_timeout}: must be positive")
+        if not 0 <= self.opening_moves <= self.board_size ** 2 // 4:
+            raise UserError(f"--opening-moves {self.opening_moves}: must be 0..{self.board_size ** 2 // 4} "
+                            f"(a quarter of the board)")
         self.rules()  # komi and ko rule checks
 
 
@@ -194,8 +243,9 @@ def _lose(game: Game, loser: int, code: str) -> str:
     return f"{'B' if loser == WHITE else 'W'}+{code}"
 
 
-def play_game(black: Seat, white: Seat, config: MatchConfig) -> tuple[GameResult, Game, str]:
-    """One refereed game; returns the result, the game and the SGF result string."""
+def play_game(black: Seat, white: Seat, config: MatchConfig,
+              opening: Opening = ()) -> tuple[GameResult, Game, str]:
+    """One refereed game (after the opening's moves); returns the result, the game and the SGF result string."""
     size = config.board_size
     max_moves = config.max_moves or 4 * size * size
     game = Game(size, config.rules(), max_moves)
@@ -215,6 +265,16 @@ def play_game(black: Seat, white: Seat, config: MatchConfig) -> tuple[GameResult
             return forfeit(colour, f"refused {command!r}: {e}")
         except EngineError as e:
             return forfeit(colour, f"crashed or timed out at set-up: {e}", "T" if "timed out" in str(e) else "F")
+    for move in opening:
+        colour = game.to_move
+        game.play(colour, move)
+        for other in (BLACK, WHITE):
+            try:
+                seats[other].client.send(f"play {COLOUR_WORD[colour]} {to_gtp(move, size)}")
+            except GtpFailure as e:
+                return forfeit(other, f"refused the opening move {COLOUR_WORD[colour]} {to_gtp(move, size)}: {e}")
+            except EngineError as e:
+                return forfeit(other, f"crash: {e}")
     cleanup = False  # after the first two passes: capture what is dead (KGS's cleanup phase)
     passes = 0
     while game.move_number < max_moves:
@@ -291,8 +351,9 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
     config.check()
     storage, sgf_root = None, ""
     if config.sgf_dir:
-        storage, sgf_root = open_location(config.sgf_dir)
-        storage.fs.makedirs(sgf_root, exist_ok=True)
+        fs, sgf_root = open_fs(config.sgf_dir, "--sgf-dir")
+        fs.makedirs(sgf_root, exist_ok=True)
+        storage = Storage(fs)
     pairs = [(Seat("A", GtpClient(config.black, config.move_timeout, "A")),
               Seat("B", GtpClient(config.white, config.move_timeout, "B")))
              for _ in range(min(config.parallel, config.games))]
@@ -300,6 +361,7 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
     next_game = iter(range(config.games))
     lock, failed = threading.Lock(), threading.Event()
     run_id = unique_name()[:8]
+    openings = config.openings()
 
     def play_games(seat_a: Seat, seat_b: Seat) -> None:
         try:
@@ -321,7 +383,7 @@ def run_match(config: MatchConfig, on_game: Callable[[int, GameResult], None] | 
         swap = config.alternate and i % 2 == 1
         black, white = (seat_b, seat_a) if swap else (seat_a, seat_b)
         started = time.monotonic()
-        result, game, re = play_game(black, white, config)
+        result, game, re = play_game(black, white, config, opening_for_game(openings, i, config.alternate))
         winner = "draw" if result.winner is None else f"{result.winner} wins"
         log.info("game %d/%d: black %s (%s), white %s (%s): %s, %s (%s, %d moves, %.1f s)", i + 1, config.games,
                  black.label, black.name, white.label, white.name, re, winner, result.reason, result.moves,
@@ -393,7 +455,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "kgs-genmove_cleanup using it, so dead stones are captured before scoring")
     cliflags.flag(parser, "--parallel", type=int, default=1,
                   help="games at once, each on its own pair of engine processes")
-    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (path or fsspec URL)")
+    cliflags.flag(parser, "--opening-moves", type=int, default=0,
+                  help="start every game from this many random moves (games 2i and 2i+1 share one when colours "
+                       "alternate)")
+    cliflags.flag(parser, "--opening-seed", type=int, default=0, help="seed of the random openings")
+    cliflags.flag(parser, "--sgf-dir", default=None, help="write each game's SGF here (a directory)")
     cliflags.flag(parser, "--json", action="store_true", help="print the summary as one JSON object")
     cliflags.add_common(parser)
 
@@ -401,7 +467,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = MatchConfig(args.black, args.white, args.games, args.board_size, args.komi, args.ko_rule,
                          args.multi_stone_suicide, args.alternate, args.max_moves, args.move_timeout, args.sgf_dir,
-                         args.cleanup, args.parallel)
+                         args.cleanup, args.parallel, args.opening_moves, args.opening_seed)
     result = run_match(config)
     summary = result.summary()
     if args.json:

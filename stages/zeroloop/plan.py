@@ -73,6 +73,7 @@ class RunDescription:
     max_train_bucket_size: int = 5_000_000
     lr_scale: float = 1.0
     lr_warmup_samples: int = 10_000  # KataGo's 2M fits runs of hundreds of millions of samples
+    train_extra: dict = field(default_factory=dict)  # more train flags: name (no dashes) -> value (True: a switch)
     # export
     katago_export: bool = False  # also write each model in KataGo's format
 
@@ -245,6 +246,8 @@ def train_args(run: RunDescription, place: Placement, synchronous: bool, seed_of
             "--no-repeat-files",
             "--print-every-batches", str(max(1, run.samples_per_epoch // run.batch_size // 4)),
             "--checkpoint-interval-seconds", str(CHECKPOINT_INTERVAL_S)]
+    for name, value in run.train_extra.items():
+        args += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     if place.initial_checkpoint is not None:
         args += ["--initial-checkpoint", place.initial_checkpoint]
     if synchronous:

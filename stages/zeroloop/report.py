@@ -39,7 +39,6 @@ from zeroloop.storage import BaseDir
 log = logging.getLogger("zeroloop.report")
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("basedir", metavar="BASEDIR", help="the run's directory")
     cliflags.flag(parser, "--out", default=None, help="where to write (default: BASEDIR/report)")
@@ -60,12 +59,24 @@ def _read_json(base: BaseDir, path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+CYCLES_TAIL_BYTES = 256 * 1024  # the end of loop/cycles.jsonl: the last cycles, and the count
+
+
 def _cycles(base: BaseDir) -> list[dict]:
+    """The last cycles of loop/cycles.jsonl (its end only: the file grows by a line a cycle), oldest first."""
     path = layout.loop_cycles(base.root)
-    if not base.storage.exists(path):
+    try:
+        with base.storage.fs.open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - CYCLES_TAIL_BYTES))
+            data = f.read()
+    except FileNotFoundError:
         return []
+    lines = data.splitlines()
+    if size > CYCLES_TAIL_BYTES:
+        lines = lines[1:]  # the first line may be cut
     by_cycle: dict[int, dict] = {}
-    for line in base.storage.read_bytes(path).splitlines():
+    for line in lines:
         try:
             item = json.loads(line)
             by_cycle[int(item["cycle"])] = item  # a cycle logged twice (killed in between): the last line
@@ -74,11 +85,11 @@ def _cycles(base: BaseDir) -> list[dict]:
     return [by_cycle[k] for k in sorted(by_cycle)]
 
 
-def _cumulative(files) -> tuple[list[float], list[int]]:
+def _cumulative(points) -> tuple[list[float], list[int]]:
     xs, ys, total = [], [], 0
-    for f in files:
-        total += f.count
-        xs.append(f.mtime)
+    for p in points:
+        total += p.count
+        xs.append(p.time)
         ys.append(total)
     return xs, ys
 
@@ -121,8 +132,8 @@ def plot_losses(reports: list[dict], path: str) -> bool:
 
 
 def plot_data(stats: RunStats, t0: float, path: str) -> bool:
-    gx, gy = _cumulative(stats.sgfs_files())
-    rx, ry = _cumulative(stats.tdata_files())
+    gx, gy = _cumulative(stats.data_points("sgfs"))  # (a point per self-play directory)
+    rx, ry = _cumulative(stats.data_points("tdata"))
     if not gx and not rx:
         return False
     plt = _plt()
@@ -214,7 +225,7 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
               f"{sum(r.decision == 'rejected' and r.games > 0 for r in recs)} rejected after a match, "
               f"{sum(r.decision == 'rejected' and r.games == 0 for r in recs)} rejected unplayed (older than the "
               f"accepted model, or unusable)",
-              f"- cycles done: {len(cycles)}; hours since the first file: {hours:.2f}",
+              f"- cycles done: {cycles[-1]['cycle'] if cycles else 0}; hours since the first file: {hours:.2f}",
               "- last losses: " + (", ".join(f"{k} {v:.3f}" for k, v in losses.items()) or "none yet")]
     if cycles:
         lines += ["", "## Last cycles", "", "| cycle | minutes | games | rows | samples | model | gating |",
@@ -251,7 +262,8 @@ def make_report(base: BaseDir, out_dir: str) -> str:
     """Write the plots and report.md into out_dir; return report.md's path."""
     stats = RunStats(base)
     os.makedirs(out_dir, exist_ok=True)
-    firsts = [f.mtime for f in stats.sgfs_files()[:1] + stats.tdata_files()[:1]]
+    firsts = [min((p.oldest for p in stats.data_points(kind)), default=math.inf) for kind in ("sgfs", "tdata")]
+    firsts = [t for t in firsts if t < math.inf]
     init = layout.loop_init_model(base.root)
     if base.storage.exists(init):
         firsts.append(base.storage.mtime(init))

@@ -10,8 +10,14 @@ answer is already on disk, written by the stages:
 - models: ``models/`` (accepted, with their model.json);
 - gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``).
 
-Files never change once published, so ``RunStats`` remembers what it has
-read and a poll every second costs a directory listing.
+Files never change once published, so nothing is read twice: self-play
+totals come from the settled-directory summaries (``zeroloop.datasummary``)
+plus the recent directories, counted files are remembered, training
+reports are read from where the last read ended, the accepted models are
+listed again only when ``models/`` changes, and gating decisions of a
+period are found by their directories' mtimes. A process that asks every
+second (the loop's progress bar) pays for what is new, not for the run's
+history.
 """
 
 from __future__ import annotations
@@ -19,23 +25,28 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import re
 from dataclasses import dataclass
 
-from zeroloop import decisions, layout, modellist, rows
-from zeroloop.errors import DataFileError, ModelFileError
+from zeroloop import datasummary, decisions, layout, modellist
+from zeroloop.errors import ModelFileError
 from zeroloop.nn import modelfile
 from zeroloop.storage import BaseDir
 from zeroloop.train.progress import JSONL_NAME
 
 log = logging.getLogger(__name__)
 
+_SAMPLES_IN_NAME = re.compile(r"-s(\d+)-d(\d+)$")  # exported models: <prefix>-<training>-s<samples>-d<rows>
+
 
 @dataclass(frozen=True)
-class DataFile:
+class DataPoint:
+    """One self-play directory: its newest file's time and its count (rows or games)."""
+
     model: str
-    path: str
-    count: int  # rows, or games for an .sgfs file
-    mtime: float
+    time: float
+    count: int
+    oldest: float
 
 
 @dataclass(frozen=True)
@@ -50,64 +61,62 @@ class AcceptedModel:
 class RunStats:
     def __init__(self, base: BaseDir):
         self.base = base
-        self._counts: dict[str, DataFile] = {}
+        self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
+        self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
+        self._models = modellist.ModelListing(base.storage, base.models)
+        self._model_info: dict[str, tuple[int, int] | None] = {}
+        self._summaries: dict[str, datasummary.Summaries] = {}
 
-    def _files(self, where, suffix: str) -> list[DataFile]:
-        """The files with suffix in where(selfplay_dir, model) of every model."""
-        storage = self.base.storage
-        out = []
-        for model_dir in storage.list_subdirs(self.base.selfplay):
-            model = posixpath.basename(model_dir)
-            for path in storage.list_files(where(self.base.selfplay, model), suffix):
-                if ".tmp" in posixpath.basename(path):
-                    continue
-                known = self._counts.get(path)
-                if known is None:
-                    try:
-                        known = DataFile(model, path, self._count(path, suffix), storage.mtime(path))
-                    except (OSError, DataFileError) as e:
-                        log.debug("skipping %s: %s", path, e)
-                        continue
-                    self._counts[path] = known
-                out.append(known)
-        return sorted(out, key=lambda f: (f.mtime, f.path))
+    # --- self-play ------------------------------------------------------------------------------
 
-    def _count(self, path: str, suffix: str) -> int:
-        if suffix == layout.TDATA_SUFFIX:
-            return rows.count_rows(self.base.storage, path)
-        data = self.base.storage.read_bytes(path)
-        return sum(1 for line in data.splitlines() if line.strip())
+    def _survey(self, kind: datasummary.Kind) -> datasummary.Survey:
+        if kind.name not in self._summaries:
+            self._summaries[kind.name] = datasummary.Summaries(self.base, kind, cache=self._counted[kind.name])
+        return self._summaries[kind.name].survey()
 
-    def tdata_files(self) -> list[DataFile]:
-        """Every published tdata file with its rows, oldest first."""
-        return self._files(layout.model_tdata, layout.TDATA_SUFFIX)
-
-    def sgfs_files(self) -> list[DataFile]:
-        """Every self-play .sgfs file with its games, oldest first."""
-        return self._files(layout.model_sgfs, layout.SGFS_SUFFIX)
+    def data_points(self, kind: str) -> list[DataPoint]:
+        """Per self-play directory, oldest first: when its newest file was written, and its rows ("tdata")
+        or games ("sgfs")."""
+        survey = self._survey(datasummary.TDATA if kind == "tdata" else datasummary.SGFS)
+        points = [DataPoint(m, d.newest[0], sum(d.counts.values()), d.oldest if d.oldest is not None else d.newest[0])
+                  for m, d in survey.dirs.items() if d.newest is not None]
+        return sorted(points, key=lambda p: (p.time, p.model))
 
     def games(self) -> int:
-        return sum(f.count for f in self.sgfs_files())
+        return self._survey(datasummary.SGFS).total()
 
     def rows(self) -> int:
-        return sum(f.count for f in self.tdata_files())
+        return self._survey(datasummary.TDATA).total()
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def _read_jsonl(self, path: str) -> list[dict]:
+        """The items of an append-only JSONL file, reading only what was appended since the last call."""
+        done, items = self._reports.get(path, (0, []))
+        try:
+            size = self.base.storage.fs.size(path)
+        except FileNotFoundError:
+            self._reports.pop(path, None)
+            return []
+        if size < done:  # rewritten (a new run in the same place): start over
+            done, items = 0, []
+        if size > done:
+            with self.base.storage.fs.open(path, "rb") as f:
+                f.seek(done)
+                data = f.read(size - done)
+            end = data.rfind(b"\n") + 1  # a line still being written is read next time
+            items = items + [item for item in (_parse(line) for line in data[:end].splitlines()) if item]
+            done += end
+        self._reports[path] = (done, items)
+        return items
 
     def train_reports(self) -> list[dict]:
         """The report and event lines of every training run's metrics_train.jsonl, in time order."""
         out = []
-        storage = self.base.storage
-        for d in storage.list_subdirs(layout.train_root(self.base.root)):
-            path = posixpath.join(d, JSONL_NAME)
-            if not storage.exists(path):
-                continue
-            for line in storage.read_bytes(path).splitlines():
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a kill
-                if isinstance(item, dict):
-                    item["training"] = posixpath.basename(d)
-                    out.append(item)
+        for d in self.base.storage.list_subdirs(layout.train_root(self.base.root)):
+            name = posixpath.basename(d)
+            for item in self._read_jsonl(posixpath.join(d, JSONL_NAME)):
+                out.append({**item, "training": name})
         return sorted(out, key=lambda d: d.get("time", 0.0))
 
     def last_losses(self) -> dict[str, float]:
@@ -121,17 +130,43 @@ class RunStats:
         reports = [r for r in self.train_reports() if "samples" in r]
         return max((int(r["samples"]) for r in reports), default=0)
 
+    # --- models and gating ----------------------------------------------------------------------
+
     def accepted_models(self) -> list[AcceptedModel]:
-        """Models in models/, oldest first."""
+        """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json)."""
         out = []
-        for mtime, path in modellist.list_models(self.base.storage, self.base.models):
-            try:
-                info = modelfile.read_info(self.base.storage, path)
-            except ModelFileError as e:
-                log.debug("skipping %s: %s", path, e)
-                continue
-            out.append(AcceptedModel(posixpath.basename(path), path, mtime, info.samples_trained, info.data_rows))
+        for mtime, path in self._models.models():
+            name = posixpath.basename(path)
+            if path not in self._model_info:
+                self._model_info[path] = self._info(name, path)
+            info = self._model_info[path]
+            if info is not None:
+                out.append(AcceptedModel(name, path, mtime, *info))
         return out
 
+    def _info(self, name: str, path: str) -> tuple[int, int] | None:
+        m = _SAMPLES_IN_NAME.search(name)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+        try:
+            info = modelfile.read_info(self.base.storage, path)
+        except ModelFileError as e:
+            log.debug("skipping %s: %s", path, e)
+            return None
+        return info.samples_trained, info.data_rows
+
     def decisions(self) -> list[decisions.DecisionRecord]:
+        """Every gating decision, oldest first."""
         return decisions.read_all(self.base.storage, self.base.gatekeepersgf)
+
+    def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
+        """The gating decisions taken at or after since (seconds since the epoch), oldest first."""
+        return [r for r in decisions.read_since(self.base.storage, self.base.gatekeepersgf, since) if r.time >= since]
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return None  # a line cut short by a kill
+    return item if isinstance(item, dict) else None

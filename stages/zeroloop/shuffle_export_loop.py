@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 
-from zeroloop import cliflags, metrics, modelnames, shuffled
+from zeroloop import cliflags, modelnames, shuffled
 from zeroloop.errors import UserError
 from zeroloop.export import export_pending
 from zeroloop.shuffle import main as shuffle
@@ -93,7 +93,7 @@ class ShuffleExportLoop:
                 return
 
     def _data_rows(self) -> int:
-        return sum(f.rows for f in inputs.scan(self.base, self.opts.pos_len).files)
+        return inputs.scan(self.base, self.opts.pos_len, need=lambda total, rnd: 0).total_rows
 
     def shuffle_step(self) -> bool:
         """Shuffle if there is enough new data; True if a shuffle was published."""
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
-    metrics.serve(args.metrics_port)
+    shuffle.serve_metrics(args.metrics_port)
     log.info("shuffle-export-loop on %s: export to %s every %.0fs, shuffle on %d new rows", base.root,
              "modelstobetested" if args.gating else "models", args.export_poll_seconds, args.min_new_rows)
     return loop.run()

@@ -2,7 +2,7 @@
 
 The paths of the layout are pure functions in ``zeroloop.layout``; this
 module does the I/O. ``open_location`` is the one way to open a location,
-a local path or an fsspec URL, as a ``Storage`` and a path; ``BaseDir``
+a local path or a supported URL (``open_fs``), as a ``Storage`` and a path; ``BaseDir``
 pairs a run's root with its Storage and names the layout's directories
 (through ``layout``). ``Storage`` wraps an fsspec filesystem and gives the
 one publishing rule every stage keeps: a file or directory appears under
@@ -11,10 +11,19 @@ its final name only when complete.
 - On a local filesystem (the default; a ReadWriteMany volume on Kubernetes)
   a file is written as ``X.<random>.tmp``, fsynced and renamed; a directory
   is built as ``D.<random>.tmp/`` and renamed. Readers skip ``*.tmp``.
-- Other fsspec filesystems (object stores, ``memory://``) cannot rename
-  atomically. A single file is written with one put, which those stores make
-  atomic; a directory is written in place and committed by a marker file
-  (``_COMPLETE``) written last. Readers skip directories without it.
+- ``memory://`` (tests, one process) cannot rename: a single file is
+  written with one put, a directory is written in place and committed by a
+  marker file (``_COMPLETE``) written last; readers skip directories
+  without it.
+
+Object stores (``s3://``, ``gs://``, ...) are refused (``open_fs``): they
+rename by copying, so a claim or an accept/reject can happen twice; they
+have no locks, so ``sweep_tmp`` cannot tell a dead writer's staging files
+from a live one's; directories have no mtime, so the summaries of settled
+directories (``datasummary``) and the model listings (``ModelListing``)
+could not be checked against them; and the loop keeps its lock, logs and
+report as local files. A BASEDIR is a directory on a local or network
+filesystem (a ReadWriteMany volume: NFS, Filestore, EFS).
 
 Writers never share a path: names come from ``unique_name()``, and each
 staging name carries its own random part, so two writers racing for one
@@ -58,6 +67,24 @@ COMPLETE_MARKER = "_COMPLETE"
 STALE_GRACE_S = 2.0
 # Without working locks, only age tells a dead writer's entry from a live one.
 UNLOCKED_STALE_S = 6 * 3600.0
+
+
+SUPPORTED_PROTOCOLS = ("file", "local", "memory")
+
+
+def open_fs(url: str, what: str = "BASEDIR") -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and path of a local path, ``file://`` or ``memory://`` URL; UserError for others."""
+    from zeroloop.errors import UserError
+
+    protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if protocol not in SUPPORTED_PROTOCOLS:
+        raise UserError(f"{what} {url}: {protocol}:// is not supported. Use a directory on a local or network "
+                        f"filesystem (on Kubernetes a ReadWriteMany volume: NFS, Filestore, EFS); object stores "
+                        f"cannot publish, claim or lock atomically (docs/scale.md)")
+    fs, path = fsspec.core.url_to_fs(url)
+    if isinstance(fs, LocalFileSystem):
+        path = os.path.abspath(path)
+    return fs, path.rstrip("/") or "/"
 
 
 def unique_name() -> str:
@@ -215,22 +242,23 @@ class Storage:
         """
         if not self.local:
             return []
-        try:
-            entries = list(os.scandir(parent))
+        try:  # (through fs: one listing, however many entries; a network filesystem's round trip)
+            paths = self.fs.ls(parent, detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
         removed = []
-        for entry in entries:
-            if not is_tmp(entry.name) or not entry.name.startswith(prefix):
+        for path in paths:
+            name = posixpath.basename(path.rstrip("/"))
+            if not is_tmp(name) or not name.startswith(prefix):
                 continue
-            if not is_abandoned(entry.path, min_age_s):
+            if not is_abandoned(path, min_age_s):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                self.remove_tree(entry.path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                self.remove_tree(path)
             else:
-                self.remove(entry.path)
-            log.info("removed %s, left by a writer that was stopped", entry.path)
-            removed.append(entry.path)
+                self.remove(path)
+            log.info("removed %s, left by a writer that was stopped", path)
+            removed.append(path)
         return removed
 
     @contextlib.contextmanager
@@ -332,6 +360,16 @@ class Storage:
         (plain containers such as selfplay/<model>/ carry no commit marker on object stores)."""
         return sorted(p for p in self._ls(parent, "directory") if not is_tmp(p))
 
+    def list_names(self, parent: str) -> list[str]:
+        """Names of parent's entries that are not *.tmp staging entries, sorted, without a stat of each
+        (one round trip on a network filesystem, however many entries)."""
+        try:
+            paths = self.fs.ls(parent, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = (posixpath.basename(p.rstrip("/")) for p in paths)
+        return sorted(n for n in names if not is_tmp(n) and n != COMPLETE_MARKER)
+
     def list_files(self, parent: str, suffix: str = "") -> list[str]:
         """Complete files in parent ending with suffix (full paths), sorted."""
         return sorted(
@@ -342,9 +380,7 @@ class Storage:
 
     def mtime(self, path: str) -> float:
         """Modification time in seconds since the epoch."""
-        if self.local:
-            return os.stat(path).st_mtime
-        info = self.fs.info(path)
+        info = self.fs.info(path)  # (locally an os.stat; through fs, so a slow filesystem's cost shows)
         for key in ("mtime", "LastModified", "updated", "modified", "created"):
             value = info.get(key)
             if value is None:
@@ -380,14 +416,12 @@ def _fsync_file(path: str) -> None:
             os.fsync(f.fileno())
 
 
-def open_location(location: str) -> tuple[Storage, str]:
-    """A Storage and the path within it for a local path or an fsspec URL (``memory://``, ``s3://``...).
+def open_location(location: str, what: str = "path") -> tuple[Storage, str]:
+    """A Storage and the path within it for a local path or a ``file://``/``memory://`` URL (``open_fs``).
 
     Local paths are made absolute; the path never ends with a slash (the root is "/")."""
-    fs, path = fsspec.core.url_to_fs(location)
-    if isinstance(fs, LocalFileSystem):
-        path = os.path.abspath(path)
-    return Storage(fs), path.rstrip("/") or "/"
+    fs, path = open_fs(location, what)
+    return Storage(fs), path
 
 
 @dataclass(frozen=True)
@@ -399,8 +433,8 @@ class BaseDir:
 
     @classmethod
     def open(cls, url: str, create: bool = True) -> "BaseDir":
-        """BASEDIR from a local path or fsspec URL (memory://, s3://, ...)."""
-        storage, root = open_location(url)
+        """BASEDIR from a local path (or memory://, for tests); other URLs are refused (``open_fs``)."""
+        storage, root = open_location(url, "BASEDIR")
         fs = storage.fs
         from zeroloop.errors import UserError
 

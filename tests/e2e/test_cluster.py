@@ -118,11 +118,15 @@ def test_tiny_cpu_run_reaches_an_accepted_model(api):
         assert status["selfplay"]["readyReplicas"] >= 1
         assert status["progress"]["games"] > 0 and status["progress"]["samples"] > 0
     finally:
+        # The documented order: delete the run and wait until it is gone (the operator removes its
+        # finalizer), then uninstall the chart.
         try:
             custom.delete_namespaced_custom_object("zeroloop.io", "v1alpha1", namespace, "trainingruns", "tiny")
-            time.sleep(10)  # let the operator remove its finalizer before it goes
+            for _ in range(60):
+                custom.get_namespaced_custom_object("zeroloop.io", "v1alpha1", namespace, "trainingruns", "tiny")
+                time.sleep(2)
         except kubernetes.client.exceptions.ApiException:
-            pass
+            pass  # gone (404)
         helmtool.run(helm, "uninstall", "zeroloop-e2e", "--namespace", namespace, "--kubeconfig", kubeconfig,
                      check=False, cluster=True)
         core.delete_namespace(namespace)

@@ -23,6 +23,8 @@ BENCHMARKS = {
     "shuffle": "shuffle rows/s and peak memory growth",
     "preempt": "training rows kept under SIGTERM + restart every 60 s",
     "chaos": "faults injected and survived",
+    "learning": "arms trained on the same NN-evaluation budget, then played against each other and GNU Go",
+    "scale": "recurring costs at 1x, 10x and 100x history (--latency-ms models NFS)",
 }
 
 

@@ -198,8 +198,8 @@ class Gatekeeper:
         self.stop = stop or threading.Event()
         for d in (dirs.test, dirs.accepted, dirs.rejected, dirs.sgf):
             storage.makedirs(d)
-        for d in storage.list_subdirs(dirs.sgf):
-            storage.sweep_tmp(d)  # SGFs and records half-written by a gatekeeper that was killed
+        self._candidates = modellist.ModelListing(storage, dirs.test)
+        self._accepted = modellist.ModelListing(storage, dirs.accepted)
 
     def run(self, quit_if_no_nets: bool = False) -> int:
         waiting_logged = False
@@ -222,11 +222,11 @@ class Gatekeeper:
 
     def step(self) -> decisions.DecisionRecord | None:
         """Handle the newest candidate; its record, or None (no candidate, or the match was abandoned)."""
-        candidates = modellist.list_models(self.storage, self.dirs.test)
+        candidates = self._candidates.models()
         if not candidates:
             return None
         cand_mtime, cand = candidates[-1]
-        accepted = modellist.list_models(self.storage, self.dirs.accepted)
+        accepted = self._accepted.models()
         base_mtime, base = accepted[-1] if accepted else (None, None)
         base_name = posixpath.basename(base) if base else RANDOM_MODEL_NAME
         if self.autoreject and base_mtime is not None and cand_mtime < base_mtime:
@@ -234,6 +234,9 @@ class Gatekeeper:
                                                           f"older than the accepted model {base_name}"))
         name = posixpath.basename(cand)
         sgf_dir = posixpath.join(self.dirs.sgf, name)
+        # SGFs and records half-written by a gatekeeper killed while on this candidate (it is still queued:
+        # a candidate leaves the queue only after its record is written)
+        self.storage.sweep_tmp(sgf_dir)
         judge = Judge(self.config.num_games_per_gating, self.required, self.config.sprt_params())
         log.info("testing %s against %s (%d games at most, %s rule, candidate needs %.3f)", name, base_name,
                  judge.max_games, judge.method, self.required)
@@ -265,6 +268,7 @@ class Gatekeeper:
 
     def _decide(self, cand: str, accept: bool, record: decisions.DecisionRecord) -> decisions.DecisionRecord:
         name = record.candidate
+        self.storage.sweep_tmp(posixpath.join(self.dirs.sgf, name))
         decisions.write(self.storage, self.dirs.sgf, record)
         if accept and self.dirs.selfplay:
             precreate_selfplay(self.storage, self.dirs.selfplay, name)
@@ -336,6 +340,9 @@ def run(args: argparse.Namespace) -> int:
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     metrics.serve(args.metrics_port)
+    # Decision counters exist from the start, at zero: a dashboard shows 0, not "No data", until the first one.
+    for name in ("zeroloop_gatekeeper_models_accepted_total", "zeroloop_gatekeeper_models_rejected_total"):
+        metrics.metric(name)
     log.info("gatekeeper: %d games per candidate (%s), %d at once, boards %s, %d visits, device %s, seed %d",
              config.num_games_per_gating, "SPRT" if config.sprt else "fixed length", config.num_games_at_once,
              config.board_sizes, config.max_visits, device, seed)

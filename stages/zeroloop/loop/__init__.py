@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   help="stop once this many cycles are done in all (default: run on until stopped)")
     cliflags.flag(g, "--max-hours", type=float, default=None,
                   help="stop cleanly after this long (the step in progress is interrupted and reruns next time)")
+    cliflags.flag(g, "--max-nn-evals", type=int, default=None,
+                  help="stop once the run's self-play has made this many NN evaluations in all (a compute budget "
+                       "that does not depend on the machine's speed; the last cycle plays only the games it pays "
+                       "for, and its candidate is gated before the loop stops)")
     cliflags.flag(g, "--async", dest="async_mode", action="store_true",
                   help="run every stage at once, forever, instead of cycles")
     cliflags.flag(g, "--selfplay-processes", type=int, default=1, help="self-play processes with --async")
@@ -43,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--cycles {args.cycles}: must be at least 1")
     if args.max_hours is not None and args.max_hours <= 0:
         raise UserError(f"--max-hours {args.max_hours}: must be positive")
+    if args.max_nn_evals is not None and (args.max_nn_evals < 1 or args.async_mode):
+        raise UserError(f"--max-nn-evals {args.max_nn_evals}: must be at least 1, and works without --async only")
     if args.selfplay_processes < 1:
         raise UserError(f"--selfplay-processes {args.selfplay_processes}: must be at least 1")
     base = BaseDir.open(args.basedir)
@@ -58,4 +64,5 @@ def run(args: argparse.Namespace) -> int:
 
             return AsyncLoop(base, settings, args.selfplay_processes, max_seconds, args.status_seconds,
                              report=args.report).run()
-        return sync.SyncLoop(base, settings, args.cycles, max_seconds, args.report).run()
+        return sync.SyncLoop(base, settings, args.cycles, max_seconds, args.report,
+                             max_nn_evals=args.max_nn_evals).run()

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tomllib
 from dataclasses import dataclass
 
 from zeroloop import cliflags, layout, modelnames, plan, runtime
@@ -74,6 +75,9 @@ class LoopSettings:
     device: str = "auto"
     threads: int | None = None
     seed: int | None = None
+    # methods switched on by key (the learning benchmark's arms): passed through to the stages
+    selfplay_keys: dict = dataclasses.field(default_factory=dict)  # self-play config keys over the loop's own
+    train_flags: dict = dataclasses.field(default_factory=dict)  # train flags: name (no dashes) -> value
 
     # fixed once a run has started
     SHAPE = ("name_prefix", "model_kind", "board_size")
@@ -123,6 +127,7 @@ class LoopSettings:
             runtime.resolve_device(self.device)  # refused here, before settings.json keeps it
         except UserError as e:
             problems.append(str(e))
+        problems += check_selfplay_keys(self) + check_train_flags(self.train_flags)
         if problems:
             raise UserError("; ".join(problems))
 
@@ -160,7 +165,70 @@ _HELP = {
     "device": "auto, cpu, cuda or cuda:N (self-play, training, gating)",
     "threads": "CPU threads per stage (default: from the cgroup CPU quota)",
     "seed": "random seed of the run (each stage gets its own, derived from it)",
+    "selfplay_keys": "a self-play config key over the loop's own, KEY=VALUE (repeat the flag; given, the list "
+                     "replaces the run's; see `zeroloop selfplay --help-config`)",
+    "train_flags": "a `zeroloop train` flag, NAME=VALUE without the dashes (NAME=true for a switch; repeat the "
+                   "flag; given, the list replaces the run's)",
 }
+PASS_THROUGH = {"selfplay_keys": "--selfplay-key", "train_flags": "--train-flag"}
+# train flags the loop sets itself from its own settings
+LOOP_TRAIN_FLAGS = {"name", "model-kind", "batch-size", "export-mode", "samples-per-epoch",
+                    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples",
+                    "swa-period-samples", "initial-checkpoint", "no-repeat-files", "print-every-batches",
+                    "checkpoint-interval-seconds", "stop-when-train-bucket-limited", "quit-if-no-data",
+                    "data-poll-seconds", "device", "threads", "seed"}
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as TOML (1, 0.5, true, [1, 2], "x"), else as a plain string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def check_selfplay_keys(s: "LoopSettings") -> list[str]:
+    if not s.selfplay_keys:
+        return []
+    from zeroloop import config
+    from zeroloop.errors import ConfigError
+    from zeroloop.selfplay.config import SelfplayConfig
+
+    try:
+        config.from_dict(SelfplayConfig, selfplay_config(s), "--selfplay-key")
+    except ConfigError as e:
+        return [str(e)]
+    return []
+
+
+def check_train_flags(flags: dict) -> list[str]:
+    if not flags:
+        return []
+    from zeroloop.train import main as train_main
+
+    parser = cliflags.ArgumentParser()
+    train_main.add_arguments(parser)
+    actions = {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
+    problems = []
+    for name, value in flags.items():
+        action = actions.get(name)
+        if action is None or name in LOOP_TRAIN_FLAGS:
+            problems.append(f"--train-flag {name}: {'set by the loop itself' if action else 'no such train flag'}")
+            continue
+        try:
+            if action.nargs == 0 and value is not True:
+                raise ValueError("a switch takes true")
+            if action.nargs != 0 and action.type is not None:
+                action.type(str(value))
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(f"one of {', '.join(map(str, action.choices))}")
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            problems.append(f"--train-flag {name}={value}: {e}")
+    return problems
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +237,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     defaults = LoopSettings("x")
     for f in dataclasses.fields(LoopSettings):
         if f.name == "name_prefix":
+            continue
+        if f.name in PASS_THROUGH:
+            cliflags.flag(g, PASS_THROUGH[f.name], dest=f.name, action="append", type=key_value,
+                          default=argparse.SUPPRESS, metavar="KEY=VALUE", help=_HELP[f.name])
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
@@ -196,7 +268,7 @@ def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
     for k in names:
         given = getattr(args, k, None)
         if given is not None:
-            values[k] = given
+            values[k] = dict(given) if k in PASS_THROUGH else given
     if values["komi"] is None:  # fixed when the run starts
         values["komi"] = fair_komi(values["board_size"])
     settings = LoopSettings(**values)
@@ -243,14 +315,14 @@ def describe(s: LoopSettings) -> plan.RunDescription:
     return plan.RunDescription(
         name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
         visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
-        games_at_once=s.games_at_once, selfplay_extra=dict(LOCAL_SELFPLAY),
+        games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
         gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,
         gating_win_prop=s.gating_win_prop, sprt=s.sprt,
         shuffle_min_rows=s.shuffle_min_rows, keep_target_rows=s.keep_target_rows,
         taper_window_scale=s.taper_window_scale, shuffle_processes=1,
         batch_size=s.batch_size, samples_per_epoch=s.samples_per_epoch, max_train_per_data=s.max_train_per_data,
         max_train_bucket_size=s.max_train_samples_per_cycle, lr_scale=s.lr_scale,
-        lr_warmup_samples=s.lr_warmup_samples, katago_export=s.katago_export)
+        lr_warmup_samples=s.lr_warmup_samples, train_extra=dict(s.train_flags), katago_export=s.katago_export)
 
 
 # Self-play on one machine: a fixed komi spread, one ko rule, small files and a log line every 30 s.
@@ -258,13 +330,18 @@ LOCAL_SELFPLAY = {"komi_stdev": 1.0, "komi_big_stdev_prob": 0.0, "ko_rules": ["p
                   "multi_stone_suicide_prob": 0.0, "max_rows_per_file": 1000, "log_every_seconds": 30.0}
 
 
-def placement(base: BaseDir, s: LoopSettings) -> plan.Placement:
+def placement(base: BaseDir | None, s: LoopSettings) -> plan.Placement:
     """Where the loop runs its stages: BASEDIR, loop/*.toml, this machine's device and threads."""
-    root = base.root
+    root = base.root if base is not None else ""
     return plan.Placement(basedir=root, config_dir=layout.loop(root), config_suffix=".toml",
                           devices={stage: s.device for stage in ("selfplay", "train", "gatekeeper")},
                           threads=s.threads, seed=s.seed, poll_seconds=s.poll_seconds,
                           initial_checkpoint=layout.loop_init_model(root))
+
+
+def selfplay_config(s: LoopSettings) -> dict:
+    """The self-play config keys the loop writes to loop/selfplay.toml."""
+    return plan.selfplay_config(describe(s), placement(None, s))
 
 
 def write_stage_configs(base: BaseDir, s: LoopSettings) -> tuple[str, str]:

@@ -32,8 +32,10 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import posixpath
+import re
 import signal
 import sys
 import time
@@ -53,6 +55,7 @@ from zeroloop.storage import BaseDir
 log = logging.getLogger("zeroloop.loop")
 
 STEPS = ("gatekeeper", "selfplay", "shuffle", "train", "export")
+NN_EVALS_LINE = re.compile(r"selfplay stopped: .*?(\d+) NN evals")
 
 tqdm.tqdm.monitor_interval = 0  # no monitor thread: children are started with a preexec function
 
@@ -67,6 +70,8 @@ class LoopState:
     start_rows: int = 0
     start_samples: int = 0
     step_seconds: dict = field(default_factory=dict)
+    nn_evals: int = 0  # self-play NN evaluations of the whole run so far (from the self-play logs)
+    start_nn_evals: int = 0
 
     @classmethod
     def load(cls, base: BaseDir) -> "LoopState":
@@ -141,15 +146,19 @@ def fmt_losses(losses: dict[str, float]) -> str:
 
 class SyncLoop:
     def __init__(self, base: BaseDir, settings: S.LoopSettings, cycles: int | None = None,
-                 max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout):
+                 max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout,
+                 max_nn_evals: int | None = None):
         self.base = base
         self.s = settings
         self.cycles = cycles
+        self.max_nn_evals = max_nn_evals
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
         self.report = report
         self.out = out
         self.tty = out.isatty()
         self.stats = RunStats(base)
+        self._models = modellist.ModelListing(base.storage, base.models)
+        self._targets = {d: modellist.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
 
@@ -215,7 +224,7 @@ class SyncLoop:
     # --- the steps --------------------------------------------------------------------------
 
     def step_gatekeeper(self, state: LoopState) -> str | None:
-        queued = modellist.list_models(self.base.storage, self.base.modelstobetested)
+        queued = self._targets[self.base.modelstobetested].models()
         if not self.s.gating and not queued:
             return "skipped (no gating)"
         if not queued:
@@ -223,25 +232,40 @@ class SyncLoop:
         since = time.time()
         if self._run(state, "gatekeeper", S.gatekeeper_argv(self.base, self.s, True, 10 * state.cycle)) is None:
             return None
-        made = [r for r in self.stats.decisions() if r.time >= since - 1]
+        made = self.stats.decisions_since(since - 1)
         return "; ".join(_decision_text(r) for r in made) or "no decision"
+
+    def _cycle_games(self, state: LoopState, games: int) -> int:
+        """Games this cycle plays: a full cycle, or under --max-nn-evals what the budget's rest pays for
+        at the run's NN evaluations per game so far."""
+        if self.max_nn_evals is None or games == 0 or state.nn_evals == 0:
+            return self.s.games_per_cycle
+        per_game = state.nn_evals / games
+        left = self.max_nn_evals - state.nn_evals
+        return max(1, min(self.s.games_per_cycle, math.ceil(left / per_game)))
+
+    def budget_spent(self, state: LoopState) -> bool:
+        return self.max_nn_evals is not None and state.nn_evals >= self.max_nn_evals
 
     def step_selfplay(self, state: LoopState) -> str | None:
         games = self.stats.games()
         if state.selfplay_target is None:
-            state.selfplay_target = games + self.s.games_per_cycle
+            state.selfplay_target = games + self._cycle_games(state, games)
             state.save(self.base)
         remaining = state.selfplay_target - games
         if remaining <= 0:
             return "nothing left to play"
         rows0 = self.stats.rows()
-        model = modellist.find_latest_model(self.base.storage, self.base.models)
+        model = self._models.latest()
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
+        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))
+        state.nn_evals += evals  # a stop by signal logs its evaluations too
+        state.save(self.base)
         if rc is None:
             return None
         played, rows = self.stats.games() - games, self.stats.rows() - rows0
-        return (f"{played} games, {rows:,} rows with "
+        return (f"{played} games, {rows:,} rows, {evals:,} NN evals with "
                 f"{posixpath.basename(model) if model else 'the random evaluator'}")
 
     def step_shuffle(self, state: LoopState) -> str | None:
@@ -273,10 +297,10 @@ class SyncLoop:
 
     def step_export(self, state: LoopState) -> str | None:
         target = self.base.modelstobetested if self.s.gating else self.base.models
-        before = {p for _, p in modellist.list_models(self.base.storage, target)}
+        before = {p for _, p in self._targets[target].models()}
         if self._run(state, "export", S.export_argv(self.base, self.s)) is None:
             return None
-        new = [posixpath.basename(p) for _, p in modellist.list_models(self.base.storage, target) if p not in before]
+        new = [posixpath.basename(p) for _, p in self._targets[target].models() if p not in before]
         where = "modelstobetested" if self.s.gating else "models"
         return f"{', '.join(new)} -> {where}/" if new else "no new model"
 
@@ -284,12 +308,13 @@ class SyncLoop:
 
     def _cycle_summary(self, state: LoopState) -> dict:
         games, rows, samples = self.stats.games(), self.stats.rows(), self.stats.samples_trained()
-        made = [r for r in self.stats.decisions() if r.time >= state.cycle_time - 1]
+        made = self.stats.decisions_since(state.cycle_time - 1)
         accepted = self.stats.accepted_models()
         return {
             "cycle": state.cycle, "time": round(time.time(), 3), "seconds": round(time.time() - state.cycle_time, 1),
             "games": games - state.start_games, "total_games": games, "rows": rows - state.start_rows,
             "total_rows": rows, "samples": samples - state.start_samples, "total_samples": samples,
+            "nn_evals": state.nn_evals - state.start_nn_evals, "total_nn_evals": state.nn_evals,
             "losses": self.stats.last_losses(), "accepted_models": len(accepted),
             "model": accepted[-1].name if accepted else "random",
             "gating": [{"candidate": r.candidate, "decision": r.decision, "score": r.score, "games": r.games,
@@ -307,7 +332,8 @@ class SyncLoop:
         self.say(f"== cycle {summary['cycle']} done in {fmt_seconds(summary['seconds'])}: "
                  f"games {summary['games']:,} ({summary['total_games']:,} in all), "
                  f"rows {summary['rows']:,} ({summary['total_rows']:,}), "
-                 f"samples {summary['samples']:,} ({summary['total_samples']:,}); "
+                 f"samples {summary['samples']:,} ({summary['total_samples']:,}), "
+                 f"NN evals {summary['nn_evals']:,} ({summary['total_nn_evals']:,}); "
                  f"losses {fmt_losses(summary['losses'])}; self-play model {summary['model']} "
                  f"({summary['accepted_models']} accepted); gating: {gating}")
 
@@ -315,6 +341,7 @@ class SyncLoop:
         state.cycle_time = time.time()
         state.start_games, state.start_rows = self.stats.games(), self.stats.rows()
         state.start_samples = self.stats.samples_trained()
+        state.start_nn_evals = state.nn_evals
         state.selfplay_target = None
         state.step_seconds = {}
 
@@ -338,6 +365,10 @@ class SyncLoop:
             return 0
         while True:
             while state.step in STEPS:
+                if state.step == "selfplay" and state.selfplay_target is None and self.budget_spent(state):
+                    self.say(f"done: {state.nn_evals:,} self-play NN evaluations of --max-nn-evals "
+                             f"{self.max_nn_evals:,} spent; rerun with a larger budget to carry on")
+                    return 0
                 started = time.monotonic()
                 result = getattr(self, f"step_{state.step}")(state)
                 if result is None:  # stopping: the step reruns next time
@@ -383,6 +414,27 @@ class SyncLoop:
         self.say(f"stopped ({self.stopping}) in cycle {state.cycle} at {state.step}; rerun the same command to "
                  f"carry on")
         return 0
+
+
+def selfplay_nn_evals(path: str) -> int:
+    """NN evaluations the last self-play process in this log reported when it stopped (0: none found)."""
+    for line in reversed(_log_tail(path, 20_000)):
+        if line.startswith("=== "):
+            return 0
+        m = NN_EVALS_LINE.search(line)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def _log_tail(path: str, size: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 def _decision_text(r: decisions.DecisionRecord) -> str:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from zeroloop.errors import ConfigError
 
 BLOCK_KINDS = ("regular", "gpool")
+OPTIONAL_KEYS = {"soft_policy"}  # keys added later: files from before lack them
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class NetConfig:
     policy_gpool: int  # g1: policy head channels pooled for the bias and pass logit
     value: int  # v1: value head channels (also feed ownership)
     value_hidden: int  # v2: width of the value head's hidden linear layer
+    # KataGo's soft policy outputs (training only: a target flattened to the power 1/4); a net without
+    # them is exactly the net of before, and its file's config omits the key.
+    soft_policy: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -46,6 +50,8 @@ class NetConfig:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 problems.append(f"{f} must be a positive integer, got {v!r}")
+        if not isinstance(self.soft_policy, bool):
+            problems.append(f"soft_policy must be true or false, got {self.soft_policy!r}")
         if "gpool" in self.blocks and isinstance(self.gpool, int) and isinstance(self.mid, int) \
                 and self.gpool >= self.mid:
             problems.append(f"gpool ({self.gpool}) must be less than mid ({self.mid})")
@@ -59,6 +65,8 @@ class NetConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["blocks"] = list(self.blocks)
+        if not self.soft_policy:
+            del d["soft_policy"]  # files of nets without it stay as they were
         return d
 
     @classmethod
@@ -68,7 +76,7 @@ class NetConfig:
             raise ConfigError(f"net config must be an object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
-        missing = sorted(names - set(d))
+        missing = sorted(names - set(d) - OPTIONAL_KEYS)
         if unknown or missing:
             what = []
             if unknown:

@@ -27,6 +27,10 @@ Outputs (``NetOutputs``), all float32, from the view of the player to move:
 - ``policy`` (N, 2, P*P+1) logits: row-major board points then pass; channel
   0 the move to play, 1 the opponent's reply (an auxiliary training target).
   Off-board points hold ``OFF_BOARD_LOGIT``.
+- with ``config.soft_policy``, ``Net.forward_with_soft`` also gives KataGo's
+  soft policy logits (N, 2, P*P+1): the same two distributions trained
+  against targets raised to the power 1/4, which teaches the head about the
+  moves a search rarely picks. Training only: inference never reads them.
 - ``value`` (N, 3) logits of win, loss, draw (``rows.GT_WIN/LOSS/DRAW``).
 - ``score`` (N,) the expected final score in points (the last layer's
   output times ``SCORE_SCALE``, KataGo's multiplier, so that layer works in
@@ -192,13 +196,28 @@ class PolicyHead(nn.Module):
         self.linear_pass = nn.Linear(3 * g1, p1, bias=True)
         self.linear_pass2 = nn.Linear(p1, 2, bias=False)
 
-    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+    def features(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last hidden layers: per point (N, p1, P, P) and for the pass logit (N, p1)."""
         g = act_mask(self.normg(self.conv1g(x), bm), bm)
         pooled = pool_board(g, bm)
         p = self.conv1p(x) + self.linear_g(pooled).unsqueeze(-1).unsqueeze(-1)
-        board = self.conv2p(act_mask(self.norm2(p, bm), bm))
-        passes = self.linear_pass2(F.relu(self.linear_pass(pooled)))
-        return policy_logits(board, passes, bm.mask)
+        return act_mask(self.norm2(p, bm), bm), F.relu(self.linear_pass(pooled))
+
+    def forward(self, x: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        board, passes = self.features(x, bm)
+        return policy_logits(self.conv2p(board), self.linear_pass2(passes), bm.mask)
+
+
+class SoftPolicyHead(nn.Module):
+    """KataGo's soft policy outputs: two more channels on the policy head's last hidden layers."""
+
+    def __init__(self, p1: int):
+        super().__init__()
+        self.conv2p = conv1(p1, 2)
+        self.linear_pass2 = nn.Linear(p1, 2, bias=False)
+
+    def forward(self, board: torch.Tensor, passes: torch.Tensor, bm: BoardMask) -> torch.Tensor:
+        return policy_logits(self.conv2p(board), self.linear_pass2(passes), bm.mask)
 
 
 def policy_logits(board: torch.Tensor, passes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -248,6 +267,8 @@ class Net(nn.Module):
         self.policy_head = PolicyHead(c, config.policy, config.policy_gpool)
         self.value_head = ValueHead(c, config.value, config.value_hidden)
         self.reset_parameters()
+        # Made last, so that the rest of the net draws the same initial weights with or without it.
+        self.soft_policy_head = SoftPolicyHead(config.policy) if config.soft_policy else None
 
     def reset_parameters(self) -> None:
         """He init for convs, zero for the last conv of each residual branch."""
@@ -257,16 +278,30 @@ class Net(nn.Module):
         for block in self.blocks:
             nn.init.zeros_(block.conv2.weight)
 
-    def forward(self, spatial: torch.Tensor, glob: torch.Tensor) -> NetOutputs:
+    def trunk(self, spatial: torch.Tensor, glob: torch.Tensor) -> tuple[torch.Tensor, BoardMask]:
         bm = board_mask(spatial)
         # Masking the input too keeps junk in off-board input planes out.
         x = self.conv_spatial(spatial * bm.mask) + self.linear_global(glob).unsqueeze(-1).unsqueeze(-1)
         for block in self.blocks:
             x = block(x, bm)
-        x = act_mask(self.norm_trunk(x, bm), bm)
+        return act_mask(self.norm_trunk(x, bm), bm), bm
+
+    def forward(self, spatial: torch.Tensor, glob: torch.Tensor) -> NetOutputs:
+        x, bm = self.trunk(spatial, glob)
         policy = self.policy_head(x, bm)
         value, score, ownership = self.value_head(x, bm)
         return NetOutputs(policy, value, score, ownership)
+
+    def forward_with_soft(self, spatial: torch.Tensor, glob: torch.Tensor) -> tuple[NetOutputs, torch.Tensor]:
+        """The outputs and the soft policy logits (N, 2, P*P+1); needs config.soft_policy."""
+        if self.soft_policy_head is None:
+            raise ValueError(f"net {self.config.name} has no soft policy head")
+        x, bm = self.trunk(spatial, glob)
+        board, passes = self.policy_head.features(x, bm)
+        policy = policy_logits(self.policy_head.conv2p(board), self.policy_head.linear_pass2(passes), bm.mask)
+        soft = self.soft_policy_head(board, passes, bm)
+        value, score, ownership = self.value_head(x, bm)
+        return NetOutputs(policy, value, score, ownership), soft
 
 
 def build_model(config: NetConfig | str, pos_len: int) -> Net:

@@ -34,7 +34,7 @@ import safetensors.torch
 import torch
 
 from zeroloop import features, layout
-from zeroloop.modellist import find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
+from zeroloop.modellist import ModelListing, find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
 from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.nn.configs import NetConfig, get_config

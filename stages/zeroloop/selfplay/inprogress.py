@@ -109,6 +109,7 @@ class SavedGames:
         self.batches: dict[str, BatchFile] = {}
         self._home: str | None = None
         self._left: set[str] = set()  # files logged as not ours to play
+        metric("zeroloop_selfplay_games_saved_total")  # at zero from the start (the engine counts saves)
         self._m_adopted = metric("zeroloop_selfplay_games_adopted_total")
         self._m_discarded = metric("zeroloop_selfplay_games_discarded_total")
 

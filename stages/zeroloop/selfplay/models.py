@@ -2,7 +2,7 @@
 
 ``ModelWatcher`` follows KataGo's findLatestModel: the newest complete
 model directory in models-dir by the weights' modification time
-(``zeroloop.nn.modellist.find_latest_model``), looked up again every
+(``zeroloop.modellist.find_latest_model``), looked up again every
 ``poll_seconds``. While there is no model at all, self-play uses the
 uniform-random evaluator under the name ``random`` (its data goes to
 ``selfplay/random/``); once a real model has been used, an empty or
@@ -72,6 +72,7 @@ class ModelWatcher:
         self._current: str | None = None  # path of the model in use (None: random)
         self._skipped: set[str] = set()
         self._next_poll = 0.0
+        self._listing: modellist.ModelListing | None = None  # made on first use
 
     def initial(self) -> LoadedModel:
         self._next_poll = time.monotonic() + self.poll_seconds
@@ -92,8 +93,10 @@ class ModelWatcher:
     def _load_newest(self) -> LoadedModel | None:
         from zeroloop.nn import modelfile
 
+        if self._listing is None:
+            self._listing = modellist.ModelListing(self.storage, self.models_dir)
         try:
-            path = modellist.find_latest_model(self.storage, self.models_dir)
+            path = self._listing.latest()
         except OSError as e:
             log.warning("cannot list models in %s: %s", self.models_dir, e)
             return None

@@ -9,19 +9,26 @@ their rows still count toward the data total, and no row is lost. Rows of differ
 pos_len cannot share a training batch, so they are never mixed silently:
 either ``pos_len`` selects one and the others are left out (logged), or
 finding several is an error that lists them.
+
+History is not read again: settled directories come from their summaries
+(``zeroloop.datasummary``), and given the window's size (``need``) only the
+newest directories' file lists are read, newest first, until the files
+newer than every directory left out cover the window; the rest count as
+``older_rows``. A shuffle's reads then grow with its window, not with the
+run's history.
 """
 
 from __future__ import annotations
 
 import logging
-import posixpath
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from zeroloop import layout, rows
-from zeroloop.errors import CorruptFileError, DataFileError, UserError
+from zeroloop import datasummary
+from zeroloop.datasummary import RANDOM_MODEL_DIR, CountedFile
+from zeroloop.errors import UserError
 from zeroloop.shuffle.window import TdataFile
 from zeroloop.storage import BaseDir
 
@@ -29,81 +36,93 @@ log = logging.getLogger(__name__)
 
 # mtimes this far ahead of the shuffler's clock are reported as clock skew
 CLOCK_SKEW_TOLERANCE_S = 60.0
-# Self-play without a model writes under this name (DESIGN: the "random" net).
-RANDOM_MODEL_DIR = "random"
 
 
 @dataclass(frozen=True)
 class Scan:
-    files: list[TdataFile]
+    files: list[TdataFile]  # every file read (all of them, unless a window bounded the reading)
     pos_len: int | None
     skipped: list[tuple[str, str]]  # (path, why)
     corrupt: list[tuple[str, str]]  # the skipped ones whose content is malformed (to quarantine)
+    older_rows: int = 0  # rows (of pos_len) in files not listed, all older than the listed newer ones
+    older_random_rows: int = 0  # of those, rows of the random bootstrap
+
+    @property
+    def total_rows(self) -> int:
+        return sum(f.rows for f in self.files) + self.older_rows
+
+    @property
+    def random_rows(self) -> int:
+        return sum(f.rows for f in self.files if f.random) + self.older_random_rows
 
 
-def tdata_paths(base: BaseDir) -> list[tuple[str, bool]]:
-    """(path, from the random bootstrap) of every complete tdata file."""
-    out = []
-    for model_dir in base.storage.list_subdirs(base.selfplay):
-        model = posixpath.basename(model_dir)
-        tdata = layout.model_tdata(base.selfplay, model)
-        is_random = model == RANDOM_MODEL_DIR
-        out.extend((p, is_random) for p in base.storage.list_files(tdata, ".npz") if rows.is_tdata_name(p))
-    return out
-
-
-def _probe(base: BaseDir, path: str) -> tuple[int, int, float]:
-    n, pos_len = rows.file_info(base.storage, path)
-    return n, pos_len, base.storage.mtime(path)
-
-
-def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16) -> Scan:
-    """Every usable tdata file with its rows, mtime and pos_len."""
-    paths = tdata_paths(base)
-    skipped: list[tuple[str, str]] = []
-    found: list[tuple[TdataFile, int]] = []
-
-    corrupt: list[tuple[str, str]] = []
-
-    def probe(item):
-        path, is_random = item
-        try:
-            n, p, mtime = _probe(base, path)
-        except CorruptFileError as e:
-            return path, (str(e), True)
-        except (DataFileError, OSError) as e:
-            return path, (str(e), False)
-        return TdataFile(path, mtime, n, is_random), p
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for path_or_file, info in pool.map(probe, paths):
-            if isinstance(info, tuple):
-                why, is_corrupt = info
-                skipped.append((path_or_file, why))
-                if is_corrupt:
-                    corrupt.append((path_or_file, why))
-                log.warning("skipping unreadable tdata file: %s", why)
-            else:
-                found.append((path_or_file, info))
-    now = time.time()
-    future = sorted(f.path for f, _ in found if f.mtime > now + CLOCK_SKEW_TOLERANCE_S)
-    if future:
-        log.warning("%d tdata files are dated in the future (clock skew?), so they count as the newest: %s%s",
-                    len(future), ", ".join(future[:3]), " ..." if len(future) > 3 else "")
-    by_len = Counter()
-    for f, p in found:
-        by_len[p] += f.rows
+def _choose_pos_len(by_len: Counter, pos_len: int | None) -> int | None:
     if pos_len is None:
         if len(by_len) > 1:
             listing = ", ".join(f"{n} rows at pos_len {p}" for p, n in sorted(by_len.items()))
             raise UserError(f"self-play data of several board lengths found ({listing}); "
                             f"pass --pos-len to shuffle one of them")
-        chosen = next(iter(by_len), None)
-    else:
-        chosen = pos_len
-        others = {p: n for p, n in by_len.items() if p != pos_len}
-        if others:
-            log.info("leaving out rows of other board lengths: %s",
-                     ", ".join(f"{n} rows at pos_len {p}" for p, n in sorted(others.items())))
-    files = [f for f, p in found if p == chosen]
-    return Scan(files, chosen, skipped, corrupt)
+        return next(iter(by_len), None)
+    others = {p: n for p, n in by_len.items() if p != pos_len}
+    if others:
+        log.info("leaving out rows of other board lengths: %s",
+                 ", ".join(f"{n} rows at pos_len {p}" for p, n in sorted(others.items())))
+    return pos_len
+
+
+def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16,
+         need: Callable[[int, int], int | None] | None = None) -> Scan:
+    """Usable tdata files with their rows, mtime and pos_len.
+
+    need(total rows, random rows) -> rows of the newest files wanted (None:
+    all): when given, older files are counted from summaries, not listed.
+    """
+    summaries = datasummary.Summaries(base, datasummary.TDATA, threads=threads)
+    survey = summaries.survey()
+    loaded: dict[str, list[CountedFile]] = dict(survey.files)
+    problems = list(survey.skipped)
+    by_len: Counter = Counter()
+    for d in survey.dirs.values():
+        for p, n in d.counts.items():
+            if n > 0:
+                by_len[p] += n
+    chosen = _choose_pos_len(by_len, pos_len)
+    total = by_len.get(chosen, 0)
+    random_total = sum(d.counts.get(chosen, 0) for d in survey.dirs.values() if d.random)
+    wanted = need(total, random_total) if need is not None else None
+    pending = sorted((m for m in survey.dirs if m not in loaded and survey.dirs[m].newest is not None),
+                     key=lambda m: survey.dirs[m].newest, reverse=True)
+    for model in pending:
+        entry = survey.dirs[model]
+        if wanted is not None and _rows_newer(loaded, chosen, entry.newest) >= wanted:
+            break  # every file left out is older than the window
+        files = summaries.files_of(model, entry)
+        if files is None:
+            read = summaries.refresh(model)
+            if read is None:
+                continue
+            fresh, files, skipped = read
+            problems.extend(skipped)
+            # the directory changed: its rows count as they are now
+            total += fresh.counts.get(chosen, 0) - entry.counts.get(chosen, 0)
+            if entry.random:
+                random_total += fresh.counts.get(chosen, 0) - entry.counts.get(chosen, 0)
+        loaded[model] = files
+    files = [TdataFile(f.path, f.mtime, f.count, model == RANDOM_MODEL_DIR)
+             for model, fs in loaded.items() for f in fs if f.pos_len == chosen]
+    listed = sum(f.rows for f in files)
+    listed_random = sum(f.rows for f in files if f.random)
+    skipped = [(path, why) for path, why, _ in problems]
+    corrupt = [(path, why) for path, why, is_corrupt in problems if is_corrupt]
+    for _, why in skipped:
+        log.warning("skipping unreadable tdata file: %s", why)
+    now = time.time()
+    future = sorted(f.path for f in files if f.mtime > now + CLOCK_SKEW_TOLERANCE_S)
+    if future:
+        log.warning("%d tdata files are dated in the future (clock skew?), so they count as the newest: %s%s",
+                    len(future), ", ".join(future[:3]), " ..." if len(future) > 3 else "")
+    return Scan(files, chosen, skipped, corrupt, max(0, total - listed), max(0, random_total - listed_random))
+
+
+def _rows_newer(loaded: dict[str, list[CountedFile]], pos_len: int | None, key: tuple[float, str]) -> int:
+    return sum(f.count for fs in loaded.values() for f in fs if f.pos_len == pos_len and f.key > key)

@@ -151,9 +151,16 @@ def options_from_args(args: argparse.Namespace) -> ShuffleOptions:
         cleanup_grace_s=args.cleanup_grace_seconds, in_use_expiry_s=args.in_use_expiry_seconds, seed=args.seed)
 
 
+def serve_metrics(port: int | None) -> None:
+    """Serve metrics, with the file counters at zero: a dashboard shows 0, not "No data", until a file is skipped."""
+    metrics.serve(port)
+    for name in ("zeroloop_shuffle_files_skipped_total", "zeroloop_shuffle_files_quarantined_total"):
+        metrics.metric(name)
+
+
 def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
-    metrics.serve(args.metrics_port)
+    serve_metrics(args.metrics_port)
     base = BaseDir.open(args.basedir, create=False)
     try:
         outcome = shuffle_once(base, opts)
@@ -214,11 +221,11 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
     if opts.num_processes > 1 and not base.storage.local and "memory" in str(base.storage.fs.protocol):
         raise UserError("--num-processes > 1 needs a BASEDIR other processes can open (not memory://)")
     base.storage.sweep_tmp(base.shuffleddata)  # staging dirs of shuffles that were killed
-    found = inputs.scan(base, opts.pos_len)
+    found = inputs.scan(base, opts.pos_len, need=lambda total, rnd: window.rows_wanted(total, rnd, opts.params))
     for _ in found.skipped:
         metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
     quarantined = _quarantine(base, found.corrupt)
-    sel = window.select(found.files, opts.params, opts.keep_target_rows)
+    sel = window.select(found.files, opts.params, opts.keep_target_rows, found.older_rows, found.older_random_rows)
     pos_len = found.pos_len
     assert pos_len is not None  # select() raised if nothing was found
     log.info("window: %d usable rows (%d found), window %d rows, using %d rows in %d files, keep %.3f",
@@ -252,8 +259,7 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
                 skipped.extend(res.skipped)
                 quarantined += _quarantine(base, res.corrupt)
             if kept == 0:  # every selected file was unreadable: publish nothing
-                raise window.NotEnoughRows(0, opts.params.min_rows, sel.total_rows,
-                                           sum(f.rows for f in found.files if f.random))
+                raise window.NotEnoughRows(0, opts.params.min_rows, sel.total_rows, found.random_rows)
             log.info("scatter: %d rows kept into %d buckets from %d groups", kept, num_buckets, len(groups))
             out_place = scatter.Place(_url(base, staging))
             gtasks = [scatter.GatherTask(scratch_place, b, out_place, pos_len, opts.approx_rows_per_out_file,

@@ -29,7 +29,7 @@ import numpy as np
 
 from zeroloop import rows, shuffled
 from zeroloop.errors import CorruptFileError, DataFileError
-from zeroloop.storage import Storage, open_location
+from zeroloop.storage import Storage, open_fs
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class Place:
     url: str  # fsspec URL or local path
 
     def open(self) -> tuple[Storage, str]:
-        return open_location(self.url)
+        fs, root = open_fs(self.url, "--scratch-dir")
+        return Storage(fs), root
 
 
 @dataclass(frozen=True)

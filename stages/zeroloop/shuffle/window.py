@@ -79,6 +79,12 @@ def window_rows(usable: int, p: WindowParams) -> int:
     return w
 
 
+def rows_wanted(total: int, random_rows: int, p: WindowParams) -> int:
+    """Rows of the newest files that a window over this much data takes (0 below min_rows)."""
+    usable = total - random_rows + min(random_rows, p.min_rows)
+    return window_rows(usable, p) if usable >= p.min_rows else 0
+
+
 def keep_probability(rows_used: int, keep_target_rows: int | None) -> float:
     """Fraction of the selected rows kept (None: all)."""
     if keep_target_rows is None or rows_used <= 0:
@@ -86,22 +92,29 @@ def keep_probability(rows_used: int, keep_target_rows: int | None) -> float:
     return min(rows_used, keep_target_rows) / rows_used
 
 
-def select(files: list[TdataFile], p: WindowParams, keep_target_rows: int | None) -> Selection:
-    """The files of the window, newest first; NotEnoughRows below min_rows."""
+def select(files: list[TdataFile], p: WindowParams, keep_target_rows: int | None, older_rows: int = 0,
+           older_random_rows: int = 0) -> Selection:
+    """The files of the window, newest first; NotEnoughRows below min_rows.
+
+    ``older_rows`` (of them ``older_random_rows`` from the random bootstrap)
+    are rows of files not listed, every one older than the window: they count
+    toward the data total and the row range, as if listed.
+    """
     oldest_first = sorted(files, key=lambda f: (f.mtime, f.path))
-    total = sum(f.rows for f in oldest_first)
-    usable = usable_rows(oldest_first, p.min_rows)
+    total = sum(f.rows for f in oldest_first) + older_rows
+    random_rows = sum(f.rows for f in files if f.random) + older_random_rows
+    usable = total - random_rows + min(random_rows, p.min_rows)
     if total <= 0 or usable < p.min_rows:
-        raise NotEnoughRows(usable, p.min_rows, total, sum(f.rows for f in files if f.random))
+        raise NotEnoughRows(usable, p.min_rows, total, random_rows)
     w = window_rows(usable, p)
     ends = []
-    acc = p.add_to_data_rows
+    acc = p.add_to_data_rows + older_rows
     for f in oldest_first:
         acc += f.rows
         ends.append(acc)
     chosen: list[TdataFile] = []
     used = 0
-    first = ends[-1]
+    first = ends[-1] if ends else acc
     for f, end in zip(reversed(oldest_first), reversed(ends)):
         if used >= w:
             break
@@ -110,4 +123,5 @@ def select(files: list[TdataFile], p: WindowParams, keep_target_rows: int | None
         chosen.append(f)
         used += f.rows
         first = end - f.rows
-    return Selection(tuple(chosen), w, used, usable, total, (first, ends[-1]), keep_probability(used, keep_target_rows))
+    end = ends[-1] if ends else acc
+    return Selection(tuple(chosen), w, used, usable, total, (first, end), keep_probability(used, keep_target_rows))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import posixpath
@@ -148,6 +149,9 @@ class Trainer:
         self.model: Net | None = None
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.lookahead: optim.Lookahead | None = None
+        self.loss_weights = (losses.LossWeights.with_soft_policy(opts.soft_policy_weight)
+                             if opts.soft_policy_weight > 0 else losses.WEIGHTS)
         self.scaler: torch.amp.GradScaler | None = None
         self.summary: shuffled.ShuffleSummary | None = None
         self.reporter: Reporter | None = None
@@ -159,11 +163,39 @@ class Trainer:
     # --- model, optimizer, checkpoints ------------------------------------
 
     def _build(self, config: NetConfig, pos_len: int) -> None:
+        if self.opts.soft_policy_weight > 0 and not config.soft_policy:
+            config = dataclasses.replace(config, soft_policy=True)  # a net from before gains the head
+            log.info("net %s gains a soft policy head (--soft-policy-weight)", config.name)
         self.model = Net(config, pos_len).to(self.device)
         self.averaged = optim.build_averaged(self.model, self.opts.swa_scale)
         self.optimizer = optim.build_optimizer(self.opts.optimizer, self.model, self.opts.batch_size,
-                                               self.opts.weight_decay)
+                                               self.opts.weight_decay, self.opts.weight_decay_mode)
+        self.lookahead = (optim.Lookahead(self.model, self.opts.lookahead_k, self.opts.lookahead_alpha)
+                          if self.opts.lookahead_alpha < 1.0 else None)
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
+
+    def _load_weights(self, module: torch.nn.Module, state: dict) -> None:
+        """load_state_dict, letting a net from before the soft policy head leave that head as initialised."""
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        soft = [k for k in missing if "soft_policy_head." in k]
+        if unexpected or len(soft) != len(missing):
+            raise RuntimeError(f"missing {sorted(set(missing) - set(soft))[:3]}, unexpected {sorted(unexpected)[:3]}")
+        if soft:
+            log.info("the soft policy head starts fresh (%s has none)", "the checkpoint" if module is self.model
+                     else "its averaged model")
+
+    def _load_optimizer(self, payload: dict) -> None:
+        """The optimizer's state and lookahead's, or (with a warning) fresh ones where they do not fit."""
+        assert self.optimizer is not None
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (ValueError, KeyError) as e:
+            log.warning("optimizer state not reused (%s): momentum starts from zero", str(e).splitlines()[0])
+        if self.lookahead is not None and payload.get("lookahead"):
+            try:
+                self.lookahead.load_state_dict(payload["lookahead"])
+            except (ValueError, KeyError) as e:
+                log.warning("lookahead state not reused (%s)", e)
 
     def _payload(self) -> dict:
         assert self.model is not None and self.averaged is not None and self.optimizer is not None
@@ -175,6 +207,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "averaged": self.averaged.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else {},
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "train_state": self.state.to_json(),
         }
@@ -210,9 +243,9 @@ class Trainer:
         self._build(config, pos_len)
         assert self.model is not None and self.averaged is not None and self.optimizer is not None
         try:
-            self.model.load_state_dict(payload["model"])
-            self.averaged.load_state_dict(payload["averaged"])
-            self.optimizer.load_state_dict(payload["optimizer"])
+            self._load_weights(self.model, payload["model"])
+            self._load_weights(self.averaged, payload["averaged"])
+            self._load_optimizer(payload)
             if self.scaler is not None and payload.get("scaler"):
                 self.scaler.load_state_dict(payload["scaler"])
             self.state = TrainState.from_json(payload["train_state"])
@@ -237,8 +270,8 @@ class Trainer:
             net, info = modelfile.load_model(storage, path, "cpu")
             self._build(info.config, info.pos_len)
             assert self.model is not None and self.averaged is not None
-            self.model.load_state_dict(net.state_dict())
-            self.averaged.module.load_state_dict(net.state_dict())
+            self._load_weights(self.model, net.state_dict())
+            self._load_weights(self.averaged.module, net.state_dict())
             log.info("starting from model %s (%s, %d samples)", path, info.config.name, info.samples_trained)
         else:
             payload = checkpoint.load_file(storage, path)
@@ -246,8 +279,8 @@ class Trainer:
             self._build(config, ckpt_pos_len)
             assert self.model is not None and self.averaged is not None
             try:
-                self.model.load_state_dict(payload["model"])
-                self.averaged.load_state_dict(payload["averaged"])
+                self._load_weights(self.model, payload["model"])
+                self._load_weights(self.averaged, payload["averaged"])
             except (KeyError, RuntimeError) as e:
                 raise ModelFileError(f"{path}: does not match its net config ({str(e).splitlines()[0]})") from None
             log.info("starting from checkpoint %s (%s)", path, config.name)
@@ -340,16 +373,17 @@ class Trainer:
     def train_step(self, batch: data.DeviceBatch) -> dict[str, float]:
         """One optimizer step; returns each loss term summed over the batch."""
         assert self.model is not None and self.optimizer is not None
-        lr = optim.learning_rate(self.opts.optimizer, self.state.global_step_samples, self.opts.lr_scale,
-                                 self.opts.warmup_samples)
-        optim.set_learning_rate(self.optimizer, lr)
+        self._set_hyperparameters()
         self.model.train()
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with autocast:
-            out = self.model(batch.spatial, batch.glob)
-            terms = losses.loss_terms(out, batch.targets)
-            total = losses.total_loss(terms)
+            if self.opts.soft_policy_weight > 0:
+                out, soft = self.model.forward_with_soft(batch.spatial, batch.glob)
+            else:
+                out, soft = self.model(batch.spatial, batch.glob), None
+            terms = losses.loss_terms(out, batch.targets, soft_logits=soft)
+            total = losses.total_loss(terms, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         clip = optim.grad_clip_norm(self.opts.batch_size)
         if self.scaler is not None:
@@ -362,7 +396,23 @@ class Trainer:
             total.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
+        if self.lookahead is not None:
+            self.lookahead.after_step()
         return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _learning_rate(self, samples: int) -> float:
+        o = self.opts
+        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.warmup_samples)
+                * optim.schedule_factor(samples, o.lr_schedule))
+
+    def _set_hyperparameters(self) -> None:
+        assert self.optimizer is not None
+        o, samples = self.opts, self.state.global_step_samples
+        factor = o.lr_scale * optim.schedule_factor(samples, o.lr_schedule) * optim.warmup_factor(
+            samples, o.warmup_samples)
+        decays = optim.weight_decays(o.optimizer, o.weight_decay_mode, o.batch_size, o.weight_decay, factor)
+        optim.set_hyperparameters(self.optimizer, self._learning_rate(samples), decays, o.head_lr_scale,
+                                  o.lookahead_alpha)
 
     def _after_step(self, terms: dict[str, float], rows: int) -> None:
         st = self.state
@@ -376,8 +426,7 @@ class Trainer:
         metrics.metric("zeroloop_train_global_step_samples").set(st.global_step_samples)
         assert self.reporter is not None
         if self.reporter.add(terms, rows):
-            lr = optim.learning_rate(self.opts.optimizer, st.global_step_samples, self.opts.lr_scale,
-                                     self.opts.warmup_samples)
+            lr = self._learning_rate(st.global_step_samples)
             metrics.metric("zeroloop_train_learning_rate").set(lr)
             ep = st.epoch
             position = {}

@@ -11,6 +11,12 @@ metrics_pytorch:
 - ``ownership``: binary cross-entropy of tanh ownership against the final
   ownership, averaged over the on-board points.
 
+With a soft policy head (``--soft-policy-weight S``, KataGo: 8) two more
+terms, KataGo's: ``soft_policy`` and ``soft_opponent_policy``, the
+cross-entropy of each policy target raised to the power 1/4 (after adding
+1e-7 on the board) and renormalised, weighted S and 0.15 x S. The flat
+target makes the head learn which of the rarely searched moves are better.
+
 As in KataGo the batch loss is the SUM over rows of the weighted terms (so
 the SGD learning rate is per sample). ``WEIGHTS`` holds the scales: KataGo's
 for policy (0.93), opponent policy (0.15), value (1.2 x 0.6) and ownership
@@ -35,7 +41,13 @@ class LossWeights:
     value: float = 0.72
     score: float = 0.02
     ownership: float = 1.5
+    soft_policy: float = 0.0  # KataGo's soft_policy_weight_scale (8); 0: no soft policy terms
+    soft_opponent_policy: float = 0.0  # KataGo: 0.15 x soft_policy
     score_huber_delta: float = 12.0
+
+    @classmethod
+    def with_soft_policy(cls, scale: float) -> "LossWeights":
+        return cls(soft_policy=scale, soft_opponent_policy=0.15 * scale)
 
 
 WEIGHTS = LossWeights()
@@ -57,8 +69,18 @@ def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -((target / total) * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
 
 
-def loss_terms(outputs, t: Targets, w: LossWeights = WEIGHTS) -> dict[str, torch.Tensor]:
-    """Each term summed over the batch (row and target weights applied, scales not)."""
+def soft_target(target: torch.Tensor, on_board: torch.Tensor) -> torch.Tensor:
+    """KataGo's soft policy target: (target + 1e-7) on the board (and pass), to the power 1/4, renormalised.
+    target (N, K) sums to anything positive; on_board (N, K) is 1 where a move can be."""
+    total = target.sum(dim=-1, keepdim=True).clamp(min=1e-8)
+    soft = torch.pow((target / total + 1e-7) * on_board, 0.25)
+    return soft / soft.sum(dim=-1, keepdim=True)
+
+
+def loss_terms(outputs, t: Targets, w: LossWeights = WEIGHTS,
+               soft_logits: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Each term summed over the batch (row and target weights applied, scales not); the soft policy
+    terms only with soft_logits (N, 2, P*P+1)."""
     g = t.globals
     row_w = g[:, rows.GT_ROW_WEIGHT]
     own_w = g[:, rows.GT_OWNERSHIP_WEIGHT] * row_w
@@ -73,9 +95,16 @@ def loss_terms(outputs, t: Targets, w: LossWeights = WEIGHTS) -> dict[str, torch
     bce = F.binary_cross_entropy_with_logits(2.0 * outputs.ownership.float(), (1.0 + t.ownership) * 0.5,
                                              reduction="none")
     ownership = (bce * t.mask).sum(dim=(1, 2)) / area * own_w
-    return {"policy": policy.sum(), "opponent_policy": opponent.sum(), "value": value.sum(),
-            "score": score.sum(), "ownership": ownership.sum()}
+    out = {"policy": policy.sum(), "opponent_policy": opponent.sum(), "value": value.sum(),
+           "score": score.sum(), "ownership": ownership.sum()}
+    if soft_logits is not None:
+        on_board = torch.cat([t.mask.flatten(1), torch.ones_like(t.mask[:, :1, 0])], dim=1)
+        soft_player = _soft_ce(soft_logits[:, 0], soft_target(t.policy[:, 0], on_board))
+        soft_opp = _soft_ce(soft_logits[:, 1], soft_target(t.policy[:, 1], on_board))
+        out["soft_policy"] = (soft_player * g[:, rows.GT_POLICY_WEIGHT] * row_w).sum()
+        out["soft_opponent_policy"] = (soft_opp * opp_w * row_w).sum()
+    return out
 
 
 def total_loss(terms: dict[str, torch.Tensor], w: LossWeights = WEIGHTS) -> torch.Tensor:
-    return sum(getattr(w, name) * terms[name] for name in TERMS)
+    return sum(getattr(w, name) * value for name, value in terms.items())

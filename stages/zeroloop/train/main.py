@@ -20,7 +20,7 @@ from zeroloop.nn import modelfile
 from zeroloop.nn.configs import CONFIGS
 from zeroloop.storage import BaseDir
 from zeroloop.train.loop import Trainer, set_stop_on_signals
-from zeroloop.train.optim import OPTIMIZERS
+from zeroloop.train.optim import OPTIMIZERS, WEIGHT_DECAY_MODES, parse_lr_schedule
 from zeroloop.train.options import EXPORT_MODES, TrainOptions
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=]*")
@@ -36,6 +36,13 @@ def _count(text: str) -> int:
     if value < 0 or value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return int(value)
+
+
+def _lr_schedule(text: str) -> tuple[tuple[int, float], ...]:
+    try:
+        return parse_lr_schedule(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +83,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f(o, "--swa-period-samples", type=_count, default=None,
       help="update the averaged model every this many samples (default: samples-per-epoch / 2)")
     f(o, "--swa-scale", type=float, default=8.0, help="averaged model moves 1/this toward the net per update")
+    f(o, "--soft-policy-weight", type=float, default=0.0,
+      help="weight of KataGo's soft policy terms (targets to the power 1/4; KataGo: 8; 0: none)")
+    f(o, "--lr-schedule", type=_lr_schedule, default=(),
+      help="factors on the rate from sample counts on, KataGo's -lr-schedule: '(0,1.0),(500K,0.5)'")
+    f(o, "--weight-decay-mode", choices=WEIGHT_DECAY_MODES, default="flat",
+      help="flat: --weight-decay on every weight; katago: KataGo's batch-norm net groups and scaling (sgd)")
+    f(o, "--head-lr-scale", type=float, default=1.0, help="rate factor for the heads (KataGo: 0.5)")
+    f(o, "--lookahead-k", type=int, default=6, help="lookahead: steps between syncs (KataGo: 6)")
+    f(o, "--lookahead-alpha", type=float, default=1.0,
+      help="lookahead: how far the slow weights move per sync (1: no lookahead; KataGo: 0.5)")
     f(o, "--use-fp16", action="store_true", help="float16 autocast with loss scaling (CUDA only)")
     f(o, "--use-bf16", action="store_true", help="bfloat16 autocast (GPUs or CPUs with native bf16)")
     p = parser.add_argument_group("process")
@@ -106,6 +123,12 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         problems.append("--max-train-bucket-per-new-data must not be negative")
     if args.pos_len is not None and not 2 <= args.pos_len <= modelfile.MAX_POS_LEN:
         problems.append(f"--pos-len {args.pos_len}: must be 2..{modelfile.MAX_POS_LEN}")
+    if args.soft_policy_weight < 0 or args.head_lr_scale <= 0:
+        problems.append("--soft-policy-weight must not be negative and --head-lr-scale must be positive")
+    if args.lookahead_k < 1 or not 0 < args.lookahead_alpha <= 1:
+        problems.append("--lookahead-k must be at least 1 and --lookahead-alpha in (0, 1]")
+    if args.weight_decay_mode == "katago" and (args.optimizer != "sgd" or args.weight_decay is not None):
+        problems.append("--weight-decay-mode katago goes with --optimizer sgd and without --weight-decay")
     if args.print_every_batches < 1 or args.prefetch_batches < 1:
         problems.append("--print-every-batches and --prefetch-batches must be at least 1")
     if args.data_poll_seconds <= 0 or args.checkpoint_interval_seconds < 0:
@@ -126,7 +149,9 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         device=args.device, pos_len=args.pos_len, swa_period_samples=args.swa_period_samples,
         swa_scale=args.swa_scale, checkpoint_interval_s=args.checkpoint_interval_seconds,
         data_poll_s=args.data_poll_seconds, print_every_batches=args.print_every_batches,
-        prefetch_batches=args.prefetch_batches, seed=args.seed)
+        prefetch_batches=args.prefetch_batches, seed=args.seed, soft_policy_weight=args.soft_policy_weight,
+        lr_schedule=args.lr_schedule, weight_decay_mode=args.weight_decay_mode, head_lr_scale=args.head_lr_scale,
+        lookahead_k=args.lookahead_k, lookahead_alpha=args.lookahead_alpha)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,6 +41,13 @@ class TrainOptions:
     print_every_batches: int = 100
     prefetch_batches: int = 4
     seed: int | None = None
+    # KataGo's methods, off by default (docs/learning.md)
+    soft_policy_weight: float = 0.0  # KataGo: 8
+    lr_schedule: tuple[tuple[int, float], ...] = ()  # (samples, factor) points; () = factor 1
+    weight_decay_mode: str = "flat"  # or "katago"
+    head_lr_scale: float = 1.0  # KataGo: 0.5
+    lookahead_k: int = 6
+    lookahead_alpha: float = 1.0  # 1: no lookahead (KataGo: 0.5)
 
     @property
     def bucket_rule(self) -> BucketRule:

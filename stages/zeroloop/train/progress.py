@@ -40,7 +40,7 @@ class RunningSums:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunningSums":
-        sums = {t: float(d["sums"].get(t, 0.0)) for t in TERMS}
+        sums = {t: 0.0 for t in TERMS} | {t: float(v) for t, v in d["sums"].items()}  # optional terms too
         return cls(sums, int(d["rows"]), int(d["batches"]), int(d["jsonl_bytes"]), int(d.get("exports", 0)))
 
 
@@ -67,7 +67,7 @@ class Reporter:
     def add(self, terms: dict[str, float], rows: int) -> bool:
         """Add one batch; True when a report is due."""
         for k, v in terms.items():
-            self.sums.sums[k] += v
+            self.sums.sums[k] = self.sums.sums.get(k, 0.0) + v
         self.sums.rows += rows
         self.sums.batches += 1
         self._rows_since += rows
