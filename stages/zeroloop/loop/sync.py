@@ -259,7 +259,7 @@ class SyncLoop:
         model = self._models.latest()
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
-        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))
+        evals = selfplay_nn_evals(layout.log(self.base.root, "selfplay"))
         state.nn_evals += evals  # a stop by signal logs its evaluations too
         state.save(self.base)
         if rc is None:
