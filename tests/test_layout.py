@@ -13,7 +13,7 @@ from zeroloop.storage import BaseDir, open_location
 
 NAMES = {layout.SELFPLAY, layout.TDATA, layout.SGFS, layout.INPROGRESS, layout.SHUFFLEDDATA, layout.TRAIN,
          layout.TOEXPORT, layout.MODELS, layout.MODELSTOBETESTED, layout.REJECTEDMODELS, layout.GATEKEEPERSGF,
-         layout.QUARANTINE, layout.LOGS, layout.LOOP, layout.LADDER, layout.REPORT}
+         layout.QUARANTINE, layout.SUMMARIES, layout.LOGS, layout.LOOP, layout.LADDER, layout.REPORT}
 SOURCES = [*sorted((REPO / "stages" / "zeroloop").rglob("*.py")),
            *sorted((REPO / "operator" / "zeroloop_operator").rglob("*.py")), *sorted((REPO / "tools").glob("*.py"))]
 

@@ -176,7 +176,7 @@ class Summaries:
         self.settle_s = settle_s
         self.verify_per_scan = verify_per_scan
         self.threads = max(1, threads)
-        self.index_path = base.path("summaries", f"{kind.name}.json")
+        self.index_path = layout.summary_index(base.root, kind.name)
         self.dir_root = layout.summaries(base.root, kind.name)
 
     # --- paths ---------------------------------------------------------------------------------

@@ -187,6 +187,11 @@ def summaries(base: str, kind: str) -> str:
     return _join(base, SUMMARIES, kind)
 
 
+def summary_index(base: str, kind: str) -> str:
+    """summaries/<kind>.json: the totals of every settled directory's summary."""
+    return _join(base, SUMMARIES, f"{kind}.json")
+
+
 def quarantine(base: str) -> str:
     """quarantine/: corrupt inputs moved aside, each with a ``.why`` note."""
     return _join(base, QUARANTINE)
