@@ -5,7 +5,9 @@ call of ``BatchSearch.step`` (a leaf from every searching game, one forward
 pass, backup); then every game whose search has reached its visit budget
 makes its move (per-move work, in Python: choose by temperature, record a
 training row for a full search, play, keep the subtree, start the next
-search with playout-cap randomisation) and a finished game is turned into
+search with playout-cap randomisation) and a finished game (two passes,
+the move cap, or with ``end_when_pass_alive`` a board settled by
+``zeroloop.go.passalive``, scored by its pass-alive area) is turned into
 rows and an SGF for its model's ``TdataWriter``; its slot takes a new game.
 
 Models: new games use the newest model (``ModelSource.poll``); a game keeps
@@ -45,12 +47,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zeroloop.go import passalive
 from zeroloop.go.rules import MAX_KOMI, Rules
 from zeroloop.metrics import metric
 from zeroloop.search import puct, tree
 from zeroloop.search.batch import BatchSearch
 from zeroloop.search.evaluators import EvalOutput
+from zeroloop.go import board as B
 from zeroloop.selfplay import gamestate as gs
+from zeroloop.selfplay import weighting
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.inprogress import SaveReport, SavedGames
 from zeroloop.selfplay.models import LoadedModel, ModelSource
@@ -75,6 +80,7 @@ class Counters:
     rows: int = 0
     games_adopted: int = 0  # saved games in progress taken over
     games_resumed: int = 0  # adopted games replayed into a slot
+    games_settled: int = 0  # finished games ended by a settled board (end_when_pass_alive)
 
 
 def new_game_id() -> int:
@@ -98,6 +104,7 @@ class SelfplayEngine:
         self.slots: list[gs.GameState | None] = [None] * g
         self.slot_model = np.full(g, -1, dtype=np.int64)
         self.slot_batch: list[str] = [""] * g  # the saved-games batch of each slot's game
+        self.slot_weight = np.ones(g)  # the row weight of each slot's search in progress (reduced visits)
         self.adopted: deque[tuple[str, gs.GameState]] = deque()  # adopted games waiting for a slot
         self.models: dict[int, LoadedModel] = {}
         self.writers: dict[str, TdataWriter] = {}  # by model name: selfplay/<name>/
@@ -329,9 +336,7 @@ class SelfplayEngine:
         self.slot_model[g] = self.current
         self.slot_batch[g] = batch
         self.counters.games_resumed += 1
-        if self.search.game_over(g):
-            self._finish_game(g)
-        else:
+        if not self._finish_if_over(g):
             self._start_search(g, state.full_search)  # the kind of search the stop cut short
         return True
 
@@ -355,7 +360,12 @@ class SelfplayEngine:
         if full:
             temp = puct.decayed_temperature(state.turn, c.root_policy_temperature_early, c.root_policy_temperature,
                                             c.temperature_halflife, state.size * state.size)
-            self.search.start_search(g, c.max_visits, full=True, root_temperature=temp,
+            visits, self.slot_weight[g] = c.max_visits, 1.0
+            if c.reduce_visits:
+                visits, self.slot_weight[g] = weighting.reduced_visits(
+                    state.root_values, c.max_visits, c.reduce_visits_threshold, c.reduce_visits_lookback,
+                    c.reduced_visits_min, c.reduced_visits_weight)
+            self.search.start_search(g, visits, full=True, root_temperature=temp,
                                      noise=c.dirichlet_weight > 0, fresh=c.fresh_tree_full_search)
         else:
             self.search.start_search(g, c.cheap_visits)
@@ -373,26 +383,54 @@ class SelfplayEngine:
         temp = puct.decayed_temperature(state.turn, c.move_temperature_early, c.move_temperature,
                                         c.temperature_halflife, state.size * state.size)
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
+        sign = 1.0 if s.to_move(g) == B.BLACK else -1.0
+        # the policy target: a full search's LCB-raised if lcb_policy_target, a cheap one's as searched
+        target = r.play_weights(s.params, weights) if state.full_search else weights
+        if c.opponent_policy_from_search and state.recorded and state.recorded[-1].turn == state.turn - 1:
+            state.recorded[-1].next_policy = gs.data_policy(r.moves, target, state.size, c.data_board_len)
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
-            target = r.play_weights(s.params, weights)  # LCB-raised if lcb_policy_target
-            state.recorded.append(gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len,
-                                                     state.turn, r.moves, target, model))
+            rec = gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len, state.turn, r.moves,
+                                     target, model)
+            rec.weight = float(self.slot_weight[g])
+            rec.nn_value = sign * float(s.node_f[g, 0, tree.N_WL])  # the net's own value at the root (stored for Black)
+            if c.policy_surprise_data_weight > 0:
+                rec.policy_surprise = weighting.policy_surprise(target, r.priors)
+            state.recorded.append(rec)
+        state.root_values.append(sign * r.root_wl)
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
-        if s.game_over(g):
-            self._finish_game(g)
-        elif self.stop_requested:
+        if self._finish_if_over(g):
+            return
+        if self.stop_requested:
             s.release(g)  # stopping: the game waits at this position to be saved
             state.full_search = None  # its next search is drawn when it resumes
         else:
             self._start_search(g)
 
-    def _finish_game(self, g: int) -> None:
+    def _finish_if_over(self, g: int) -> bool:
+        """Finish game g if it is over: two passes, its move cap, or (end_when_pass_alive) a settled board."""
+        if self.search.game_over(g):
+            self._finish_game(g)
+            return True
+        if self.cfg.end_when_pass_alive:
+            settled = passalive.settled_ownership(self.search.board(g))
+            if settled is not None:
+                self.counters.games_settled += 1
+                self._finish_game(g, settled)
+                return True
+        return False
+
+    def _finish_game(self, g: int, settled: np.ndarray | None = None) -> None:
+        """Write game g's rows; settled: its pass-alive ownership (Black's view) where that ended it."""
         state = self.slots[g]
-        ownership, score = gs.final_position(state, self.search.board(g))
-        game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len)
+        if settled is None:
+            ownership, score = gs.final_position(state, self.search.board(g))
+        else:
+            ownership, score = gs.settled_position(state, settled)
+        game_rows = gs.build_rows(state, ownership, score, self.cfg.data_board_len, self._row_weights(state, score),
+                                  self.cfg.opponent_policy_from_search)
         n_rows = len(state.recorded)
         sgf = game_sgf(state, gs.result_string(score), n_rows) if self.cfg.write_sgfs else None
         writer = self.writers[self.models[int(self.slot_model[g])].name]
@@ -413,6 +451,22 @@ class SelfplayEngine:
                   gs.result_string(score), n_rows)
         if writer.due:
             self._publish(everything=False, names=[writer.model])
+
+    def _row_weights(self, state: gs.GameState, score_black: float) -> np.ndarray | None:
+        """The rows' weights after surprise weighting (None: each row's own weight)."""
+        c = self.cfg
+        recs = state.recorded
+        if not recs or (c.policy_surprise_data_weight <= 0 and c.value_surprise_data_weight <= 0):
+            return None
+        value = np.zeros(len(recs))
+        if c.value_surprise_data_weight > 0:
+            outcome = float(np.sign(score_black))
+            nn_black = [r.nn_value * (1 if r.to_move == B.BLACK else -1) for r in recs]
+            value = weighting.value_surprise(state.root_values, outcome, state.size * state.size,
+                                             [r.turn for r in recs], nn_black)
+        return weighting.surprise_weights(np.array([r.weight for r in recs]),
+                                          np.array([r.policy_surprise for r in recs]), value,
+                                          c.policy_surprise_data_weight, c.value_surprise_data_weight)
 
     # --- saved games -------------------------------------------------------------
 
