@@ -395,6 +395,12 @@ def test_snapshot_keeps_weights_surprise_values_and_next_policies_and_reads_file
     assert all(r.weight == 1.0 and r.next_policy is None and np.isnan(r.nn_value)
                for g in plain.playing for r in g.recorded)
     assert all(len(g.root_values) == len(g.moves) and np.isnan(g.root_values).all() for g in plain.playing)
+    snap.playing[0].policy_init_moves = 3
+    assert snapshot.decode(snapshot.encode(snap), "init").playing[0].policy_init_moves == 3
+    snap.playing[0].policy_init_moves = -1
+    with pytest.raises(snapshot.SnapshotError, match="policy_init"):
+        snapshot.decode(snapshot.encode(snap), "bad")
+    snap.playing[0].policy_init_moves = 0
     recs[0].weight = 1.5
     with pytest.raises(snapshot.SnapshotError, match="out of range"):
         snapshot.decode(snapshot.encode(snap), "bad")
