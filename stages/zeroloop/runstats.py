@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from zeroloop import datasummary, decisions
 from zeroloop.errors import ModelFileError
 from zeroloop.nn import modelfile
-from zeroloop.storage import BaseDir
+from zeroloop.storage import BaseDir, is_tmp
 from zeroloop.train.progress import JSONL_NAME
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,12 @@ class RunStats:
     # --- models and gating ----------------------------------------------------------------------
 
     def accepted_models(self) -> list[AcceptedModel]:
-        """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json)."""
+        """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json).
+
+        Locally from one listing, each model dated by its directory's mtime (when it was published or
+        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model)."""
         out = []
-        for mtime, path in self._models.models():
+        for mtime, path in self._model_dirs():
             name = posixpath.basename(path)
             if path not in self._model_info:
                 self._model_info[path] = self._info(name, path)
@@ -143,6 +146,17 @@ class RunStats:
             if info is not None:
                 out.append(AcceptedModel(name, path, mtime, *info))
         return out
+
+    def _model_dirs(self) -> list[tuple[float, str]]:
+        storage = self.base.storage
+        if not storage.local:
+            return self._models.models()
+        try:
+            entries = storage.fs.ls(self.base.models, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return modelfile.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
+                                 if e.get("type") == "directory" and not is_tmp(e["name"])])
 
     def _info(self, name: str, path: str) -> tuple[int, int] | None:
         m = _SAMPLES_IN_NAME.search(name)
@@ -156,8 +170,9 @@ class RunStats:
         return info.samples_trained, info.data_rows
 
     def decisions(self) -> list[decisions.DecisionRecord]:
-        """Every gating decision, oldest first."""
-        return decisions.read_all(self.base.storage, self.base.gatekeepersgf)
+        """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
+        return decisions.read_all_cached(self.base.storage, self.base.gatekeepersgf,
+                                         self.base.path("summaries", "decisions.json"))
 
     def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""

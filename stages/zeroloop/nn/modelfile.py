@@ -289,7 +289,7 @@ def list_models(storage: Storage, models_dir: str, now: float | None = None) -> 
         mtime = _model_mtime(storage, path)
         if mtime is not None:
             found.append((mtime, path))
-    return _ranked(found, now)
+    return ranked(found, now)
 
 
 def _model_mtime(storage: Storage, path: str) -> float | None:
@@ -302,7 +302,8 @@ def _model_mtime(storage: Storage, path: str) -> float | None:
         return None
 
 
-def _ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
+def ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
+    """(mtime, path) pairs oldest first, a model dated in the future below the rest (with a warning)."""
     now = time.time() if now is None else now
     future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
     for t, p in found:
@@ -353,7 +354,7 @@ class ModelListing:
         if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S:
             self._refresh()
             self._dir_mtime = dir_mtime
-        return _ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
+        return ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
 
     def latest(self) -> str | None:
         models = self.models()
