@@ -28,11 +28,9 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions
+from zeroloop import datasummary, decisions, modeldirs
 from zeroloop.errors import ModelFileError
-from zeroloop.nn import modelfile
-from zeroloop.storage import BaseDir, is_tmp
-from zeroloop.train.progress import JSONL_NAME
+from zeroloop.storage import TRAIN_METRICS_NAME, BaseDir, is_tmp
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +61,7 @@ class RunStats:
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
         self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
-        self._models = modelfile.ModelListing(base.storage, base.models)
+        self._models = modeldirs.ModelListing(base.storage, base.models)
         self._model_info: dict[str, tuple[int, int] | None] = {}
         self._summaries: dict[str, datasummary.Summaries] = {}
 
@@ -115,7 +113,7 @@ class RunStats:
         out = []
         for d in self.base.storage.list_subdirs(self.base.path("train")):
             name = posixpath.basename(d)
-            for item in self._read_jsonl(posixpath.join(d, JSONL_NAME)):
+            for item in self._read_jsonl(posixpath.join(d, TRAIN_METRICS_NAME)):
                 out.append({**item, "training": name})
         return sorted(out, key=lambda d: d.get("time", 0.0))
 
@@ -155,7 +153,7 @@ class RunStats:
             entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return modelfile.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
+        return modeldirs.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
                                  if e.get("type") == "directory" and not is_tmp(e["name"])])
 
     def _info(self, name: str, path: str) -> tuple[int, int] | None:
@@ -163,6 +161,8 @@ class RunStats:
         if m:
             return int(m.group(1)), int(m.group(2))
         try:
+            from zeroloop.nn import modelfile  # (torch: only for a model not named by its export)
+
             info = modelfile.read_info(self.base.storage, path)
         except ModelFileError as e:
             log.debug("skipping %s: %s", path, e)

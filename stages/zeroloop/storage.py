@@ -56,6 +56,7 @@ from fsspec.implementations.local import LocalFileSystem
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".tmp"
+TRAIN_METRICS_NAME = "metrics_train.jsonl"  # train/<name>/: one line per training report (the trainer appends)
 COMPLETE_MARKER = "_COMPLETE"
 # A staging entry whose lock is free is abandoned once this old (covers the
 # instant between creating it and locking it).

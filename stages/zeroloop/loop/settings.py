@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from zeroloop import cliflags, runtime
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
-from zeroloop.nn import modelfile
+from zeroloop import modeldirs
 from zeroloop.nn.configs import CONFIGS
 from zeroloop.storage import BaseDir
 
@@ -101,7 +101,7 @@ class LoopSettings:
 
     def check(self) -> None:
         problems = []
-        probe = modelfile.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
+        probe = modeldirs.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
         if probe:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
         if self.model_kind not in CONFIGS:

@@ -48,7 +48,7 @@ from zeroloop import decisions, exits, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
-from zeroloop.nn import modelfile
+from zeroloop import modeldirs
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
@@ -99,9 +99,10 @@ def setup(base: BaseDir, settings: S.LoopSettings) -> None:
     S.save(base, settings)
     S.write_stage_configs(base, settings)
     path = S.init_model_path(base)
-    if not modelfile.is_model_dir(base.storage, path):
+    if not modeldirs.is_model_dir(base.storage, path):
         import torch
 
+        from zeroloop import modeldirs
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
@@ -157,8 +158,8 @@ class SyncLoop:
         self.out = out
         self.tty = out.isatty()
         self.stats = RunStats(base)
-        self._models = modelfile.ModelListing(base.storage, base.models)
-        self._targets = {d: modelfile.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
+        self._models = modeldirs.ModelListing(base.storage, base.models)
+        self._targets = {d: modeldirs.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
 

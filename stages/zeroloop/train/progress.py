@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass, field
 
 from zeroloop import metrics
+from zeroloop.storage import TRAIN_METRICS_NAME
 from zeroloop.train.losses import TERMS
 
 log = logging.getLogger(__name__)
 
-JSONL_NAME = "metrics_train.jsonl"
+JSONL_NAME = TRAIN_METRICS_NAME
 
 
 @dataclass
