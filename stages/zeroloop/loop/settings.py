@@ -22,10 +22,9 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
-from zeroloop import cliflags, runtime
+from zeroloop import cliflags, modeldirs, runtime
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
-from zeroloop import modeldirs
 from zeroloop.nn.configs import CONFIGS
 from zeroloop.storage import BaseDir
 

@@ -44,11 +44,10 @@ from typing import TextIO
 
 import tqdm
 
-from zeroloop import decisions, exits, shuffled
+from zeroloop import decisions, exits, modeldirs, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
-from zeroloop import modeldirs
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
@@ -102,7 +101,7 @@ def setup(base: BaseDir, settings: S.LoopSettings) -> None:
     if not modeldirs.is_model_dir(base.storage, path):
         import torch
 
-        from zeroloop import modeldirs
+        from zeroloop.nn import modelfile
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
