@@ -111,6 +111,7 @@ class ModelListing:
         self.models_dir = models_dir
         self._dir_mtime: float | None = None
         self._known: dict[str, tuple[tuple, float | None]] = {}  # path -> (identity, weights mtime or None)
+        self._ranked: list[tuple[float, str]] = []
 
     def models(self, now: float | None = None) -> list[tuple[float, str]]:
         """(mtime of the weights, path) of every complete model, oldest first (as ``list_models``)."""
@@ -119,16 +120,22 @@ class ModelListing:
         try:
             dir_mtime = self.storage.mtime(self.models_dir)
         except (FileNotFoundError, NotADirectoryError):
-            self._dir_mtime, self._known = None, {}
+            self._dir_mtime, self._known, self._ranked = None, {}, []
             return []
-        if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S:
+        if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S or now is not None:
             self._refresh()
             self._dir_mtime = dir_mtime
-        return ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
+            self._ranked = ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
+        return list(self._ranked)  # (ranked once per change: a look costs no sort of the whole history)
 
     def latest(self) -> str | None:
         models = self.models()
         return models[-1][1] if models else None
+
+    @property
+    def changed_at(self) -> float | None:
+        """The directory's mtime when it was last listed (None before, or while it is missing)."""
+        return self._dir_mtime
 
     def _refresh(self) -> None:
         try:

@@ -26,6 +26,7 @@ import json
 import logging
 import posixpath
 import re
+import time
 from dataclasses import dataclass
 
 from zeroloop import datasummary, decisions, modeldirs
@@ -64,6 +65,7 @@ class RunStats:
         self._models = modeldirs.ModelListing(base.storage, base.models)
         self._model_info: dict[str, tuple[int, int] | None] = {}
         self._summaries: dict[str, datasummary.Summaries] = {}
+        self._listed: tuple[float, list[tuple[float, str]]] | None = None  # (models/'s mtime, its listing)
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -146,15 +148,21 @@ class RunStats:
         return out
 
     def _model_dirs(self) -> list[tuple[float, str]]:
+        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed."""
         storage = self.base.storage
         if not storage.local:
             return self._models.models()
         try:
+            changed = storage.mtime(self.base.models)
+            if self._listed is not None and self._listed[0] == changed and time.time() - changed >= 2.0:
+                return self._listed[1]
             entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return modeldirs.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
-                                 if e.get("type") == "directory" and not is_tmp(e["name"])])
+        listed = modeldirs.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
+                                   if e.get("type") == "directory" and not is_tmp(e["name"])])
+        self._listed = (changed, listed)
+        return listed
 
     def _info(self, name: str, path: str) -> tuple[int, int] | None:
         m = _SAMPLES_IN_NAME.search(name)
