@@ -19,10 +19,12 @@ from zeroloop import exits
 GAMES_PER_CYCLE = 24
 # Tiny and fast: every stage runs for a second or two. --gating-win-prop 0 accepts every candidate, so that
 # "a model is accepted" does not depend on a few hundred samples of training beating the random evaluator.
+# One epoch of 64 samples per cycle: 24 games on 5x5, ended once settled (end_when_pass_alive), make about
+# 100-200 rows.
 TINY = ["--model-kind", "b1c16", "--board-size", "5", "--visits", "8", "--games-per-cycle", str(GAMES_PER_CYCLE),
         "--games-at-once", "12", "--gating-games", "4", "--gating-win-prop", "0", "--shuffle-min-rows", "50",
         "--keep-target-rows", "2000", "--taper-window-scale", "500", "--batch-size", "32",
-        "--samples-per-epoch", "128", "--max-train-samples-per-cycle", "512", "--lr-warmup-samples", "0",
+        "--samples-per-epoch", "64", "--max-train-samples-per-cycle", "64", "--lr-warmup-samples", "0",
         "--threads", "1", "--seed", "5"]
 
 

@@ -683,14 +683,19 @@ async def test_conditions_name_the_generation_reconcile_acted_on(operator):
     kmock = operator
     await create(kmock, run_object())
     await all_children(kmock)
-    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="generation 1 reconciled")
-    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"] << 503
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1
+                   and {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {1},
+                   what="generation 1 reconciled and refreshed")
+    # Three failures: retries after 0.2, 0.4 and 0.8 s, while the timer refreshes every 0.3 s.
+    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"][:3] << 503
     await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 900}}})
-    await asyncio.sleep(0.8)  # refresh rounds while reconcile keeps failing
+    await asyncio.sleep(0.8)
     status = run_status(kmock)
     assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["generation"] == 2
     assert status["observedGeneration"] == 1
     assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]
+    await wait_for(lambda: {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {2}
+                   and run_status(kmock)["observedGeneration"] == 2, what="generation 2 reconciled")
 
 
 def test_ensure_children_checks_every_name_before_creating_any():

@@ -94,17 +94,43 @@ def test_selfplay_rejects_bad_config_with_the_key_named(tmp_path):
     assert not (tmp_path / "sp").exists()
 
 
-def test_game_ids_never_repeat_across_restarts_with_the_same_seed(tmp_path):
-    """A stage restarted with the same arguments (a pod, the chaos harness) must not reuse game ids."""
+def _moves(line: str) -> tuple:
+    from sgfmill import sgf
+
+    return tuple(node.get_move() for node in sgf.Sgf_game.from_string(line).get_main_sequence()[1:])
+
+
+def _start(tmp_path, out: str, *extra: str):
+    r = run_cli("selfplay", "--output-dir", str(tmp_path / out), "--models-dir", str(tmp_path / "models"),
+                "--config", str(tmp_path / "sp.toml"), "--seed", "7", "--threads", "1", "--max-games-total", "4",
+                *extra, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _games(tmp_path, out: str) -> dict[int, tuple]:
+    return {parse_game_info(line)[0]: _moves(line) for f in glob.glob(str(tmp_path / out / "random" / "sgfs" / "*.sgfs"))
+            for line in open(f).read().splitlines() if line}
+
+
+def test_restarts_with_the_same_seed_play_new_games_and_a_logged_nonce_replays_one(tmp_path):
+    """A stage restarted with the same arguments (a pod, the chaos harness) must not reuse game ids nor replay
+    its games (duplicated training data); the nonce it logs reproduces a start."""
+    import re
+
     (tmp_path / "sp.toml").write_text(CONFIG)
-    for _ in range(2):
-        r = run_cli("selfplay", "--output-dir", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models"),
-                    "--config", str(tmp_path / "sp.toml"), "--seed", "7", "--threads", "1", "--max-games-total", "4",
-                    timeout=120)
-        assert r.returncode == 0, r.stderr
-    ids = [parse_game_info(line)[0] for f in glob.glob(str(tmp_path / "out" / "random" / "sgfs" / "*.sgfs"))
-           for line in open(f).read().splitlines() if line]
-    assert len(ids) == 8 and len(set(ids)) == 8
+    nonces = [re.search(r"start-nonce ([0-9a-f]{16})", _start(tmp_path, "out").stderr).group(1) for _ in range(2)]
+    assert nonces[0] != nonces[1]
+    games = _games(tmp_path, "out")
+    assert len(games) == 8
+    assert len(set(games.values())) == 8, "a restart replayed a game"
+    _start(tmp_path, "replay", "--start-nonce", nonces[1])
+    replayed = _games(tmp_path, "replay")
+    assert len(replayed) == 4 and set(replayed).isdisjoint(games)  # new game ids ...
+    assert len(set(replayed.values()) & set(games.values())) == 4  # ... for the same 4 games as that start
+    bad = run_cli("selfplay", "--output-dir", str(tmp_path / "x"), "--models-dir", str(tmp_path / "models"),
+                  "--config", str(tmp_path / "sp.toml"), "--start-nonce", "xyz", timeout=60)
+    assert bad.returncode == 2 and "--start-nonce" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_bench_selfplay_reports_its_ratio_and_overhead():

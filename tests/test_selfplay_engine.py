@@ -12,6 +12,7 @@ from zeroloop import config as cfgmod
 from zeroloop import features, rows, symmetry
 from zeroloop.errors import ConfigError
 from zeroloop.go import board as B
+from zeroloop.go import passalive
 from zeroloop.go.game import Game
 from zeroloop.go.rules import Rules
 from zeroloop.search.evaluators import RandomEvaluator
@@ -32,10 +33,10 @@ class RecordingEngine(SelfplayEngine):
         super().__init__(*a, **kw)
         self.finished = {}
 
-    def _finish_game(self, g):
+    def _finish_game(self, g, *args):
         state = self.slots[g]
         self.finished[state.game_id] = copy.deepcopy(state)
-        super()._finish_game(g)
+        super()._finish_game(g, *args)
 
 
 def play(tmp_path, games, **overrides):
@@ -81,6 +82,61 @@ def replay(state, upto=None):
     return game
 
 
+def final_targets(state, final):
+    """(Black's score, ownership) a finished game's rows must hold: Tromp-Taylor after two passes or the move
+    cap, else the pass-alive area of the settled board that ended it (and no earlier position was settled)."""
+    if final.is_over:
+        return final.score(), final.ownership()
+    settled = passalive.settled_ownership(final.board)
+    assert settled is not None, "a game ended before it was over"
+    assert passalive.settled_ownership(replay(state, len(state.moves) - 1).board) is None
+    return float(settled.sum()) - state.komi, settled.reshape(state.size, state.size)
+
+
+def test_games_end_once_settled_with_the_targets_of_playing_on(tmp_path):
+    """end_when_pass_alive (on by default) ends games at the first settled board; off, they run to two passes."""
+    on = play(tmp_path / "on", 8, max_moves_per_area=6.0)
+    off = play(tmp_path / "off", 8, max_moves_per_area=6.0, end_when_pass_alive=False)
+    assert on.counters.games_settled >= 4 and off.counters.games_settled == 0
+    _, data, _ = read_all(tmp_path / "on")
+    for gid, state in on.finished.items():
+        score_black, own_black = final_targets(state, replay(state))
+        for i, rec in zip(row_order(data, gid, state), state.recorded):
+            sign = 1 if rec.to_move == B.BLACK else -1
+            assert data["globalTargetsNC"][i, rows.GT_SCORE] == pytest.approx(sign * score_black)
+            assert np.array_equal(data["valueTargetsNCHW"][i, 0], sign * own_black)
+
+
+def test_surprise_weights_reduced_visits_and_the_opponent_policy_from_search(tmp_path):
+    """KataGo's row weighting and opponent-policy target, switched on: a game's total row weight is its
+    rows' reduced-visit weights, shared out by surprise; the opponent-policy target of a row is the next
+    turn's search distribution, which is the next row's policy target where that turn was recorded too."""
+    engine = play(tmp_path, 6, policy_surprise_data_weight=0.5, value_surprise_data_weight=0.1,
+                  opponent_policy_from_search=True, reduce_visits=True, reduce_visits_threshold=0.0,
+                  reduce_visits_lookback=1, reduced_visits_min=4, reduced_visits_weight=0.5)
+    _, data, _ = read_all(tmp_path)
+    reduced = 0
+    for gid, state in engine.finished.items():
+        idx = row_order(data, gid, state)
+        weights = data["globalTargetsNC"][idx, rows.GT_ROW_WEIGHT]
+        base = np.array([rec.weight for rec in state.recorded])
+        assert np.all((base >= 0.5) & (base <= 1.0))
+        reduced += int(np.sum(base < 1.0))
+        if base.sum() >= 1.0:
+            assert weights.sum() == pytest.approx(base.sum(), rel=1e-5)
+            assert len(weights) < 2 or weights.std() > 0  # shared out unevenly
+        assert len(state.root_values) == len(state.moves)
+        for k, (i, rec) in enumerate(zip(idx, state.recorded)):
+            opp = data["policyTargetsNCMove"][i, 1]
+            if rec.turn + 1 == len(state.moves):
+                assert not opp.any()
+                continue
+            assert opp.sum() == pytest.approx(1.0) and opp[state.moves[rec.turn + 1]] > 0  # the reply was searched
+            if k + 1 < len(idx) and state.recorded[k + 1].turn == rec.turn + 1:
+                assert np.array_equal(opp, data["policyTargetsNCMove"][idx[k + 1], 0])
+    assert reduced > 0
+
+
 def test_max_games_total_games_each_written_once(played):
     tmp, engine = played
     files, data, sgf_lines = read_all(tmp)
@@ -104,9 +160,7 @@ def test_rows_read_back_equal_what_was_recorded(played):
     for gid, state in engine.finished.items():
         idx = row_order(data, gid, state)
         final = replay(state)
-        assert final.is_over
-        score_black = final.score()
-        own_black = final.ownership()
+        score_black, own_black = final_targets(state, final)
         for i, rec in zip(idx, state.recorded):
             assert np.array_equal(data["binaryInputNCHWPacked"][i], rec.planes)
             assert np.array_equal(data["globalInputNC"][i], rec.glob)

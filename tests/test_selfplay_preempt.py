@@ -364,6 +364,52 @@ def test_snapshot_round_trip_and_checks(tmp_path):
         _config(inprogress_save_seconds=10.0, inprogress_stale_seconds=15.0)
 
 
+def test_snapshot_keeps_weights_surprise_values_and_next_policies_and_reads_files_saved_without_them(tmp_path):
+    import io
+    import zipfile
+
+    path = _saved_batch(tmp_path, 3, opponent_policy_from_search=True, policy_surprise_data_weight=0.5,
+                        reduce_visits=True, reduce_visits_threshold=0.0, reduce_visits_lookback=1,
+                        reduced_visits_min=4)
+    snap = snapshot.decode(Path(path).read_bytes(), path)
+    recs = [r for g in snap.playing for r in g.recorded]
+    assert recs and any(r.next_policy is not None for r in recs) and any(r.weight < 1 for r in recs)
+    assert any(r.policy_surprise > 0 for r in recs) and all(-1 <= r.nn_value <= 1 for r in recs)
+    assert all(len(g.root_values) == len(g.moves) for g in snap.playing)
+    again = snapshot.decode(snapshot.encode(snap), "again")
+    for a, b in zip(snap.playing, again.playing):
+        assert a.root_values == pytest.approx(b.root_values)
+        for ra, rb in zip(a.recorded, b.recorded):
+            assert (ra.weight, ra.policy_surprise, ra.nn_value) == pytest.approx((rb.weight, rb.policy_surprise,
+                                                                                  rb.nn_value))
+            assert (ra.next_policy is None and rb.next_policy is None) or np.array_equal(ra.next_policy,
+                                                                                          rb.next_policy)
+    # A file saved before these were kept: the defaults (weight 1, no next policy, values unknown).
+    old = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(snapshot.encode(snap))) as src, zipfile.ZipFile(old, "w") as dst:
+        for member in src.namelist():
+            if member[:-4] not in ("root_values", "rec_weight", "rec_policy_surprise", "rec_nn_value",
+                                   "rec_next_policy"):
+                dst.writestr(member, src.read(member))
+    plain = snapshot.decode(old.getvalue(), "old")
+    assert all(r.weight == 1.0 and r.next_policy is None and np.isnan(r.nn_value)
+               for g in plain.playing for r in g.recorded)
+    assert all(len(g.root_values) == len(g.moves) and np.isnan(g.root_values).all() for g in plain.playing)
+    snap.playing[0].policy_init_moves = 3
+    assert snapshot.decode(snapshot.encode(snap), "init").playing[0].policy_init_moves == 3
+    snap.playing[0].policy_init_moves = -1
+    with pytest.raises(snapshot.SnapshotError, match="policy_init"):
+        snapshot.decode(snapshot.encode(snap), "bad")
+    snap.playing[0].policy_init_moves = 0
+    recs[0].weight = 1.5
+    with pytest.raises(snapshot.SnapshotError, match="out of range"):
+        snapshot.decode(snapshot.encode(snap), "bad")
+    recs[0].weight = 1.0
+    recs[0].next_policy = np.full_like(recs[0].policy, 0.5)
+    with pytest.raises(snapshot.SnapshotError, match="not a distribution"):
+        snapshot.decode(snapshot.encode(snap), "bad")
+
+
 def test_rows_of_format_1_read_with_no_model_switch(tmp_path):
     data = rows.empty(3, 5)
     data["metaNC"][:, rows.META_TURN] = [1, 2, 3]

@@ -139,10 +139,14 @@ def with_condition(status: dict[str, Any], condition: Condition, generation: int
     return [c for c in old if c.get("type") != condition.type] + merged
 
 
-def _kept(old_status: dict[str, Any] | None, computed: list[Condition]) -> list[dict[str, Any]]:
-    """Old conditions of types this computation does not set (MetricsReadable, set by the refresh)."""
+def _kept(old_status: dict[str, Any] | None, computed: list[Condition], generation: int) -> list[dict[str, Any]]:
+    """Old conditions of types this computation does not set (MetricsReadable, set by the refresh).
+
+    They are restamped with this generation: every condition names the generation the status describes.
+    """
     types = {c.type for c in computed}
-    return [c for c in (old_status or {}).get("conditions") or [] if c.get("type") not in types]
+    return [{**c, "observedGeneration": generation} for c in (old_status or {}).get("conditions") or []
+            if c.get("type") not in types]
 
 
 def phase_for(spec: RunSpec, conditions: list[Condition]) -> str:
@@ -176,7 +180,7 @@ def compute(spec: RunSpec, observed: Observed, generation: int, old_status: dict
         "phase": phase_for(spec, conditions),
         "observedGeneration": generation,
         "conditions": merge_conditions((old_status or {}).get("conditions"), conditions, generation, now)
-        + _kept(old_status, conditions),
+        + _kept(old_status, conditions, generation),
         "storage": {"claimName": observed.claim_name,
                     "phase": ((observed.claim or {}).get("status") or {}).get("phase") or
                     ("Missing" if observed.claim is None else "Pending")},

@@ -10,9 +10,14 @@ board size; smaller boards sit top-left, padded):
 - ``globalInputNC`` float32 (G,): the global input features.
 - ``policyTargetsNCMove`` float32 (2, P*P+1): C0 the search's policy target
   (pruned visit distribution, sums to 1); C1 the opponent's next move
-  (one-hot, zero after the last move). Pass is the last entry.
+  (one-hot, or with self-play's ``opponent_policy_from_search`` the next
+  turn's search distribution, summing to 1; zero after the last move).
+  Pass is the last entry.
 - ``globalTargetsNC`` float32 (8,): see ``GT_*``: the game result
   win/loss/draw and the final score for the player to move, target weights.
+  ``GT_ROW_WEIGHT`` multiplies every loss term of the row: 1, or with
+  self-play's reduced visits and surprise weighting any value >= 0 (a
+  game's weights then sum to about its row count).
 - ``valueTargetsNCHW`` int8 (1, P, P): final ownership, +1 the mover's.
 - ``metaNC`` int32 (7,): see ``META_*``: board size, turn, komi, ..., and
   ``META_MODEL_SWITCH``: flags of a game that changed models mid-game (a
@@ -50,7 +55,7 @@ ROW_FORMAT_VERSION = 2  # 2: metaNC gained META_MODEL_SWITCH
 GT_WIN, GT_LOSS, GT_DRAW, GT_SCORE = 0, 1, 2, 3
 GT_POLICY_WEIGHT = 4  # 1 for a recorded full search
 GT_OPP_POLICY_WEIGHT = 5  # 0 where there is no next move
-GT_ROW_WEIGHT = 6
+GT_ROW_WEIGHT = 6  # >= 0: 1, or reduced-visit and surprise weights (zeroloop.selfplay.weighting)
 GT_OWNERSHIP_WEIGHT = 7
 NUM_GLOBAL_TARGETS = 8
 

@@ -85,6 +85,22 @@ def resolve_device(name: str = "auto"):
     return dev
 
 
+def start_seed(seed: int | None, nonce: int | None = None) -> tuple[int, int]:
+    """(the seed this start uses, its nonce): seed mixed with a per-start nonce (fresh from the OS if None).
+
+    A stage restarted with the same --seed (a pod rollout, the asynchronous loop) would otherwise replay
+    the same random games and duplicate its training data; logging the nonce lets a start be replayed.
+    """
+    import numpy as np
+
+    if nonce is None:
+        nonce = int.from_bytes(os.urandom(8), "little")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    mixed = np.random.SeedSequence([seed % 2**64, nonce % 2**64]).generate_state(1, np.uint64)[0]
+    return int(mixed) >> 1, nonce
+
+
 def seed_everything(seed: int | None) -> int:
     """Seed numpy, torch, numba and random; draw a seed from the OS if None."""
     import random

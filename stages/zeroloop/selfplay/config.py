@@ -33,6 +33,10 @@ class SelfplayConfig:
                                     "largest board size", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
     max_moves_per_area: float = option(4.0, "a game ends after this many moves per board point (scored as is)",
                                        lo=0.5, hi=20.0)
+    end_when_pass_alive: bool = option(True, "end a game once every point is a pass-alive stone or territory of "
+                                             "either side (Benson's algorithm), scored by that area: shorter games, "
+                                             "the result and ownership of playing on (KataGo's "
+                                             "endGameIfAllPassAlive)")
     # rules and komi
     ko_rules: list[str] = option(None, "ko rules to draw from uniformly", factory=lambda: ["positional"],
                                  choices=tuple(KO_RULES))
@@ -42,6 +46,25 @@ class SelfplayConfig:
     komi_stdev: float = option(1.0, "standard deviation of the komi's random variation", lo=0.0, hi=50.0)
     komi_big_stdev_prob: float = option(0.06, "probability of using komi_big_stdev instead", lo=0.0, hi=1.0)
     komi_big_stdev: float = option(12.0, "the larger komi standard deviation", lo=0.0, hi=100.0)
+    komi_auto: bool = option(False, "the komi's mean is the komi at which the model scores the empty board even "
+                                    "(per model and board size, from komi_mean), not komi_mean; the random "
+                                    "variation around it stays (KataGo's komiAuto)")
+    # opening variety
+    handicap_prob: float = option(0.0, "probability of a handicap game on 9x9 and larger: Black first places 1 "
+                                       "to 1-5 extra stones (by board size) from the net's policy, White passing "
+                                       "after each (KataGo: 0.10, from 11x11)", lo=0.0, hi=1.0)
+    policy_init_area_prop: float = option(0.0, "play a game's first moves from the net's raw policy (one "
+                                               "evaluation each, not recorded): on average this proportion of the "
+                                               "board's area, exponentially distributed (KataGo's "
+                                               "initGamesWithPolicy: 0.04)", lo=0.0, hi=1.0)
+    policy_init_temperature: float = option(1.0, "temperature of those policy moves", lo=0.01, hi=10.0)
+    early_fork_game_prob: float = option(0.0, "probability that a finished game is forked: a new game starts from "
+                                              "its position after an early move, with the best by the net's score "
+                                              "of a few random legal moves (KataGo: 0.04)", lo=0.0, hi=1.0)
+    early_fork_expected_move_prop: float = option(0.025, "the fork's move, on average this proportion of the "
+                                                         "board's area (exponentially distributed)", lo=0.0, hi=1.0)
+    fork_min_choices: int = option(3, "random legal moves a fork chooses from, at least", lo=1, hi=361)
+    early_fork_max_choices: int = option(12, "random legal moves an early fork chooses from, at most", lo=1, hi=361)
     # search budget (playout-cap randomisation)
     max_visits: int = option(100, "visits of a full search (recorded as a training row)", lo=1, hi=100000)
     cheap_visits: int = option(25, "visits of a cheap search (not recorded)", lo=1, hi=100000)
@@ -50,6 +73,18 @@ class SelfplayConfig:
     fresh_tree_full_search: bool = option(False, "a full search starts from a fresh tree, so root noise, "
                                                  "temperature and forced playouts act on all its visits; cheap "
                                                  "searches still reuse (KataGo: true)")
+    # reduced visits once one side is clearly winning (KataGo's reduceVisits)
+    reduce_visits: bool = option(False, "give a full search fewer visits, and its row less weight, once the root "
+                                        "values of the last reduce_visits_lookback searches all say one side wins "
+                                        "(KataGo: on)")
+    reduce_visits_threshold: float = option(0.9, "win-loss value (-1..1) beyond which visits are reduced; they "
+                                                 "reach reduced_visits_min at a certain win (quadratically)",
+                                            lo=0.0, hi=0.999)
+    reduce_visits_lookback: int = option(3, "searches whose root values must all be beyond the threshold",
+                                         lo=1, hi=100)
+    reduced_visits_min: int = option(25, "visits of a full search at a certain win (KataGo: 100 of 600)",
+                                     lo=1, hi=100000)
+    reduced_visits_weight: float = option(0.1, "row weight of a full search at a certain win", lo=0.0, hi=1.0)
     # search constants
     cpuct: float = option(1.1, "PUCT exploration constant", lo=0.0, hi=100.0)
     fpu_reduction: float = option(0.2, "first-play-urgency reduction below the root", lo=0.0, hi=2.0)
@@ -97,6 +132,16 @@ class SelfplayConfig:
     move_temperature: float = option(0.15, "move choice temperature it decays to", lo=0.0, hi=100.0)
     temperature_halflife: float = option(19.0, "temperature half-life in moves on 19x19 (scaled by "
                                                "19/sqrt(area) on other sizes)", lo=0.01, hi=10000.0)
+    # training targets and row weights
+    policy_surprise_data_weight: float = option(0.0, "share of a game's row weight given out in proportion to "
+                                                     "policy surprise (KL of the search's policy from the net's; "
+                                                     "KataGo: 0.5)", lo=0.0, hi=1.0)
+    value_surprise_data_weight: float = option(0.0, "share of a game's row weight given out in proportion to "
+                                                    "value surprise (KL of the smoothed outcome from the net's "
+                                                    "value; KataGo: 0.1)", lo=0.0, hi=1.0)
+    opponent_policy_from_search: bool = option(False, "the opponent-policy target is the next turn's search "
+                                                      "distribution (KataGo's) instead of a one-hot of the move "
+                                                      "played")
     # output
     max_rows_per_file: int = option(10000, "training rows per tdata file at most (files hold whole games: "
                                            "one game with more rows gets a file of its own)", lo=1, hi=10_000_000)
@@ -137,6 +182,15 @@ class SelfplayConfig:
         if max(self.board_sizes) > self.data_board_len:
             raise ConfigError(f"data_board_len {self.data_board_len} is smaller than board size "
                               f"{max(self.board_sizes)}")
+        if self.policy_surprise_data_weight + self.value_surprise_data_weight > 1.0:
+            raise ConfigError(f"policy_surprise_data_weight {self.policy_surprise_data_weight:g} plus "
+                              f"value_surprise_data_weight {self.value_surprise_data_weight:g} is more than 1")
+        if self.reduce_visits and self.reduced_visits_min > self.max_visits:
+            raise ConfigError(f"reduced_visits_min {self.reduced_visits_min} is more than max_visits "
+                              f"{self.max_visits}")
+        if self.fork_min_choices > self.early_fork_max_choices:
+            raise ConfigError(f"fork_min_choices {self.fork_min_choices} is more than early_fork_max_choices "
+                              f"{self.early_fork_max_choices}")
         if not self.ko_rules:
             raise ConfigError("ko_rules is empty")
         if self.save_games_in_progress and self.inprogress_stale_seconds < 2 * self.inprogress_save_seconds:

@@ -18,6 +18,7 @@ auxiliary policy target.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,10 @@ class RecordedMove:
     glob: np.ndarray  # (NUM_GLOBAL,) float32
     policy: np.ndarray  # (P*P+1,) float32, the pruned visit distribution, sums to 1
     model: str = ""  # the model whose search made it ("": the game's model)
+    weight: float = 1.0  # the row's weight before surprise weighting (below 1 after reduced visits)
+    policy_surprise: float = 0.0  # KL of the policy target from the root's priors
+    nn_value: float = math.nan  # the net's own win-loss value at the root, the mover's view
+    next_policy: np.ndarray | None = None  # (P*P+1,) the next turn's search distribution, once searched
 
 
 @dataclass
@@ -53,6 +58,12 @@ class GameState:
     # resumed game redoes the same kind of search, or stopping would favour cheap ones (full searches
     # take longer, so a stop finds most games in one) and record fewer rows.
     full_search: bool | None = None
+    # The root's mean win-loss value after each move's search, Black's view (nan: not known, a game saved
+    # before these were kept): reduced visits look at the last few, value surprise at all of them.
+    root_values: list[float] = field(default_factory=list)
+    policy_init_moves: int = 0  # the first moves, played from the net's policy and not recorded
+    # Handicap: the first 2*handicap_stones of those are Black's extra stones, each followed by White's pass
+    handicap_stones: int = 0
 
     @property
     def komi(self) -> float:
@@ -81,26 +92,35 @@ def policy_index_to_data(move: int, size: int, pos_len: int) -> int:
     return y * pos_len + x
 
 
-def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
-                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
-    """A row's inputs (encoded at pos_len) and its policy target from child weights."""
-    size = int(board[B.H_SIZE])
-    spatial, glob = features.encode(board, hist, komi, pos_len)
+def data_policy(moves: np.ndarray, weights: np.ndarray, size: int, pos_len: int) -> np.ndarray:
+    """Child weights (moves: board policy indices) as a distribution in the data layout."""
     policy = np.zeros(pos_len * pos_len + 1, dtype=np.float32)
     total = float(np.sum(weights))
     for m, w in zip(moves, weights):
         if w > 0:
             policy[policy_index_to_data(int(m), size, pos_len)] = w / total
+    return policy
+
+
+def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
+                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
+    """A row's inputs (encoded at pos_len) and its policy target from child weights."""
+    size = int(board[B.H_SIZE])
+    spatial, glob = features.encode(board, hist, komi, pos_len)
     planes = rows.pack_planes(spatial[None])[0]
-    return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, policy, model)
+    return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, data_policy(moves, weights, size, pos_len),
+                        model)
 
 
-def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float,
-               pos_len: int) -> dict[str, np.ndarray]:
+def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float, pos_len: int,
+               row_weights: np.ndarray | None = None, opponent_policy_from_search: bool = False) -> dict[str, np.ndarray]:
     """Training rows of a finished game (one per recorded move).
 
     ownership_black: (size, size) +1 Black's area, -1 White's, 0 neither;
-    score_black: Black's area minus White's minus komi.
+    score_black: Black's area minus White's minus komi; row_weights: one per
+    recorded move (None: each its own weight); opponent_policy_from_search:
+    the opponent-policy target is the next turn's search distribution where
+    it was kept, else (and by default) a one-hot of the move played.
     """
     n = len(state.recorded)
     out = rows.empty(n, pos_len)
@@ -114,8 +134,11 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
         out["policyTargetsNCMove"][i, 0] = rec.policy
         gt = out["globalTargetsNC"][i]
         if rec.turn + 1 < length:
-            reply = state.moves[rec.turn + 1]
-            out["policyTargetsNCMove"][i, 1, policy_index_to_data(reply, size, pos_len)] = 1.0
+            if opponent_policy_from_search and rec.next_policy is not None:
+                out["policyTargetsNCMove"][i, 1] = rec.next_policy
+            else:
+                reply = state.moves[rec.turn + 1]
+                out["policyTargetsNCMove"][i, 1, policy_index_to_data(reply, size, pos_len)] = 1.0
             gt[rows.GT_OPP_POLICY_WEIGHT] = 1.0
         score = sign * score_black
         gt[rows.GT_WIN] = 1.0 if score > 0 else 0.0
@@ -123,7 +146,7 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
         gt[rows.GT_DRAW] = 1.0 if score == 0 else 0.0
         gt[rows.GT_SCORE] = score
         gt[rows.GT_POLICY_WEIGHT] = 1.0
-        gt[rows.GT_ROW_WEIGHT] = 1.0
+        gt[rows.GT_ROW_WEIGHT] = rec.weight if row_weights is None else row_weights[i]
         gt[rows.GT_OWNERSHIP_WEIGHT] = 1.0
         out["valueTargetsNCHW"][i, 0, :size, :size] = (sign * ownership_black).astype(np.int8)
         meta = out["metaNC"][i]
@@ -147,6 +170,12 @@ def final_position(state: GameState, board: np.ndarray) -> tuple[np.ndarray, flo
     own = np.zeros(n * n, dtype=np.int64)
     diff = B.area_ownership(board.copy(), own)
     return own.reshape(n, n).astype(np.int8), float(diff) - state.komi
+
+
+def settled_position(state: GameState, ownership_black: np.ndarray) -> tuple[np.ndarray, float]:
+    """(ownership as (n, n) int8, Black's score with komi) of a settled board's pass-alive area."""
+    n = state.size
+    return ownership_black.reshape(n, n).astype(np.int8), float(np.sum(ownership_black)) - state.komi
 
 
 def result_string(score_black: float) -> str:

@@ -2,7 +2,7 @@
 
     zeroloop selfplay --output-dir BASEDIR/selfplay --models-dir BASEDIR/models \\
         --config cpu|gpu|FILE [--max-games-total N] [--device auto|cpu|cuda[:N]] \\
-        [--metrics-port P] [--seed S] [--threads N]
+        [--metrics-port P] [--seed S] [--start-nonce HEX] [--threads N]
 
 Writes ``<output-dir>/<model>/tdata/<hex>.npz`` (+ ``.json`` row count) and
 ``<output-dir>/<model>/sgfs/<hex>.sgfs``. Games in progress are saved under
@@ -10,6 +10,8 @@ Writes ``<output-dir>/<model>/tdata/<hex>.npz`` (+ ``.json`` row count) and
 at a stop, and a starting process adopts and finishes them
 (``zeroloop.selfplay.inprogress``). SIGTERM or SIGINT: start nothing new,
 write every finished game, save the games in progress, exit 0.
+Each start mixes a fresh nonce into ``--seed`` (logged), so a restarted
+process plays new games; ``--start-nonce`` replays a logged start.
 ``--help-config`` prints every config key with its default and meaning.
 """
 
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--max-games-total", type=int, default=None,
          help="start no new game beyond this many (saved games it adopts are finished too); exit once they "
               "are written")
+    flag(parser, "--start-nonce", default=None,
+         help="replay a logged start: mix this nonce (16 hex digits, from the log) into --seed instead of a "
+              "fresh one; without it, every start plays new games even with the same --seed")
     flag(parser, "--help-config", action="store_true", help="print every config key with its default and exit")
     add_common(parser, device=True, metrics=True)
 
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--output-dir and --models-dir are required")
     if args.max_games_total is not None and args.max_games_total < 0:
         raise UserError(f"--max-games-total {args.max_games_total}: must be at least 0")
+    _parse_nonce(args.start_nonce)
     config = spconfig.load(args.config)
     stopping: list[str] = []
 
@@ -81,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None:
     threads = runtime.set_threads(args.threads)
-    seed = runtime.seed_everything(args.seed)
+    seed, nonce = runtime.start_seed(args.seed, _parse_nonce(args.start_nonce))
+    runtime.seed_everything(seed)
+    log.info("seed %d: --seed %s mixed with this start's nonce %016x (--start-nonce %016x replays this start)",
+             seed, args.seed if args.seed is not None else "(none)", nonce, nonce)
     device = runtime.resolve_device(args.device)
     from zeroloop.nn.modelfile import storage_at
 
@@ -111,6 +120,18 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     log.info("engine ready in %.2f s (model %s loaded)", time.perf_counter() - t0,
              engine.models[engine.current].name)
     engine.run(should_stop)
+
+
+def _parse_nonce(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        nonce = int(text, 16)
+    except ValueError:
+        nonce = -1
+    if not 0 <= nonce < 2**64:
+        raise UserError(f"--start-nonce {text!r}: expected up to 16 hex digits, as logged at a start")
+    return nonce
 
 
 def _check_access(storage, path: str, flag: str, write: bool) -> None:

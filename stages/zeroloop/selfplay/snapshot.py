@@ -7,7 +7,9 @@ self-play process has not finished writing:
 - games still being played (``GameState``): rules, komi, board size, move
   limit, the moves so far, the model that started the game and any model
   switches, every recorded full-search move (packed input planes, global
-  features, policy target, the model that searched it), and whether the
+  features, policy target, the model that searched it, its row weight,
+  policy surprise, the net's own value and the next turn's search
+  distribution), each move's root value, and whether the
   search in progress was a full or a cheap one. Nothing else is needed to
   continue: the board is the replay of the moves, and the search's other
   randomness is drawn afresh. The search tree is not saved; a
@@ -86,15 +88,17 @@ def encode(snap: Snapshot) -> bytes:
     """The file's bytes."""
     p = snap.pos_len
     models: dict[str, int] = {}
-    games, moves, move_off = [], [], [0]
+    games, moves, move_off, values = [], [], [0], []
     recs: list[RecordedMove] = []
     rec_off = [0]
     for st in snap.playing:
         games.append({"size": st.size, "ko": st.rules.ko_rule, "suicide": st.rules.multi_stone_suicide,
                       "komi": st.komi, "max_moves": st.max_moves, "model": st.model,
-                      "switches": [[t, m] for t, m in st.switches], "full_search": st.full_search})
+                      "switches": [[t, m] for t, m in st.switches], "full_search": st.full_search,
+                      "policy_init": st.policy_init_moves, "handicap": st.handicap_stones})
         moves.extend(st.moves)
         move_off.append(len(moves))
+        values.extend((st.root_values + [math.nan] * len(st.moves))[:len(st.moves)])
         recs.extend(st.recorded)
         rec_off.append(len(recs))
     arrays = {
@@ -108,6 +112,12 @@ def encode(snap: Snapshot) -> bytes:
         "rec_to_move": np.array([r.to_move for r in recs], dtype=np.int8),
         "rec_model": np.array([models.setdefault(r.model, len(models)) for r in recs], dtype=np.int32),
         "rec_off": np.array(rec_off, dtype=np.int64),
+        "root_values": np.array(values, dtype=np.float32),
+        "rec_weight": np.array([r.weight for r in recs], dtype=np.float32),
+        "rec_policy_surprise": np.array([r.policy_surprise for r in recs], dtype=np.float32),
+        "rec_nn_value": np.array([r.nn_value for r in recs], dtype=np.float32),
+        "rec_next_policy": _stack([np.zeros(p * p + 1, np.float32) if r.next_policy is None else r.next_policy
+                                   for r in recs], np.float32, (p * p + 1,)),
         "pending_id": np.array([g.game_id for g in snap.pending], dtype=np.int64),
         "pending_off": np.cumsum([0] + [g.num_rows for g in snap.pending]).astype(np.int64),
     }
@@ -206,6 +216,26 @@ def _array(arrays: dict, key: str, dtype, tail: tuple[int, ...], n: int | None, 
     return a
 
 
+def _recorded_extras(arrays: dict, r: int, area: int, num_moves: int, name: str) -> dict[str, np.ndarray]:
+    """Row weights, surprise inputs, next-turn policies and root values: checked, or their defaults in a
+    file saved before they were kept."""
+    defaults = {"rec_weight": (np.ones(r), (), r), "rec_policy_surprise": (np.zeros(r), (), r),
+                "rec_nn_value": (np.full(r, np.nan), (), r), "rec_next_policy": (np.zeros((r, area)), (area,), r),
+                "root_values": (np.full(num_moves, np.nan), (), num_moves)}
+    out = {}
+    for key, (default, tail, n) in defaults.items():
+        out[key] = _array(arrays, key, np.float32, tail, n, name) if key in arrays else default.astype(np.float32)
+    weight, surprise, nxt = out["rec_weight"], out["rec_policy_surprise"], out["rec_next_policy"]
+    values = np.concatenate([out["rec_nn_value"], out["root_values"]])
+    if not (np.all((weight >= 0) & (weight <= 1)) and np.all(np.isfinite(surprise) & (surprise >= 0))
+            and np.all(np.isnan(values) | (np.abs(values) <= 1 + 1e-4))):
+        raise SnapshotError(f"{name}: a recorded row weight, surprise or value is out of range")
+    sums = nxt.sum(axis=1) if r else np.zeros(0)
+    if not (np.all(np.isfinite(nxt)) and np.all(nxt >= 0) and np.all((sums == 0) | (np.abs(sums - 1) <= 1e-3))):
+        raise SnapshotError(f"{name}: a recorded next-turn policy is not a distribution")
+    return out
+
+
 def _offsets(a: np.ndarray, total: int, key: str, name: str) -> list[int]:
     if a[0] != 0 or a[-1] != total or np.any(np.diff(a) < 0):
         raise SnapshotError(f"{name}: {key} is not a valid offset table")
@@ -241,6 +271,7 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
         raise SnapshotError(f"{name}: recorded inputs or policy targets are not finite and non-negative")
     if r and np.any(np.abs(policy.sum(axis=1) - 1) > 1e-3):
         raise SnapshotError(f"{name}: a recorded policy target does not sum to 1")
+    extra = _recorded_extras(arrays, r, area, len(moves), name)
     playing = []
     for i, g in enumerate(games):
         size, max_moves = g["size"], g["max_moves"]
@@ -251,7 +282,14 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
         if np.any(mv < 0) or np.any(mv > size * size) or len(mv) >= max_moves:
             raise SnapshotError(f"{name}: game {i} has a move off its {size}x{size} board or past its limit")
         st = GameState(int(ids[i]), size, rules, max_moves, _model_name(g["model"], "model", name), mv.tolist())
+        st.root_values = extra["root_values"][move_off[i]:move_off[i + 1]].astype(float).tolist()
         st.full_search = g.get("full_search")
+        st.policy_init_moves = g.get("policy_init", 0)
+        st.handicap_stones = g.get("handicap", 0)
+        if not (isinstance(st.policy_init_moves, int) and isinstance(st.handicap_stones, int)
+                and 0 <= 2 * st.handicap_stones <= st.policy_init_moves <= max_moves):
+            raise SnapshotError(f"{name}: game {i} has policy_init {st.policy_init_moves!r}, handicap "
+                                f"{st.handicap_stones!r}")
         if not (st.full_search is None or isinstance(st.full_search, bool)):
             raise SnapshotError(f"{name}: game {i} has full_search {st.full_search!r}")
         last = 0
@@ -267,7 +305,10 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
             if not prev < t < len(mv) or int(to_move[j]) != colour:
                 raise SnapshotError(f"{name}: game {i} has a recorded move at turn {t} out of order")
             prev = t
-            st.recorded.append(RecordedMove(t, colour, planes[j], glob[j], policy[j], models[int(rec_model[j])]))
+            nxt = extra["rec_next_policy"][j]
+            st.recorded.append(RecordedMove(t, colour, planes[j], glob[j], policy[j], models[int(rec_model[j])],
+                                            float(extra["rec_weight"][j]), float(extra["rec_policy_surprise"][j]),
+                                            float(extra["rec_nn_value"][j]), nxt if nxt.any() else None))
         playing.append(st)
     pending_id = _array(arrays, "pending_id", np.int64, (), m, name)
     prow = {k: arrays.get("pending_" + k) for k in rows.SPECS}

@@ -1,0 +1,185 @@
+"""Pass-alive stones and territory (Benson's algorithm), compiled with numba.
+
+A chain is pass-alive when the opponent cannot capture it even if its owner
+passes every move from now on; pass-alive territory is an area the opponent
+can never live in. Benson's algorithm finds them for one colour ("pla"):
+
+- A *region* is a maximal connected set of points that are empty or hold
+  the opponent's stones (and contains an empty point).
+- A region is *vital* to a pla chain when every empty point of it is a
+  liberty of that chain (every point, where multi-stone suicide is legal:
+  the opponent's stones there could then vanish by their own move).
+- Repeatedly drop every chain with fewer than two vital regions, and with
+  it every region that borders a dropped chain. The chains left are
+  pass-alive.
+- A region bordered only by pass-alive chains, with at most one point not
+  adjacent to a pla stone (too small for the opponent to make two eyes in),
+  is pass-alive territory; the opponent's stones in it are dead.
+
+This follows KataGo's ``Board::calculateAreaForPla`` (without its "big
+territory" options): a self-play game whose every point is pass-alive for
+one side or the other is over, and its result and ownership targets are
+that area (KataGo's ``endGameIfAllPassAlive``), the same as if the game were
+played on until the owners captured what is dead, only shorter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from zeroloop.go import board as B
+
+
+@njit(cache=True, inline="always")
+def _adjacent_to_chain(b, hd, p, pla, head):
+    s = b[B.H_STRIDE]
+    for d in range(4):
+        q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+        if b[B.HEADER + q] == pla and b[hd + q] == head:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _adjacent_to_colour(b, p, pla):
+    s = b[B.H_STRIDE]
+    for d in range(4):
+        q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+        if b[B.HEADER + q] == pla:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _mark_area_for(b, pla, out, sign):
+    """Set out[index] = sign on pla's pass-alive stones and territory (policy indices y*n+x)."""
+    n = b[B.H_SIZE]
+    s = n + 2
+    area = s * s
+    co = B.HEADER
+    hd = B._head(b)
+    nx = B._next(b)
+    opp = 3 - pla
+    suicide = b[B.H_MULTI_SUICIDE] == 1
+    region = np.full(area, -1, dtype=np.int64)
+    points = np.empty(area, dtype=np.int64)  # every region's points, one region after another
+    start = np.zeros(area + 1, dtype=np.int64)
+    vital = np.zeros((area, 4), dtype=np.int64)  # the chain heads a region is vital to
+    nvital = np.zeros(area, dtype=np.int64)
+    internal = np.zeros(area, dtype=np.int64)  # points not adjacent to pla, counted up to 2
+    has_pla = False
+    nreg = 0
+    total = 0
+    for y in range(n):
+        for x in range(n):
+            p = (y + 1) * s + x + 1
+            cp = b[co + p]
+            if cp == pla:
+                has_pla = True
+            if cp != B.EMPTY or region[p] >= 0:
+                continue
+            r = nreg
+            nreg += 1
+            start[r] = total
+            k = 0  # candidates: the chains next to the first point, filtered by every later point
+            for d in range(4):
+                q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+                if b[co + q] == pla:
+                    h = b[hd + q]
+                    seen = False
+                    for j in range(k):
+                        if vital[r, j] == h:
+                            seen = True
+                    if not seen:
+                        vital[r, k] = h
+                        k += 1
+            region[p] = r
+            points[total] = p
+            total += 1
+            i = start[r]
+            while i < total:
+                q = points[i]
+                i += 1
+                if k > 0 and (suicide or b[co + q] == B.EMPTY):
+                    kept = 0
+                    for j in range(k):
+                        if _adjacent_to_chain(b, hd, q, pla, vital[r, j]):
+                            vital[r, kept] = vital[r, j]
+                            kept += 1
+                    k = kept
+                if internal[r] < 2 and not _adjacent_to_colour(b, q, pla):
+                    internal[r] += 1
+                for d in range(4):
+                    t = q + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+                    ct = b[co + t]
+                    if (ct == B.EMPTY or ct == opp) and region[t] < 0:
+                        region[t] = r
+                        points[total] = t
+                        total += 1
+            nvital[r] = k
+    start[nreg] = total
+    if not has_pla:
+        return
+    # Benson's iteration: chains with fewer than two vital regions die, and so do the regions they border.
+    count = np.zeros(area, dtype=np.int64)  # vital regions per chain head
+    for r in range(nreg):
+        for j in range(nvital[r]):
+            count[vital[r, j]] += 1
+    dead = np.zeros(area, dtype=np.bool_)  # by chain head
+    spoiled = np.zeros(nreg, dtype=np.bool_)  # regions bordering a dead chain
+    changed = True
+    while changed:
+        changed = False
+        for h in range(area):
+            if b[co + h] != pla or b[hd + h] != h or dead[h] or count[h] >= 2:
+                continue
+            dead[h] = True
+            changed = True
+            p = h
+            while True:
+                for d in range(4):
+                    q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
+                    r = region[q]
+                    if r >= 0 and not spoiled[r]:
+                        spoiled[r] = True
+                        for j in range(nvital[r]):
+                            count[vital[r, j]] -= 1
+                p = b[nx + p]
+                if p == h:
+                    break
+    for y in range(n):
+        for x in range(n):
+            p = (y + 1) * s + x + 1
+            if b[co + p] == pla and not dead[b[hd + p]]:
+                out[y * n + x] = sign
+    for r in range(nreg):
+        if internal[r] <= 1 and not spoiled[r]:
+            for i in range(start[r], start[r + 1]):
+                p = points[i]
+                out[(p // s - 1) * n + p % s - 1] = sign
+
+
+@njit(cache=True)
+def pass_alive_area(b, out):
+    """out[y*n+x] = +1 Black's pass-alive stone or territory, -1 White's, 0 neither.
+
+    Returns the number of points that are neither (0: the position is settled).
+    """
+    n = b[B.H_SIZE]
+    for i in range(n * n):
+        out[i] = 0
+    _mark_area_for(b, B.BLACK, out, 1)
+    _mark_area_for(b, B.WHITE, out, -1)
+    unsettled = 0
+    for i in range(n * n):
+        if out[i] == 0:
+            unsettled += 1
+    return unsettled
+
+
+def settled_ownership(board: np.ndarray) -> np.ndarray | None:
+    """(n*n,) int64 ownership from Black's view if every point is pass-alive area, else None."""
+    n = int(board[B.H_SIZE])
+    out = np.zeros(n * n, dtype=np.int64)
+    return out if pass_alive_area(board, out) == 0 else None
