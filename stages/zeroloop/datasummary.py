@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from zeroloop import rows, sealed
+from zeroloop import layout, rows, sealed
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import BaseDir, Storage
 
@@ -166,13 +166,13 @@ class Summaries:
         self.settle_s = settle_s
         self.verify_per_scan = verify_per_scan
         self.threads = max(1, threads)
-        self.index_path = base.path("summaries", f"{kind.name}.json")
-        self.dir_root = base.path("summaries", kind.name)
+        self.index_path = layout.summary_index(base.root, kind.name)
+        self.dir_root = layout.summaries(base.root, kind.name)
 
     # --- paths ---------------------------------------------------------------------------------
 
     def data_dir(self, model: str) -> str:
-        return self.base.path("selfplay", model, self.kind.name)
+        return layout.model_data(self.base.selfplay, model, self.kind.name)
 
     def file_list_path(self, model: str) -> str:
         return posixpath.join(self.dir_root, f"{model}.json")

@@ -29,9 +29,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions, modeldirs
+from zeroloop import datasummary, decisions, layout, modellist
 from zeroloop.errors import ModelFileError
-from zeroloop.storage import TRAIN_METRICS_NAME, BaseDir, is_tmp
+from zeroloop.storage import BaseDir, is_tmp
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class RunStats:
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
         self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
-        self._models = modeldirs.ModelListing(base.storage, base.models)
+        self._models = modellist.ModelListing(base.storage, base.models)
         self._model_info: dict[str, tuple[int, int] | None] = {}
         self._summaries: dict[str, datasummary.Summaries] = {}
         self._listed: tuple[float, list[tuple[float, str]]] | None = None  # (models/'s mtime, its listing)
@@ -113,9 +113,9 @@ class RunStats:
     def train_reports(self) -> list[dict]:
         """The report and event lines of every training run's metrics_train.jsonl, in time order."""
         out = []
-        for d in self.base.storage.list_subdirs(self.base.path("train")):
+        for d in self.base.storage.list_subdirs(layout.train_root(self.base.root)):
             name = posixpath.basename(d)
-            for item in self._read_jsonl(posixpath.join(d, TRAIN_METRICS_NAME)):
+            for item in self._read_jsonl(layout.train_metrics(self.base.root, name)):
                 out.append({**item, "training": name})
         return sorted(out, key=lambda d: d.get("time", 0.0))
 
@@ -159,7 +159,7 @@ class RunStats:
             entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        listed = modeldirs.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
+        listed = modellist.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
                                    if e.get("type") == "directory" and not is_tmp(e["name"])])
         self._listed = (changed, listed)
         return listed
@@ -180,7 +180,7 @@ class RunStats:
     def decisions(self) -> list[decisions.DecisionRecord]:
         """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
         return decisions.read_all_cached(self.base.storage, self.base.gatekeepersgf,
-                                         self.base.path("summaries", "decisions.json"))
+                                         layout.decision_cache(self.base.root))
 
     def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""

@@ -137,7 +137,7 @@ class History:
             self._add_dir(i)
         self.built_from = min(self.built_from, first_dir)
         self._write_logs(first_cycle)
-        newest = self.base.path("selfplay", model_name(self.layout.dirs - 1), "tdata")
+        newest = self.base.tdata(model_name(self.layout.dirs - 1))
         os.utime(newest)  # the newest self-play directory is still being written
 
     def _add_dir(self, i: int) -> None:
@@ -173,10 +173,12 @@ class History:
 
     def _write_logs(self, first_cycle: int) -> None:
         b = self.base
-        os.makedirs(b.path("loop"), exist_ok=True)
+        from zeroloop import layout as paths  # (this module's Layout is the benchmark's history)
+
+        os.makedirs(paths.loop(b.root), exist_ok=True)
         train = b.train(MODEL_KIND)
         os.makedirs(train, exist_ok=True)
-        with open(b.path("loop", "cycles.jsonl"), "w") as cycles, \
+        with open(paths.loop_cycles(b.root), "w") as cycles, \
                 open(os.path.join(train, "metrics_train.jsonl"), "w") as reports:
             for c in range(first_cycle, self.layout.cycles):
                 when = OLD + c * 60.0
@@ -222,7 +224,7 @@ class Operations:
 
         self._exports += 1
         name = f"{MODEL_KIND}-x{self._exports:06d}-s0-d0"
-        src = self.base.path("torchmodels_toexport", name)
+        src = os.path.join(self.base.toexport(), name)
         os.makedirs(os.path.dirname(src), exist_ok=True)
         shutil.copytree(os.path.join(self.base.root, ".templates", "model"), src)
         written = export.export_pending(self.base, PREFIX, gating=True)

@@ -1,9 +1,10 @@
-"""The loop's settings, and the stage commands and config files they become.
+"""The loop's settings, and the run they describe.
 
-One place maps a run's few knobs (board size, net, visits, games per
-cycle, training rate ...) onto the five stages' own flags and config keys,
-for the synchronous loop (``sync``) and the asynchronous one
-(``asyncmode``) alike. The defaults are tuned for a 2-core CPU machine
+``describe`` turns the loop's few knobs (board size, net, visits, games per
+cycle, training rate ...) into a ``plan.RunDescription`` and ``placement``
+says where the stages run; ``zeroloop.plan`` makes both into the stages'
+flags and config files, for the synchronous loop (``sync``), the
+asynchronous one (``asyncmode``) and the Kubernetes operator alike. The defaults are tuned for a 2-core CPU machine
 (docs/learning.md has the measurements behind them).
 
 Settings persist in ``BASEDIR/loop/settings.json``: a rerun without flags
@@ -17,12 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import posixpath
 import sys
 import tomllib
 from dataclasses import dataclass
 
-from zeroloop import cliflags, modeldirs, runtime
+from zeroloop import cliflags, layout, modelnames, plan, runtime
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
 from zeroloop.nn.configs import CONFIGS
@@ -100,7 +100,7 @@ class LoopSettings:
 
     def check(self) -> None:
         problems = []
-        probe = modeldirs.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
+        probe = modelnames.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
         if probe:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
         if self.model_kind not in CONFIGS:
@@ -277,7 +277,7 @@ def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
 
 
 def load_stored(base: BaseDir) -> dict | None:
-    path = base.path("loop", "settings.json")
+    path = layout.loop_settings(base.root)
     if not base.storage.exists(path):
         return None
     try:
@@ -290,8 +290,8 @@ def load_stored(base: BaseDir) -> dict | None:
 
 
 def save(base: BaseDir, settings: LoopSettings) -> None:
-    base.storage.makedirs(base.path("loop"))
-    base.storage.write_bytes(base.path("loop", "settings.json"), settings.to_json())
+    base.storage.makedirs(layout.loop(base.root))
+    base.storage.write_bytes(layout.loop_settings(base.root), settings.to_json())
 
 
 # --- stage configs and commands ---------------------------------------------------------------
@@ -310,38 +310,50 @@ def _toml(values: dict) -> str:
     return "".join(f"{k} = {value(v)}\n" for k, v in values.items())
 
 
+def describe(s: LoopSettings) -> plan.RunDescription:
+    """The run these settings describe (``zeroloop.plan``): what the stages are started with."""
+    return plan.RunDescription(
+        name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
+        visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
+        games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
+        gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,
+        gating_win_prop=s.gating_win_prop, sprt=s.sprt,
+        shuffle_min_rows=s.shuffle_min_rows, keep_target_rows=s.keep_target_rows,
+        taper_window_scale=s.taper_window_scale, shuffle_processes=1,
+        batch_size=s.batch_size, samples_per_epoch=s.samples_per_epoch, max_train_per_data=s.max_train_per_data,
+        max_train_bucket_size=s.max_train_samples_per_cycle, lr_scale=s.lr_scale,
+        lr_warmup_samples=s.lr_warmup_samples, train_extra=dict(s.train_flags), katago_export=s.katago_export)
+
+
+# Self-play on one machine: a fixed komi spread, one ko rule, small files and a log line every 30 s.
+LOCAL_SELFPLAY = {"komi_stdev": 1.0, "komi_big_stdev_prob": 0.0, "ko_rules": ["positional"],
+                  "multi_stone_suicide_prob": 0.0, "max_rows_per_file": 1000, "log_every_seconds": 30.0}
+
+
+def placement(base: BaseDir | None, s: LoopSettings) -> plan.Placement:
+    """Where the loop runs its stages: BASEDIR, loop/*.toml, this machine's device and threads."""
+    root = base.root if base is not None else ""
+    return plan.Placement(basedir=root, config_dir=layout.loop(root), config_suffix=".toml",
+                          devices={stage: s.device for stage in ("selfplay", "train", "gatekeeper")},
+                          threads=s.threads, seed=s.seed, poll_seconds=s.poll_seconds,
+                          initial_checkpoint=layout.loop_init_model(root))
+
+
 def selfplay_config(s: LoopSettings) -> dict:
-    return {
-        "num_games": s.games_at_once, "board_sizes": [s.board_size], "board_size_weights": [1.0],
-        "data_board_len": s.board_size, "komi_mean": s.run_komi, "komi_stdev": 1.0, "komi_big_stdev_prob": 0.0,
-        "ko_rules": ["positional"], "multi_stone_suicide_prob": 0.0, "max_visits": s.visits,
-        "cheap_visits": s.run_cheap_visits, "full_search_prob": s.full_search_prob,
-        "max_rows_per_file": 1000, "model_poll_seconds": s.poll_seconds, "log_every_seconds": 30.0,
-        **s.selfplay_keys,
-    }
-
-
-def gatekeeper_config(s: LoopSettings) -> dict:
-    return {
-        "num_games_per_gating": s.gating_games, "num_games_at_once": min(s.gating_games, 32),
-        "board_sizes": [s.board_size], "board_size_weights": [1.0], "komi_mean": s.run_komi,
-        "ko_rules": ["positional"], "max_visits": s.run_gating_visits, "sprt": s.sprt,
-        "poll_seconds": s.poll_seconds,
-    }
+    """The self-play config keys the loop writes to loop/selfplay.toml."""
+    return plan.selfplay_config(describe(s), placement(None, s))
 
 
 def write_stage_configs(base: BaseDir, s: LoopSettings) -> tuple[str, str]:
     """loop/selfplay.toml and loop/gatekeeper.toml; returns their paths."""
-    paths = base.path("loop", "selfplay.toml"), base.path("loop", "gatekeeper.toml")
-    for path, values, what in zip(paths, (selfplay_config(s), gatekeeper_config(s)), ("self-play", "gatekeeper")):
+    place = placement(base, s)
+    paths = []
+    for path, values in plan.config_files(describe(s), place).items():
+        what = "self-play" if path == place.config_file("selfplay") else "gatekeeper"
         text = f"# {what} config written by `zeroloop loop` from loop/settings.json (rewritten each start)\n"
         base.storage.write_bytes(path, (text + _toml(values)).encode())
-    return paths
-
-
-def init_model_path(base: BaseDir) -> str:
-    """The random-weight net training starts from: "the first model" of the run."""
-    return base.path("loop", "init-model")
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def zeroloop(*args: str) -> list[str]:
@@ -349,89 +361,39 @@ def zeroloop(*args: str) -> list[str]:
     return [sys.executable, "-m", "zeroloop", *args]
 
 
-def _common(s: LoopSettings, seed_offset: int, device: bool) -> list[str]:
-    out = []
-    if device:
-        out += ["--device", s.device]
-    if s.threads is not None:
-        out += ["--threads", str(s.threads)]
-    if s.seed is not None:
-        out += ["--seed", str(s.seed + seed_offset)]
-    return out
-
-
 def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("gatekeeper", "--test-models-dir", base.modelstobetested, "--accepted-models-dir", base.models,
-                    "--rejected-models-dir", base.rejectedmodels, "--sgf-output-dir", base.gatekeepersgf,
-                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"),
-                    "--required-candidate-win-prop", repr(float(s.gating_win_prop)))
-    if once:
-        argv.append("--quit-if-no-nets-to-test")
-    return argv + _common(s, seed_offset, device=True)
+    return zeroloop(*plan.gatekeeper_args(describe(s), placement(base, s), once, seed_offset))
 
 
 def selfplay_argv(base: BaseDir, s: LoopSettings, max_games: int | None, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("selfplay", "--output-dir", base.selfplay, "--models-dir", base.models, "--config",
-                    base.path("loop", "selfplay.toml"))
-    if max_games is not None:
-        argv += ["--max-games-total", str(max_games)]
-    return argv + _common(s, seed_offset, device=True)
-
-
-def shuffle_window_args(s: LoopSettings) -> list[str]:
-    return ["--min-rows", str(s.shuffle_min_rows), "--keep-target-rows", str(s.keep_target_rows),
-            "--expand-window-per-row", "0.4", "--taper-window-exponent", "0.65",
-            "--taper-window-scale", str(s.taper_window_scale), "--batch-size", str(s.batch_size),
-            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 4))),
-            "--num-processes", "1"]
+    return zeroloop(*plan.selfplay_args(describe(s), placement(base, s), max_games, seed_offset))
 
 
 def shuffle_argv(base: BaseDir, s: LoopSettings, seed_offset: int = 0) -> list[str]:
-    # Training never runs during a synchronous shuffle: old shuffles can go after a minute.
-    return (zeroloop("shuffle", base.root, *shuffle_window_args(s), "--cleanup-grace-seconds", "60")
-            + _common(s, seed_offset, device=False))
+    return zeroloop(*plan.shuffle_args(describe(s), placement(base, s), seed_offset))
 
 
 def shuffle_export_loop_argv(base: BaseDir, s: LoopSettings) -> list[str]:
-    argv = zeroloop("shuffle-export-loop", base.root, "--name-prefix", s.name_prefix, *shuffle_window_args(s),
-                    "--min-new-rows", str(max(1, s.shuffle_min_rows // 10)),
-                    "--shuffle-interval-seconds", repr(float(s.poll_seconds)),
-                    "--export-poll-seconds", repr(float(s.poll_seconds)))
-    if s.gating:
-        argv.append("--gating")
-    if s.katago_export:
-        argv.append("--katago")
-    return argv + _common(s, 0, device=False)
+    return zeroloop(*plan.shuffle_export_loop_args(describe(s), placement(base, s)))
 
 
 def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("train", base.root, "--name", s.training_name, "--model-kind", s.model_kind,
-                    "--batch-size", str(s.batch_size), "--export-mode", "main",
-                    "--samples-per-epoch", str(s.samples_per_epoch),
-                    "--max-train-bucket-per-new-data", repr(float(s.max_train_per_data)),
-                    "--max-train-bucket-size", str(s.max_train_samples_per_cycle),
-                    "--lr-scale", repr(float(s.lr_scale)), "--lr-warmup-samples", str(s.lr_warmup_samples),
-                    "--swa-period-samples", str(max(s.batch_size, s.samples_per_epoch // 4)),
-                    "--initial-checkpoint", init_model_path(base), "--no-repeat-files",
-                    "--print-every-batches", str(max(1, s.samples_per_epoch // s.batch_size // 4)),
-                    "--checkpoint-interval-seconds", "120")
-    for name, value in s.train_flags.items():
-        argv += [f"--{name}"] if value is True else [f"--{name}", str(value)]
-    if synchronous:
-        argv += ["--stop-when-train-bucket-limited", "--quit-if-no-data"]
-    else:
-        argv += ["--data-poll-seconds", repr(float(s.poll_seconds))]
-    return argv + _common(s, seed_offset, device=True)
+    return zeroloop(*plan.train_args(describe(s), placement(base, s), synchronous, seed_offset))
 
 
 def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
-    argv = zeroloop("export", base.root, "--name-prefix", s.name_prefix)
-    return argv + (["--gating"] if s.gating else []) + (["--katago"] if s.katago_export else [])
+    return zeroloop(*plan.export_args(describe(s), placement(base, s)))
+
+
+# The old names of two layout paths, for callers written against them (the paths live in zeroloop.layout).
+def logs_path(base: BaseDir, stage: str) -> str:
+    return layout.log(base.root, stage)
+
+
+def init_model_path(base: BaseDir) -> str:
+    return layout.loop_init_model(base.root)
 
 
 def report_argv(base: BaseDir) -> list[str]:
     return zeroloop("report", base.root)
 
-
-def logs_path(base: BaseDir, stage: str) -> str:
-    return posixpath.join(base.logs, f"{stage}.log")

@@ -15,10 +15,9 @@ sees a complete model or none. Loading is safetensors + JSON only, never
 unpickling, and checks every fact a wrong file could get wrong (format,
 feature version, plane counts, config, tensor names, shapes, dtypes, finite
 values); any failure raises ``ModelFileError`` naming the file and the
-reason. ``find_latest_model`` picks the newest complete model in a models
-directory by the weights' modification time, as KataGo's findLatestModel
-does, so self-play and gatekeeper agree on "newest" (a model dated in the
-future ranks below the others: see ``list_models``).
+reason. Which models a directory holds, and which is newest, is
+``zeroloop.modellist``; what a model may be called, ``zeroloop.modelnames``
+(both import without torch).
 """
 
 from __future__ import annotations
@@ -34,17 +33,19 @@ import safetensors
 import safetensors.torch
 import torch
 
-from zeroloop import features
+from zeroloop import features, layout
+from zeroloop.modellist import ModelListing, find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
+from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
-from zeroloop.modeldirs import (  # noqa: F401  (the listing half, torch-free, re-exported)
-    CLOCK_SKEW_TOLERANCE_S, INFO_FILE, MAX_NAME_LEN, WEIGHTS_FILE, ModelListing, check_model_name,
-    find_latest_model, is_model_dir, list_models, ranked)
-from zeroloop.storage import Storage, open_fs
+from zeroloop.storage import Storage, open_location
 
 FORMAT_VERSION = 1
-KATAGO_FILE = "model.bin.gz"  # optional: the net in KataGo's format (zeroloop.katago.netexport)
+WEIGHTS_FILE = layout.MODEL_WEIGHTS
+INFO_FILE = layout.MODEL_INFO
+KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
+storage_at = open_location  # its old name here, for callers not yet moved to zeroloop.storage
 MAX_POS_LEN = 32
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,6 @@ class ModelInfo:
                    format_version=version)
 
 
-def storage_at(location: str) -> tuple[Storage, str]:
-    """A Storage and path for a local path (or ``memory://`` URL; others are refused: ``storage.open_fs``)."""
-    fs, path = open_fs(location, "path")
-    return Storage(fs), path
-
-
 def save_model(storage: Storage, path: str, model: Net, info: ModelInfo,
                extra_files: dict[str, bytes] | None = None) -> ModelInfo:
     """Publish ``model`` as the model directory ``path`` (atomically; it must not exist).
@@ -217,7 +212,7 @@ def load_model(storage: Storage, path: str, device: str | torch.device = "cpu") 
 
 def load_model_at(location: str, device: str | torch.device = "cpu") -> tuple[Net, ModelInfo]:
     """load_model for a path or URL string (GTP's ``--model``)."""
-    storage, path = storage_at(location)
+    storage, path = open_location(location)
     return load_model(storage, path, device)
 
 

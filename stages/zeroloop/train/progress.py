@@ -18,13 +18,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from zeroloop import metrics
-from zeroloop.storage import TRAIN_METRICS_NAME
+from zeroloop import layout, metrics
 from zeroloop.train.losses import TERMS
 
 log = logging.getLogger(__name__)
 
-JSONL_NAME = TRAIN_METRICS_NAME
+JSONL_NAME = layout.TRAIN_METRICS
 
 
 @dataclass

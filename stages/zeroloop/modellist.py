@@ -1,48 +1,32 @@
-"""Model directories: which complete models a directory holds, and which is newest.
+"""Which models a models directory holds, and which is the newest.
 
-This is the half of ``nn.modelfile`` that needs no torch: self-play's and the
-gatekeeper's polls, the loop, the report and the run statistics list models
-far more often than they load one, and a process that only lists (the loop,
-``zeroloop report``) should not pay for importing torch. A model is a
-directory holding ``model.safetensors`` and ``model.json``
-(``nn.modelfile`` writes and reads them); "newest" is by the weights'
-modification time, as KataGo's findLatestModel does, so self-play and the
-gatekeeper agree (a model dated in the future ranks below the others: see
-``list_models``). ``ModelListing`` keeps a listing up to date by the
-directory's mtime, for processes that ask again and again.
+A model is a complete directory holding both files of ``zeroloop.layout``'s
+model layout (``model.safetensors``, ``model.json``; what they hold is
+``zeroloop.nn.modelfile``'s). ``find_latest_model`` picks the newest by the
+weights' modification time, as KataGo's findLatestModel does, so self-play
+and the gatekeeper agree on "newest"; a model dated in the future ranks
+below the others (``list_models``). ``ModelListing`` answers the same for a
+process that asks again and again, at the cost of one stat while nothing
+changed. Imports without torch.
 """
 
 from __future__ import annotations
 
 import logging
-import posixpath
-import re
 import time
 
+from zeroloop import layout
 from zeroloop.storage import Storage, is_tmp
 
-WEIGHTS_FILE = "model.safetensors"
-INFO_FILE = "model.json"
-MAX_NAME_LEN = 64  # rows.MODEL_NAME_LEN: training rows record the model name
 CLOCK_SKEW_TOLERANCE_S = 60.0
 _warned_future: set[str] = set()
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 log = logging.getLogger(__name__)
-
-
-def check_model_name(name: object) -> str | None:
-    """Why name cannot name a model (it becomes a directory under selfplay/), or None."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        return f"model name {name!r} must be letters, digits and . _ + = - (not starting with a symbol)"
-    if len(name.encode()) > MAX_NAME_LEN:
-        return f"model name {name!r} is longer than {MAX_NAME_LEN} bytes"
-    return None
 
 
 def is_model_dir(storage: Storage, path: str) -> bool:
     """Whether path is a complete directory with both model files (contents unchecked)."""
     return storage.is_complete_dir(path) and all(
-        storage.exists(posixpath.join(path, f)) for f in (WEIGHTS_FILE, INFO_FILE))
+        storage.exists(f) for f in (layout.model_weights(path), layout.model_info(path)))
 
 
 def list_models(storage: Storage, models_dir: str, now: float | None = None) -> list[tuple[float, str]]:
@@ -67,7 +51,7 @@ def _model_mtime(storage: Storage, path: str) -> float | None:
     if not is_model_dir(storage, path):
         return None
     try:
-        return storage.mtime(posixpath.join(path, WEIGHTS_FILE))
+        return storage.mtime(layout.model_weights(path))
     except FileNotFoundError:  # removed while we looked
         return None
 
@@ -131,11 +115,6 @@ class ModelListing:
     def latest(self) -> str | None:
         models = self.models()
         return models[-1][1] if models else None
-
-    @property
-    def changed_at(self) -> float | None:
-        """The directory's mtime when it was last listed (None before, or while it is missing)."""
-        return self._dir_mtime
 
     def _refresh(self) -> None:
         try:
