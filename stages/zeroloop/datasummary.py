@@ -36,8 +36,6 @@ them is correct.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import posixpath
 import time
@@ -45,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from zeroloop import layout, rows
+from zeroloop import layout, rows, sealed
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import BaseDir, Storage
 
@@ -141,20 +139,12 @@ class Survey:
 
 
 def _sealed(body: dict) -> bytes:
-    """A summary as written: the SHA-256 of its JSON text on the first line, then the text."""
-    text = json.dumps(body, separators=(",", ":")).encode()
-    return hashlib.sha256(text).hexdigest().encode() + b"\n" + text
+    return sealed.seal(body)
 
 
 def _unseal(data: bytes, where: str) -> dict:
     """The body of a sealed summary; ValueError if it is not one (corrupt)."""
-    digest, _, text = data.partition(b"\n")
-    if hashlib.sha256(text).hexdigest().encode() != digest:
-        raise ValueError(f"{where}: checksum mismatch (cut short or altered)")
-    try:
-        body = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"{where}: not JSON ({e})") from None
+    body = sealed.unseal(data, where)
     if not isinstance(body, dict) or body.get("version") != VERSION:
         raise ValueError(f"{where}: unknown version")
     return body

@@ -55,6 +55,7 @@ MODEL_INFO = "model.json"
 MODEL_KATAGO = "model.bin.gz"  # optional: the net in KataGo's format (zeroloop.katago.netexport)
 
 # File suffixes of self-play's output.
+TRAIN_METRICS = "metrics_train.jsonl"
 TDATA_SUFFIX = ".npz"
 SGFS_SUFFIX = ".sgfs"
 
@@ -139,6 +140,11 @@ def train(base: str, name: str) -> str:
     return _join(base, TRAIN, name)
 
 
+def train_metrics(base: str, name: str) -> str:
+    """train/<name>/metrics_train.jsonl: one line per training report (the trainer appends)."""
+    return _join(base, TRAIN, name, TRAIN_METRICS)
+
+
 def train_stop(base: str, name: str) -> str:
     """Why the trainer last stopped on its own (``exits.StopRecord``)."""
     return _join(base, TRAIN, name, "stop.json")
@@ -190,6 +196,11 @@ def summaries(base: str, kind: str) -> str:
 def summary_index(base: str, kind: str) -> str:
     """summaries/<kind>.json: the totals of every settled directory's summary."""
     return _join(base, SUMMARIES, f"{kind}.json")
+
+
+def decision_cache(base: str) -> str:
+    """summaries/decisions.json: the gating records read so far (``decisions.read_all_cached``)."""
+    return _join(base, SUMMARIES, "decisions.json")
 
 
 def quarantine(base: str) -> str:

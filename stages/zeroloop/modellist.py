@@ -43,7 +43,7 @@ def list_models(storage: Storage, models_dir: str, now: float | None = None) -> 
         mtime = _model_mtime(storage, path)
         if mtime is not None:
             found.append((mtime, path))
-    return _ranked(found, now)
+    return ranked(found, now)
 
 
 def _model_mtime(storage: Storage, path: str) -> float | None:
@@ -56,7 +56,8 @@ def _model_mtime(storage: Storage, path: str) -> float | None:
         return None
 
 
-def _ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
+def ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
+    """(mtime, path) pairs oldest first, a model dated in the future below the rest (with a warning)."""
     now = time.time() if now is None else now
     future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
     for t, p in found:
@@ -94,6 +95,7 @@ class ModelListing:
         self.models_dir = models_dir
         self._dir_mtime: float | None = None
         self._known: dict[str, tuple[tuple, float | None]] = {}  # path -> (identity, weights mtime or None)
+        self._ranked: list[tuple[float, str]] = []
 
     def models(self, now: float | None = None) -> list[tuple[float, str]]:
         """(mtime of the weights, path) of every complete model, oldest first (as ``list_models``)."""
@@ -102,12 +104,13 @@ class ModelListing:
         try:
             dir_mtime = self.storage.mtime(self.models_dir)
         except (FileNotFoundError, NotADirectoryError):
-            self._dir_mtime, self._known = None, {}
+            self._dir_mtime, self._known, self._ranked = None, {}, []
             return []
-        if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S:
+        if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S or now is not None:
             self._refresh()
             self._dir_mtime = dir_mtime
-        return _ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
+            self._ranked = ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
+        return list(self._ranked)  # (ranked once per change: a look costs no sort of the whole history)
 
     def latest(self) -> str | None:
         models = self.models()

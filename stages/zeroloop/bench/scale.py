@@ -334,6 +334,16 @@ def _open_base(root: str, latency_ms: float):
     return BaseDir(Storage(LatencyFileSystem(latency_ms / 1000.0)), root)
 
 
+def _measured_latency_ms(args: argparse.Namespace) -> float:
+    """What a delay of --latency-ms really takes here (a loaded machine sleeps longer than asked)."""
+    if args.latency_ms <= 0:
+        return 0.0
+    t0 = time.perf_counter()
+    for _ in range(50):
+        time.sleep(args.latency_ms / 1000.0)
+    return round((time.perf_counter() - t0) / 50 * 1000.0, 3)
+
+
 def _parse_sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(s) for s in text.split(",") if s.strip()})
@@ -361,8 +371,8 @@ def measure(args: argparse.Namespace) -> dict:
     # The window fits in the smallest history (half of its rows at most).
     max_rows = min(args.max_rows, layout.dirs * sizes[0] // largest * TDATA_PER_DIR * ROWS_PER_FILE // 2)
     tmp = tempfile.mkdtemp(prefix="zeroloop-bench-scale-", dir=args.workdir)
-    result: dict = {"sizes": sizes, "latency_ms": args.latency_ms, "repeats": args.repeats,
-                    "max_rows": max_rows}
+    result: dict = {"sizes": sizes, "latency_ms": args.latency_ms, "latency_measured_ms": _measured_latency_ms(args),
+                    "repeats": args.repeats, "max_rows": max_rows}
     try:
         history = History(tmp, layout)
         history.make_templates()

@@ -48,7 +48,6 @@ from zeroloop import decisions, exits, layout, modellist, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
-from zeroloop.nn import modelfile
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
@@ -102,6 +101,7 @@ def setup(base: BaseDir, settings: S.LoopSettings) -> None:
     if not modellist.is_model_dir(base.storage, path):
         import torch
 
+        from zeroloop.nn import modelfile
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
