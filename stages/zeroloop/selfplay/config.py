@@ -46,6 +46,25 @@ class SelfplayConfig:
     komi_stdev: float = option(1.0, "standard deviation of the komi's random variation", lo=0.0, hi=50.0)
     komi_big_stdev_prob: float = option(0.06, "probability of using komi_big_stdev instead", lo=0.0, hi=1.0)
     komi_big_stdev: float = option(12.0, "the larger komi standard deviation", lo=0.0, hi=100.0)
+    komi_auto: bool = option(False, "the komi's mean is the komi at which the model scores the empty board even "
+                                    "(per model and board size, from komi_mean), not komi_mean; the random "
+                                    "variation around it stays (KataGo's komiAuto)")
+    # opening variety
+    handicap_prob: float = option(0.0, "probability of a handicap game on 9x9 and larger: Black first places 1 "
+                                       "to 1-5 extra stones (by board size) from the net's policy, White passing "
+                                       "after each (KataGo: 0.10, from 11x11)", lo=0.0, hi=1.0)
+    policy_init_area_prop: float = option(0.0, "play a game's first moves from the net's raw policy (one "
+                                               "evaluation each, not recorded): on average this proportion of the "
+                                               "board's area, exponentially distributed (KataGo's "
+                                               "initGamesWithPolicy: 0.04)", lo=0.0, hi=1.0)
+    policy_init_temperature: float = option(1.0, "temperature of those policy moves", lo=0.01, hi=10.0)
+    early_fork_game_prob: float = option(0.0, "probability that a finished game is forked: a new game starts from "
+                                              "its position after an early move, with the best by the net's score "
+                                              "of a few random legal moves (KataGo: 0.04)", lo=0.0, hi=1.0)
+    early_fork_expected_move_prop: float = option(0.025, "the fork's move, on average this proportion of the "
+                                                         "board's area (exponentially distributed)", lo=0.0, hi=1.0)
+    fork_min_choices: int = option(3, "random legal moves a fork chooses from, at least", lo=1, hi=361)
+    early_fork_max_choices: int = option(12, "random legal moves an early fork chooses from, at most", lo=1, hi=361)
     # search budget (playout-cap randomisation)
     max_visits: int = option(100, "visits of a full search (recorded as a training row)", lo=1, hi=100000)
     cheap_visits: int = option(25, "visits of a cheap search (not recorded)", lo=1, hi=100000)
@@ -169,6 +188,9 @@ class SelfplayConfig:
         if self.reduce_visits and self.reduced_visits_min > self.max_visits:
             raise ConfigError(f"reduced_visits_min {self.reduced_visits_min} is more than max_visits "
                               f"{self.max_visits}")
+        if self.fork_min_choices > self.early_fork_max_choices:
+            raise ConfigError(f"fork_min_choices {self.fork_min_choices} is more than early_fork_max_choices "
+                              f"{self.early_fork_max_choices}")
         if not self.ko_rules:
             raise ConfigError("ko_rules is empty")
         if self.save_games_in_progress and self.inprogress_stale_seconds < 2 * self.inprogress_save_seconds:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroloop.go import passalive
+from zeroloop.go.game import Game
 from zeroloop.go.rules import MAX_KOMI, Rules
 from zeroloop.metrics import metric
 from zeroloop.search import puct, tree
@@ -55,7 +56,7 @@ from zeroloop.search.batch import BatchSearch
 from zeroloop.search.evaluators import EvalOutput
 from zeroloop.go import board as B
 from zeroloop.selfplay import gamestate as gs
-from zeroloop.selfplay import weighting
+from zeroloop.selfplay import openings, weighting
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.inprogress import SaveReport, SavedGames
 from zeroloop.selfplay.models import LoadedModel, ModelSource
@@ -81,6 +82,14 @@ class Counters:
     games_adopted: int = 0  # saved games in progress taken over
     games_resumed: int = 0  # adopted games replayed into a slot
     games_settled: int = 0  # finished games ended by a settled board (end_when_pass_alive)
+    games_forked: int = 0  # games started from an early fork of a finished game
+
+
+def handicap_stones_at_most(size: int) -> int:
+    """Most extra Black stones of a handicap game on this board size (KataGo's table, but from 9x9 on)."""
+    if size < 9:
+        return 0
+    return 1 if size <= 14 else 2 if size <= 16 else 3 if size <= 17 else 4 if size <= 18 else 5
 
 
 def new_game_id() -> int:
@@ -106,6 +115,8 @@ class SelfplayEngine:
         self.slot_batch: list[str] = [""] * g  # the saved-games batch of each slot's game
         self.slot_weight = np.ones(g)  # the row weight of each slot's search in progress (reduced visits)
         self.adopted: deque[tuple[str, gs.GameState]] = deque()  # adopted games waiting for a slot
+        self.forks: deque[gs.GameState] = deque()  # early forks waiting for a slot (not saved at a stop)
+        self._fair_komi: dict[tuple[str, int], float] = {}  # komi_auto: by (model, board size)
         self.models: dict[int, LoadedModel] = {}
         self.writers: dict[str, TdataWriter] = {}  # by model name: selfplay/<name>/
         self._next_model_id = 0
@@ -295,6 +306,8 @@ class SelfplayEngine:
         for g in free:
             while self.adopted and not self._resume_game(int(g), *self.adopted.popleft()):
                 pass
+            while self.slot_model[g] < 0 and self.forks and self._may_start():
+                self._start_fork(int(g), self.forks.popleft())
             if self.slot_model[g] < 0:
                 if not self._may_start():
                     break
@@ -304,10 +317,16 @@ class SelfplayEngine:
     def _start_game(self, g: int) -> None:
         c = self.cfg
         size = int(self.rng.choice(c.board_sizes, p=self._size_p))
-        rules = Rules(str(self.rng.choice(c.ko_rules)), bool(self.rng.random() < c.multi_stone_suicide_prob),
-                      self._komi())
         model = self.models[self.current]
+        rules = Rules(str(self.rng.choice(c.ko_rules)), bool(self.rng.random() < c.multi_stone_suicide_prob),
+                      self._komi(self._komi_mean(model, size)))
         state = gs.GameState(new_game_id(), size, rules, c.max_moves(size), model.name)
+        if c.policy_init_area_prop > 0:
+            state.policy_init_moves = int(self.rng.exponential() * c.policy_init_area_prop * size * size)
+        most = handicap_stones_at_most(size)
+        if most and c.handicap_prob > 0 and self.rng.random() < c.handicap_prob:
+            state.handicap_stones = 1 + int(self.rng.integers(most))
+            state.policy_init_moves += 2 * state.handicap_stones
         self.search.new_game(g, size, rules.ko_code, rules.multi_stone_suicide, rules.komi, state.max_moves)
         self.slots[g] = state
         self.slot_model[g] = self.current
@@ -315,13 +334,25 @@ class SelfplayEngine:
         self.counters.games_started += 1
         self._start_search(g)
 
-    def _resume_game(self, g: int, batch: str, state: gs.GameState) -> bool:
-        """Replay an adopted game into slot g and search on with the current model; False if it cannot be."""
+    def _start_fork(self, g: int, state: gs.GameState) -> None:
+        """Start a forked game (its opening moves played, none recorded) in slot g."""
+        if self._replay(g, state) is not None:
+            return  # (cannot happen: a fork is a legal continuation of a game this engine played)
+        self.slots[g] = state
+        self.slot_model[g] = self.current
+        self.slot_batch[g] = self.saved.home(state.model) if self.saved is not None else ""
+        self.counters.games_started += 1
+        self.counters.games_forked += 1
+        if not self._finish_if_over(g):
+            self._start_search(g)
+
+    def _replay(self, g: int, state: gs.GameState) -> str | None:
+        """Set slot g's board to state's moves (no tree); why it cannot be, or None."""
         limit = self.cfg.max_moves(self.cfg.max_board_size)  # the superko table's capacity
         r = state.rules
         if len(state.moves) >= limit or state.size > self.search.max_board_size:
-            return self._unplayable(batch, state, f"{state.size}x{state.size} with {len(state.moves)} moves does "
-                                                  f"not fit this config (at most {limit} moves)")
+            return f"{state.size}x{state.size} with {len(state.moves)} moves does not fit this config (at most " \
+                   f"{limit} moves)"
         state.max_moves = min(state.max_moves, limit)
         self.search.new_game(g, state.size, r.ko_code, r.multi_stone_suicide, r.komi, state.max_moves)
         for i, move in enumerate(state.moves):
@@ -329,7 +360,14 @@ class SelfplayEngine:
                 self.search.play(g, move, reuse=False)
             except ValueError:
                 self.search.release(g)
-                return self._unplayable(batch, state, f"move {i} is illegal on replay")
+                return f"move {i} is illegal on replay"
+        return None
+
+    def _resume_game(self, g: int, batch: str, state: gs.GameState) -> bool:
+        """Replay an adopted game into slot g and search on with the current model; False if it cannot be."""
+        why = self._replay(g, state)
+        if why is not None:
+            return self._unplayable(batch, state, why)
         model = self.models[self.current]
         state.switch_model(model.name)
         self.slots[g] = state
@@ -345,16 +383,31 @@ class SelfplayEngine:
         metric("zeroloop_selfplay_games_discarded_total").inc()
         return False
 
-    def _komi(self) -> float:
+    def _komi_mean(self, model: LoadedModel, size: int) -> float:
+        """komi_mean, or with komi_auto the komi the model finds fair on the empty board (once per size)."""
+        c = self.cfg
+        if not c.komi_auto:
+            return c.komi_mean
+        key = (model.name, size)
+        if key not in self._fair_komi:
+            self._fair_komi[key] = openings.fair_komi(model.evaluator, model.pos_len, size, Rules(), c.komi_mean)
+            log.info("komi_auto: model %s finds komi %g fair on %dx%d", model.name, self._fair_komi[key], size, size)
+        return self._fair_komi[key]
+
+    def _komi(self, mean: float) -> float:
         c = self.cfg
         stdev = c.komi_big_stdev if self.rng.random() < c.komi_big_stdev_prob else c.komi_stdev
-        komi = c.komi_mean + self.rng.normal() * stdev
+        komi = mean + self.rng.normal() * stdev
         return float(min(MAX_KOMI, max(-MAX_KOMI, round(komi * 2) / 2)))
 
     def _start_search(self, g: int, full: bool | None = None) -> None:
         """Start game g's next search: full or cheap as given, else drawn (playout-cap randomisation)."""
         c = self.cfg
         state = self.slots[g]
+        if state.turn < state.policy_init_moves:
+            self.search.start_search(g, 1)  # the root's evaluation: its priors are the net's policy
+            state.full_search = False
+            return
         if full is None:
             full = bool(self.rng.random() < c.full_search_prob)
         if full:
@@ -382,6 +435,14 @@ class SelfplayEngine:
             weights = r.priors  # a search cut short by its pools: fall back to the policy
         temp = puct.decayed_temperature(state.turn, c.move_temperature_early, c.move_temperature,
                                         c.temperature_halflife, state.size * state.size)
+        if state.turn < state.policy_init_moves:  # an opening move from the net's policy (initGamesWithPolicy)
+            weights, temp = r.priors, c.policy_init_temperature
+            if state.turn < 2 * state.handicap_stones:  # a handicap stone, or White's pass after one
+                pass_index = state.size * state.size
+                black = state.turn % 2 == 0
+                weights = np.where((r.moves == pass_index) != black, r.priors, 0.0)
+                if not np.any(weights > 0):
+                    weights = r.priors
         move = int(r.moves[puct.choose_with_temperature(weights, temp, self.rng)])
         sign = 1.0 if s.to_move(g) == B.BLACK else -1.0
         # the policy target: a full search's LCB-raised if lcb_policy_target, a cheap one's as searched
@@ -451,6 +512,31 @@ class SelfplayEngine:
                   gs.result_string(score), n_rows)
         if writer.due:
             self._publish(everything=False, names=[writer.model])
+        if self.cfg.early_fork_game_prob > 0 and self.rng.random() < self.cfg.early_fork_game_prob:
+            self._fork(state)
+
+    def _fork(self, state: gs.GameState) -> None:
+        """Queue an early fork of a finished game (KataGo's earlyForkGameProb): its first moves, then the best
+        by the net's score of a few random legal moves, as the opening of a new game."""
+        c = self.cfg
+        turn = int(self.rng.exponential() * c.early_fork_expected_move_prop * state.size * state.size)
+        if turn >= len(state.moves):
+            return
+        game = Game(state.size, state.rules, max_moves=state.max_moves)
+        for i, m in enumerate(state.moves[:turn]):
+            game.play(game.to_move, None if m == state.size * state.size else (m % state.size, m // state.size))
+        if game.is_over:
+            return
+        model = self.models[self.current]
+        n = state.size
+        legal = [i for i in range(n * n) if game.is_legal(game.to_move, (i % n, i // n))]
+        k = min(len(legal), int(self.rng.integers(c.fork_min_choices, c.early_fork_max_choices + 1)))
+        if k == 0:
+            return
+        choices = [int(i) for i in self.rng.choice(legal, size=k, replace=False)]
+        best = openings.fork_move(game, choices, model.evaluator, model.pos_len)
+        self.forks.append(gs.GameState(new_game_id(), n, state.rules, c.max_moves(n), model.name,
+                                       [*state.moves[:turn], best]))
 
     def _row_weights(self, state: gs.GameState, score_black: float) -> np.ndarray | None:
         """The rows' weights after surprise weighting (None: each row's own weight)."""

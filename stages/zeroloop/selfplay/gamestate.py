@@ -61,6 +61,9 @@ class GameState:
     # The root's mean win-loss value after each move's search, Black's view (nan: not known, a game saved
     # before these were kept): reduced visits look at the last few, value surprise at all of them.
     root_values: list[float] = field(default_factory=list)
+    policy_init_moves: int = 0  # the first moves, played from the net's policy and not recorded
+    # Handicap: the first 2*handicap_stones of those are Black's extra stones, each followed by White's pass
+    handicap_stones: int = 0
 
     @property
     def komi(self) -> float:

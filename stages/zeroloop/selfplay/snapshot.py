@@ -94,7 +94,8 @@ def encode(snap: Snapshot) -> bytes:
     for st in snap.playing:
         games.append({"size": st.size, "ko": st.rules.ko_rule, "suicide": st.rules.multi_stone_suicide,
                       "komi": st.komi, "max_moves": st.max_moves, "model": st.model,
-                      "switches": [[t, m] for t, m in st.switches], "full_search": st.full_search})
+                      "switches": [[t, m] for t, m in st.switches], "full_search": st.full_search,
+                      "policy_init": st.policy_init_moves, "handicap": st.handicap_stones})
         moves.extend(st.moves)
         move_off.append(len(moves))
         values.extend((st.root_values + [math.nan] * len(st.moves))[:len(st.moves)])
@@ -283,6 +284,12 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
         st = GameState(int(ids[i]), size, rules, max_moves, _model_name(g["model"], "model", name), mv.tolist())
         st.root_values = extra["root_values"][move_off[i]:move_off[i + 1]].astype(float).tolist()
         st.full_search = g.get("full_search")
+        st.policy_init_moves = g.get("policy_init", 0)
+        st.handicap_stones = g.get("handicap", 0)
+        if not (isinstance(st.policy_init_moves, int) and isinstance(st.handicap_stones, int)
+                and 0 <= 2 * st.handicap_stones <= st.policy_init_moves <= max_moves):
+            raise SnapshotError(f"{name}: game {i} has policy_init {st.policy_init_moves!r}, handicap "
+                                f"{st.handicap_stones!r}")
         if not (st.full_search is None or isinstance(st.full_search, bool)):
             raise SnapshotError(f"{name}: game {i} has full_search {st.full_search!r}")
         last = 0
