@@ -68,8 +68,9 @@ def save_tiny_model(models_dir, name: str, seed: int = 0, kind: str = "b1c16", p
     """Publish a random-weight model dir models_dir/name; return its path."""
     from zeroloop.nn import modelfile
     from zeroloop.nn.model import random_init_model
+    from zeroloop.storage import open_location
 
     net = random_init_model(kind, pos_len, seed=seed)
-    storage, path = modelfile.storage_at(os.path.join(str(models_dir), name))
+    storage, path = open_location(os.path.join(str(models_dir), name))
     modelfile.save_model(storage, path, net, modelfile.ModelInfo.for_model(net, name))
     return path

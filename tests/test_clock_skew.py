@@ -15,12 +15,12 @@ import time
 import numpy as np
 
 from conftest import run_cli, tiny_selfplay_config
-from zeroloop import rows, shuffled
+from zeroloop import modellist, rows, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.nn import modelfile
 from zeroloop.nn.model import random_init_model
 from zeroloop.shuffle import cleanup
-from zeroloop.storage import BaseDir
+from zeroloop.storage import BaseDir, open_location
 
 DAY = 86400.0
 YEARS = 10 * 365 * DAY
@@ -30,7 +30,7 @@ SELFPLAY = tiny_selfplay_config(num_games=2, max_moves_per_area=1.0)
 
 def save_model(models: str, name: str, seed: int, age_s: float) -> str:
     net = random_init_model("b1c16", POS, seed=seed)
-    storage, path = modelfile.storage_at(os.path.join(models, name))
+    storage, path = open_location(os.path.join(models, name))
     modelfile.save_model(storage, path, net, modelfile.ModelInfo.for_model(net, name))
     t = time.time() - age_s
     os.utime(os.path.join(path, modelfile.WEIGHTS_FILE), (t, t))
@@ -40,13 +40,13 @@ def save_model(models: str, name: str, seed: int, age_s: float) -> str:
 def test_selfplay_takes_the_newest_model_not_one_dated_in_the_future(tmp_path):
     models = str(tmp_path / "models")
     future = save_model(models, "ahead", 1, -DAY)  # written by a machine whose clock is a day ahead
-    storage, root = modelfile.storage_at(models)
-    assert modelfile.find_latest_model(storage, root) == future  # alone, it is used
+    storage, root = open_location(models)
+    assert modellist.find_latest_model(storage, root) == future  # alone, it is used
     ancient = save_model(models, "ancient", 2, YEARS)  # dated ten years back
-    assert modelfile.find_latest_model(storage, root) == ancient  # a past date is trusted over a future one
+    assert modellist.find_latest_model(storage, root) == ancient  # a past date is trusted over a future one
     newest = save_model(models, "current", 3, 5.0)
-    assert modelfile.find_latest_model(storage, root) == newest
-    assert [os.path.basename(p) for _, p in modelfile.list_models(storage, root)] == ["ahead", "ancient", "current"]
+    assert modellist.find_latest_model(storage, root) == newest
+    assert [os.path.basename(p) for _, p in modellist.list_models(storage, root)] == ["ahead", "ancient", "current"]
     (tmp_path / "sp.toml").write_text(SELFPLAY)
     r = run_cli("selfplay", "--output-dir", str(tmp_path / "selfplay"), "--models-dir", models, "--config",
                 str(tmp_path / "sp.toml"), "--max-games-total", "2", "--seed", "1", "--threads", "1", timeout=180)

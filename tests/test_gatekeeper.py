@@ -21,14 +21,15 @@ from zeroloop.gatekeeper import config as gkconfig
 from zeroloop.gatekeeper.config import GatekeeperConfig
 from zeroloop.gating import ACCEPT, CONTINUE, REJECT
 from zeroloop.nn.model import random_init_model
-from zeroloop.nn.modelfile import WEIGHTS_FILE, ModelInfo, save_model, storage_at
+from zeroloop.nn.modelfile import WEIGHTS_FILE, ModelInfo, save_model
+from zeroloop.storage import open_location
 
 OUTCOME = {"w": "win", "l": "loss", "d": "draw"}
 
 
 def save(parent: Path, name: str, seed: int = 0, mtime: float | None = None, pos_len: int = 5) -> Path:
     net = random_init_model("b1c16", pos_len, seed=seed)
-    storage, path = storage_at(str(parent / name))
+    storage, path = open_location(str(parent / name))
     save_model(storage, path, net, ModelInfo.for_model(net, name, samples_trained=100 * seed))
     if mtime is not None:
         os.utime(parent / name / WEIGHTS_FILE, (mtime, mtime))
@@ -61,7 +62,7 @@ class Scripted:
 
 
 def keeper(tmp_path: Path, scripts: dict[str, str], **config) -> tuple[Gatekeeper, Scripted]:
-    storage, root = storage_at(str(tmp_path))
+    storage, root = open_location(str(tmp_path))
     dirs = Dirs(f"{root}/modelstobetested", f"{root}/models", f"{root}/rejectedmodels", f"{root}/gatekeepersgf",
                 f"{root}/selfplay")
     match = Scripted(scripts)
@@ -129,7 +130,7 @@ def test_newest_first_then_older_candidates_auto_rejected(tmp_path):
         r = record(tmp_path, name)
         assert (r["decision"], r["games"]) == ("rejected", 0)
         assert r["reason"] == "older than the accepted model c3"
-    recs = decisions.read_all(*storage_at(str(tmp_path / "gatekeepersgf")))
+    recs = decisions.read_all(*open_location(str(tmp_path / "gatekeepersgf")))
     assert [r.candidate for r in recs][0] == "c3" and {r.candidate for r in recs} == {"c1", "c2", "c3"}
 
 
@@ -242,7 +243,7 @@ def test_the_operators_config_file_loads(tmp_path):
 def test_arena_match_plays_two_nets_and_writes_sgfs(tmp_path):
     save(tmp_path / "models", "m0", seed=1)
     save(tmp_path / "modelstobetested", "c1", seed=2)
-    storage, root = storage_at(str(tmp_path))
+    storage, root = open_location(str(tmp_path))
     cfg = GatekeeperConfig(num_games_per_gating=6, num_games_at_once=4, board_sizes=[5], komi_mean=0.5,
                            max_visits=8)
     match = ArenaMatch(storage, cfg, "cpu", np.random.default_rng(0), lambda: False)

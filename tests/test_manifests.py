@@ -171,13 +171,17 @@ def test_stage_command_lines_follow_the_documented_clis():
     args = {c: podtemplates.stage_args(c, "demo", s) for c in naming.COMPONENTS}
     assert args["selfplay"][:7] == ["selfplay", "--output-dir", "/data/demo/selfplay", "--models-dir",
                                     "/data/demo/models", "--config", "/etc/zeroloop/selfplay.yaml"]
-    assert args["shuffler"][:5] == ["shuffle-export-loop", "/data/demo", "--name-prefix", "kg", "--gating"]
     sh = args["shuffler"]
+    assert sh[:4] == ["shuffle-export-loop", "/data/demo", "--name-prefix", "kg"] and "--gating" in sh
     assert sh[sh.index("--min-rows") + 1] == "1000" and sh[sh.index("--keep-target-rows") + 1] == "5000"
     assert sh[sh.index("--batch-size") + 1] == "128"
-    assert args["trainer"][:12] == ["train", "/data/demo", "--name", "b6c96", "--model-kind", "b6c96",
-                                    "--batch-size", "128", "--export-mode", "main", "--lr-scale", "0.5"]
-    assert "--no-repeat-files" in args["trainer"]
+    tr = args["trainer"]
+    assert tr[:6] == ["train", "/data/demo", "--name", "b6c96", "--model-kind", "b6c96"]
+    for flag, value in (("--batch-size", "128"), ("--export-mode", "main"), ("--lr-scale", "0.5"),
+                        ("--lr-warmup-samples", "10000"), ("--swa-period-samples", "250000"),
+                        ("--checkpoint-interval-seconds", "120")):  # as the local loop passes them (zeroloop.plan)
+        assert tr[tr.index(flag) + 1] == value, flag
+    assert "--no-repeat-files" in tr
     gk = args["gatekeeper"]
     for flag, value in (("--test-models-dir", "/data/demo/modelstobetested"),
                         ("--accepted-models-dir", "/data/demo/models"),

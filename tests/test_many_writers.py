@@ -26,7 +26,7 @@ from zeroloop import quarantine, rows, shuffled
 from zeroloop.nn import modelfile
 from zeroloop.nn.model import random_init_model
 from zeroloop.selfplay.sgfs import parse_game_info
-from zeroloop.storage import BaseDir, is_tmp
+from zeroloop.storage import BaseDir, is_tmp, open_location
 
 WRITERS = 8
 SHUFFLES = 3
@@ -45,7 +45,7 @@ def row_keys(arrays: dict[str, np.ndarray]) -> list[bytes]:
 def test_eight_selfplay_processes_and_a_shuffler_share_one_basedir(tmp_path):
     base = BaseDir.open(str(tmp_path / "base"))
     net = random_init_model("b1c16", 5, seed=1)
-    storage, path = modelfile.storage_at(os.path.join(base.models, "tiny"))
+    storage, path = open_location(os.path.join(base.models, "tiny"))
     modelfile.save_model(storage, path, net, modelfile.ModelInfo.for_model(net, "tiny"))
     (tmp_path / "sp.toml").write_text(CONFIG)
     procs = [subprocess.Popen(cli("selfplay", "--output-dir", base.selfplay, "--models-dir", base.models,

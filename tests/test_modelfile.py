@@ -10,11 +10,12 @@ import uuid
 import pytest
 import torch
 
-from zeroloop import features
+from zeroloop import features, modellist
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.nn import modelfile
-from zeroloop.nn.modelfile import INFO_FILE, WEIGHTS_FILE, ModelInfo, load_model, save_model, storage_at
+from zeroloop.nn.modelfile import INFO_FILE, WEIGHTS_FILE, ModelInfo, load_model, save_model
 from zeroloop.nn.model import random_init_model
+from zeroloop.storage import open_location
 
 
 def inputs(pos_len: int, board: int, n: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,7 +28,7 @@ def inputs(pos_len: int, board: int, n: int = 3, seed: int = 0) -> tuple[torch.T
 
 def saved(location: str, seed: int = 0, name: str = "b1c16-s1000-d200", pos_len: int = 7):
     net = random_init_model("b1c16", pos_len, seed=seed)
-    storage, path = storage_at(location)
+    storage, path = open_location(location)
     info = save_model(storage, path, net, ModelInfo.for_model(net, name, samples_trained=1000, data_rows=200,
                                                                 extra={"loss": 1.5}))
     return net, info, storage, path
@@ -37,7 +38,7 @@ def saved(location: str, seed: int = 0, name: str = "b1c16-s1000-d200", pos_len:
 def memory_url():
     url = f"memory://zl-{uuid.uuid4().hex}"
     yield url
-    storage, path = storage_at(url)
+    storage, path = open_location(url)
     storage.remove_tree(path)
 
 
@@ -154,7 +155,7 @@ def test_bad_model_files_are_refused(tmp_path, damage, file, reason):
 
 
 def test_missing_and_incomplete_dirs(tmp_path, memory_url):
-    storage, path = storage_at(str(tmp_path / "nothing"))
+    storage, path = open_location(str(tmp_path / "nothing"))
     with pytest.raises(ModelFileError, match="nothing: does not exist"):
         load_model(storage, path)
     (tmp_path / "file").write_text("x")
@@ -172,30 +173,30 @@ def test_missing_and_incomplete_dirs(tmp_path, memory_url):
 
 def test_find_latest_model_local(tmp_path):
     models = tmp_path / "models"
-    storage, root = storage_at(str(models))
-    assert modelfile.find_latest_model(storage, root) is None  # no dir at all
+    storage, root = open_location(str(models))
+    assert modellist.find_latest_model(storage, root) is None  # no dir at all
     models.mkdir()
-    assert modelfile.find_latest_model(storage, root) is None
+    assert modellist.find_latest_model(storage, root) is None
     for i, name in enumerate(["c", "a", "b"]):
         saved(str(models / name), seed=i)
         os.utime(models / name / WEIGHTS_FILE, (1000 + i, 1000 + i))
-    assert modelfile.find_latest_model(storage, root) == str(models / "b")
+    assert modellist.find_latest_model(storage, root) == str(models / "b")
     # Newer but incomplete ones are skipped: a .tmp staging dir, a dir without weights.
     saved(str(models / "d.tmp"))
     (models / "e").mkdir()
     (models / "e" / INFO_FILE).write_text("{}")
-    assert modelfile.find_latest_model(storage, root) == str(models / "b")
+    assert modellist.find_latest_model(storage, root) == str(models / "b")
     os.utime(models / "c" / WEIGHTS_FILE, (2000, 2000))
-    assert modelfile.find_latest_model(storage, root) == str(models / "c")
-    assert [p for _, p in modelfile.list_models(storage, root)] == [str(models / n) for n in ("a", "b", "c")]
+    assert modellist.find_latest_model(storage, root) == str(models / "c")
+    assert [p for _, p in modellist.list_models(storage, root)] == [str(models / n) for n in ("a", "b", "c")]
 
 
 def test_find_latest_model_memory(memory_url):
-    storage, root = storage_at(memory_url + "/models")
+    storage, root = open_location(memory_url + "/models")
     saved(memory_url + "/models/old")
     saved(memory_url + "/models/new")
     storage.remove(posixpath.join(root, "new", "_COMPLETE"))  # as if its writer died
-    assert modelfile.find_latest_model(storage, root) == posixpath.join(root, "old")
+    assert modellist.find_latest_model(storage, root) == posixpath.join(root, "old")
 
 
 def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_changed(tmp_path):
@@ -210,13 +211,13 @@ def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_cha
     models.mkdir()
     fs = LatencyFileSystem(0.0)
     storage = Storage(fs)
-    listing = modelfile.ModelListing(storage, str(models))
+    listing = modellist.ModelListing(storage, str(models))
     for i, name in enumerate(["a", "b", "c"]):
         saved(str(models / name), seed=i)
         os.utime(models / name / WEIGHTS_FILE, (1000 + i, 1000 + i))
     old = 1_000_000_000.0
     os.utime(models, (old, old))  # settled long ago (a fresh mtime is listed again at every look)
-    assert listing.models() == modelfile.list_models(storage, str(models))
+    assert listing.models() == modellist.list_models(storage, str(models))
     calls = fs.calls
     for _ in range(5):
         assert listing.latest() == str(models / "c")
@@ -224,7 +225,7 @@ def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_cha
     shutil.rmtree(models / "c")  # rejected, removed: the directory changes
     saved(str(models / "d"), seed=5)
     os.utime(models / "d" / WEIGHTS_FILE, (900, 900))
-    assert listing.models() == modelfile.list_models(storage, str(models))
+    assert listing.models() == modellist.list_models(storage, str(models))
     assert [os.path.basename(p) for _, p in listing.models()] == ["d", "a", "b"]
     shutil.rmtree(models)
     assert listing.models() == [] and listing.latest() is None

@@ -43,7 +43,7 @@ def zeroloop_commands() -> list[list[str]]:
     """The words after `zeroloop` of every zeroloop command in a shell block of the docs."""
     out = []
     for line in docs.shell_commands():
-        for part in re.split(r"&&|\|", line):
+        for part in re.split(r"&&|\||>", line):  # commands, not the files they write to
             words = shlex.split(part)
             if len(words) > 1 and os.path.basename(words[0]) == "zeroloop":  # the program, not an argument
                 out.append(words[1:])
@@ -56,7 +56,10 @@ def parse(words: list[str]) -> argparse.Namespace:
 
     name, rest = words[0], words[1:]
     assert name in cli.COMMANDS, f"no command {name!r}"
-    module = importlib.import_module(cli.COMMANDS[name][0])
+    module_name = cli.COMMANDS[name][0]
+    if rest and (name, rest[0]) in cli.SUBCOMMANDS:
+        module_name, rest = cli.SUBCOMMANDS[(name, rest[0])][0], rest[1:]
+    module = importlib.import_module(module_name)
     parser = cliflags.ArgumentParser(prog=f"zeroloop {name}")
     module.add_arguments(parser)
     args = parser.parse_args(rest)

@@ -10,8 +10,9 @@ from zeroloop.go import board as B
 from zeroloop.go.game import Game
 from zeroloop.go.rules import Rules
 from zeroloop.nn.model import random_init_model
-from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+from zeroloop.nn.modelfile import ModelInfo, save_model
 from zeroloop.search.player import SearchPlayer
+from zeroloop.storage import open_location
 
 
 class HandMade:
@@ -53,7 +54,7 @@ def test_search_player_resigns_a_lost_position_when_asked():
 
 def test_gtp_plays_with_a_model(tmp_path):
     net = random_init_model("b1c16", 7, seed=4)
-    storage, path = storage_at(str(tmp_path / "m"))
+    storage, path = open_location(str(tmp_path / "m"))
     save_model(storage, path, net, ModelInfo.for_model(net, "m"))
     script = "boardsize 7\nclear_board\ngenmove b\nplay w D4\ngenmove b\ngenmove w\nfinal_score\nquit\n"
     r = subprocess.run(cli("gtp", "--model", path, "--visits", "12", "--board-size", "7", "--seed", "1"),

@@ -13,8 +13,9 @@ import pytest
 from conftest import cli, cli_env, run_cli, tiny_selfplay_config
 from zeroloop import rows
 from zeroloop.nn.model import random_init_model
-from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+from zeroloop.nn.modelfile import ModelInfo, save_model
 from zeroloop.selfplay.sgfs import parse_game_info
+from zeroloop.storage import open_location
 
 CONFIG = tiny_selfplay_config(num_games=8, max_visits=8, max_rows_per_file=30, max_moves_per_area=3.0,
                               model_poll_seconds=0.2, log_every_seconds=2.0)
@@ -22,7 +23,7 @@ CONFIG = tiny_selfplay_config(num_games=8, max_visits=8, max_rows_per_file=30, m
 
 def save(models: Path, name: str, seed: int) -> None:
     net = random_init_model("b1c16", 5, seed=seed)
-    storage, path = storage_at(str(models / name))
+    storage, path = open_location(str(models / name))
     save_model(storage, path, net, ModelInfo.for_model(net, name))
 
 
@@ -63,7 +64,7 @@ def test_selfplay_writes_switches_model_and_stops_on_sigterm(tmp_path):
     assert "selfplay stopped" in log and "SIGTERM" in log
     leftovers = [p for p in glob.glob(str(out / "**"), recursive=True) if ".tmp" in os.path.basename(p)]
     assert leftovers == []
-    storage, _ = storage_at(str(out))
+    storage, _ = open_location(str(out))
     seen_games: dict[int, str] = {}
     for model in ("m1", "m2"):
         sgfs = [parse_game_info(line) for f in glob.glob(str(out / model / "sgfs" / "*.sgfs"))

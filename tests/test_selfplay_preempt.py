@@ -17,7 +17,7 @@ from zeroloop import config as cfgmod
 from zeroloop import features, rows
 from zeroloop.errors import ConfigError
 from zeroloop.nn.model import random_init_model
-from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+from zeroloop.nn.modelfile import ModelInfo, save_model
 from zeroloop.search.evaluators import RandomEvaluator
 from zeroloop.selfplay import config as spconfig
 from zeroloop.selfplay import snapshot
@@ -25,7 +25,7 @@ from zeroloop.selfplay.engine import SelfplayEngine
 from zeroloop.selfplay.inprogress import SavedGames
 from zeroloop.selfplay.models import FixedModel, LoadedModel
 from zeroloop.selfplay.sgfs import parse_game_info, parse_switches
-from zeroloop.storage import Storage
+from zeroloop.storage import Storage, open_location
 
 STORAGE = Storage(LocalFileSystem())
 # Every move a full search (recorded), so a game's rows are its moves and every game has rows.
@@ -43,7 +43,7 @@ def toml(**overrides) -> str:
 
 def save_net(models: Path, name: str, seed: int) -> None:
     net = random_init_model("b1c16", 5, seed=seed)
-    storage, path = storage_at(str(models / name))
+    storage, path = open_location(str(models / name))
     save_model(storage, path, net, ModelInfo.for_model(net, name))
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from test_train import POS, add_rows, opts, shuffle
-from zeroloop import features
+from zeroloop import features, modellist
 from zeroloop.nn import modelfile
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import build_model
@@ -128,7 +128,7 @@ def test_training_with_every_method_on_resumes_from_a_plain_net(tmp_path):
     assert last["lr"] == pytest.approx(optim.SGD_LR_PER_SAMPLE * 0.5)  # the schedule's second point
     payload = checkpoint.load_latest(base.storage, base.path("train", "t"))[0]
     assert payload["lookahead"]["steps"] == 16  # 256 samples / 16 per batch
-    newest = sorted(modelfile.list_models(base.storage, base.toexport()))[-1][1]
+    newest = sorted(modellist.list_models(base.storage, base.toexport()))[-1][1]
     net, info = modelfile.load_model(base.storage, newest)
     assert info.config.soft_policy and net.soft_policy_head is not None
     assert np.isfinite(sum(float(p.detach().sum()) for p in net.parameters()))

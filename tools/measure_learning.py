@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "stages"))  # also without `pip install -e .`
 
-from zeroloop import runtime  # noqa: E402
+from zeroloop import layout, runtime  # noqa: E402
 from zeroloop.match import wilson_interval  # noqa: E402
 
 
@@ -103,14 +103,15 @@ def main() -> int:
         if subprocess.run(argv, env=env()).returncode != 0:
             sys.exit("the loop failed")
     train_seconds = time.time() - started
-    settings = json.loads((base / "loop" / "settings.json").read_text())
+    settings = json.loads(Path(layout.loop_settings(str(base))).read_text())
     size, komi = int(settings["board_size"]), float(settings["komi"])
-    models = sorted((p for p in (base / "models").iterdir() if (p / "model.safetensors").exists()),
-                    key=lambda p: ((p / "model.safetensors").stat().st_mtime, p.name))
+    models_dir = Path(layout.models(str(base)))
+    weights = {p: Path(layout.model_weights(str(p))) for p in models_dir.iterdir()}
+    models = sorted((p for p, w in weights.items() if w.exists()), key=lambda p: (weights[p].stat().st_mtime, p.name))
     if not models:
-        sys.exit(f"no accepted model in {base / 'models'}")
-    newest, init = models[-1], base / "loop" / "init-model"
-    info = json.loads((newest / "model.json").read_text())
+        sys.exit(f"no accepted model in {models_dir}")
+    newest, init = models[-1], Path(layout.loop_init_model(str(base)))
+    info = json.loads(Path(layout.model_info(str(newest))).read_text())
     print(f"newest accepted model: {newest.name} ({info['samples_trained']:,} samples, "
           f"{info['data_rows']:,} rows); first model: {init}", flush=True)
 
@@ -119,7 +120,7 @@ def main() -> int:
                                    str(size), "--komi", f"{komi:g}", "--threads", "1", "--device", "cpu",
                                    "--seed", str(args.seed)))
 
-    out_dir = base / "measure"
+    out_dir = Path(layout.measure(str(base)))
     results = {"basedir": str(base), "model": newest.name, "samples_trained": info["samples_trained"],
                "data_rows": info["data_rows"], "board_size": size, "komi": komi, "visits": args.visits,
                "train_hours_this_invocation": round(train_seconds / 3600, 3)}

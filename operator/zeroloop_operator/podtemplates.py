@@ -2,8 +2,9 @@
 
 Each component's container runs one `zeroloop` stage command on the shared
 volume, mounted at ``/data`` with BASEDIR ``/data/<run name>`` (so several
-runs can share one existing claim). The command lines are the stages'
-documented CLIs; this module is the one place that spells them.
+runs can share one existing claim). The command lines come from the run
+plan (``zeroloop.plan``, through ``stageconfig.describe``), the same that
+the local loop starts its stages with.
 
 Pods are locked down: non-root user 10001 (the image's user), read-only root
 filesystem, no privilege escalation, every capability dropped, seccomp
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zeroloop import plan
 from zeroloop_operator import naming, stageconfig
 from zeroloop_operator.spec import GPU_RESOURCE, Pods, RunSpec, quantity_text
 
@@ -49,63 +51,26 @@ SHUFFLER_GRACE_SECONDS = 30
 GATEKEEPER_GRACE_SECONDS = 30
 
 
+# component -> the run plan's stage it runs
+STAGES = {"selfplay": "selfplay", "shuffler": "shuffle-export-loop", "trainer": "train", "gatekeeper": "gatekeeper"}
+
+
 def basedir(run: str) -> str:
+    """The run's BASEDIR on the volume (several runs can share one claim)."""
     return f"{DATA_MOUNT}/{run}"
 
 
-def _num(x: float | int) -> str:
-    return repr(x) if isinstance(x, float) else str(x)
-
-
-def _device(gpus: int) -> str:
-    return "cuda" if gpus > 0 else "cpu"
-
-
 def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
-    """The `zeroloop` arguments a component's container runs."""
-    base = basedir(run)
-    prefix = spec.run_name_prefix or run
-    if component == "selfplay":
-        args = ["selfplay", "--output-dir", f"{base}/selfplay", "--models-dir", f"{base}/models",
-                "--config", f"{stageconfig.CONFIG_DIR}/{stageconfig.SELFPLAY_FILE}",
-                "--device", _device(spec.selfplay.gpus_per_pod)]
-    elif component == "shuffler":
-        sh = spec.shuffler
-        args = ["shuffle-export-loop", base, "--name-prefix", prefix]
-        if spec.gatekeeper.enabled:
-            args.append("--gating")
-        if sh.katago_export:
-            args.append("--katago")
-        args += ["--min-rows", _num(sh.min_rows)]
-        if sh.max_rows is not None:
-            args += ["--max-rows", _num(sh.max_rows)]
-        args += ["--keep-target-rows", _num(sh.keep_target_rows),
-                 "--expand-window-per-row", _num(sh.expand_window_per_row),
-                 "--taper-window-exponent", _num(sh.taper_window_exponent)]
-        if sh.taper_window_scale is not None:
-            args += ["--taper-window-scale", _num(sh.taper_window_scale)]
-        args += ["--num-processes", _num(sh.num_processes), "--batch-size", _num(spec.trainer.batch_size)]
-    elif component == "trainer":
-        tr = spec.trainer
-        args = ["train", base, "--name", spec.model_kind, "--model-kind", spec.model_kind,
-                "--batch-size", _num(tr.batch_size), "--export-mode", "main",
-                "--lr-scale", _num(tr.lr_scale), "--samples-per-epoch", _num(tr.samples_per_epoch),
-                "--max-train-bucket-per-new-data", _num(tr.max_train_bucket_per_new_data),
-                "--max-train-bucket-size", _num(tr.max_train_bucket_size),
-                "--no-repeat-files", "--device", _device(tr.gpus)]
-    elif component == "gatekeeper":
-        gk = spec.gatekeeper
-        args = ["gatekeeper", "--test-models-dir", f"{base}/modelstobetested",
-                "--accepted-models-dir", f"{base}/models", "--rejected-models-dir", f"{base}/rejectedmodels",
-                "--sgf-output-dir", f"{base}/gatekeepersgf", "--selfplay-dir", f"{base}/selfplay",
-                "--required-candidate-win-prop", _num(gk.required_candidate_win_prop),
-                "--config", f"{stageconfig.CONFIG_DIR}/{stageconfig.GATEKEEPER_FILE}",
-                "--device", _device(gk.gpus)]
-    else:
+    """The `zeroloop` arguments a component's container runs: the run plan's asynchronous stages."""
+    stage = STAGES.get(component)
+    if stage is None:
         raise ValueError(f"unknown component {component!r}")
-    if spec.metrics.enabled:
-        args += ["--metrics-port", str(spec.metrics.port)]
-    return args + ["--log-format", "json"]
+    run_plan = stageconfig.describe(spec, run)
+    place = stageconfig.placement(spec, basedir(run))
+    return {"selfplay": lambda: plan.selfplay_args(run_plan, place),
+            "shuffle-export-loop": lambda: plan.shuffle_export_loop_args(run_plan, place),
+            "train": lambda: plan.train_args(run_plan, place, synchronous=False),
+            "gatekeeper": lambda: plan.gatekeeper_args(run_plan, place)}[stage]()
 
 
 def gpus(component: str, spec: RunSpec) -> int:

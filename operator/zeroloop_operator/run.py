@@ -1,5 +1,9 @@
 """`zeroloop operator`: run the TrainingRun operator (in a cluster, or against a kubeconfig).
 
+``zeroloop operator render RUN.yaml`` instead prints every object the
+operator would create for the runs in a file, without a cluster
+(``zeroloop_operator.render``).
+
 It logs in the way kubectl does (in-cluster service account, else the
 kubeconfig), watches TrainingRuns in the given namespaces (default: all)
 and serves kopf's liveness endpoint for the Deployment's probe. SIGTERM

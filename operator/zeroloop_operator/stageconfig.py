@@ -1,10 +1,15 @@
-"""The stage config files a run's ConfigMap carries, and their checksums.
+"""A TrainingRun as a run plan: its description, where its stages run, and their config files.
 
-Self-play and the gatekeeper read a config file (``--config FILE``; the
-stages' loader takes TOML or YAML and rejects unknown keys). The operator
-writes them as YAML, generated from the typed spec with pyyaml, so there is
-no hand-written serializer. Each file is mapped from the spec by one table
-below: the only place where CRD field names meet stage config keys.
+``describe`` is the only place where CRD field names meet the run plan
+(``zeroloop.plan``): it turns the typed spec into the ``RunDescription``
+that the local loop's settings also become, and ``placement`` says where a
+component's stage runs (the volume's BASEDIR, the ConfigMap's mount, its
+device, precision and metrics port). The stage arguments and config keys
+come from the plan, so a cluster run and a local run of the same settings
+start their stages alike (a test compares them). Self-play and the
+gatekeeper read a config file (``--config FILE``; the stages' loader takes
+TOML or YAML and rejects unknown keys); the operator writes them as YAML
+with pyyaml, so there is no hand-written serializer.
 
 The checksum of the files a component mounts goes into its pod template's
 ``zeroloop.io/config-checksum`` annotation, so a config change rolls exactly
@@ -18,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from zeroloop import plan
 from zeroloop_operator.spec import RunSpec
 
 SELFPLAY_FILE = "selfplay.yaml"
@@ -25,10 +31,23 @@ GATEKEEPER_FILE = "gatekeeper.yaml"
 CONFIG_DIR = "/etc/zeroloop"
 
 
-def _boards(spec: RunSpec) -> dict[str, Any]:
-    """Board sizes with their weights (the stages want both lists, equally long)."""
-    weights = spec.board_size_weights or [1.0] * len(spec.board_sizes)
-    return {"board_sizes": list(spec.board_sizes), "board_size_weights": [float(w) for w in weights]}
+def describe(spec: RunSpec, run: str = "") -> plan.RunDescription:
+    """The run a TrainingRun named run describes (``run`` names its models unless runNamePrefix does)."""
+    sp, sh, tr, gk = spec.selfplay, spec.shuffler, spec.trainer, spec.gatekeeper
+    return plan.RunDescription(
+        name_prefix=spec.run_name_prefix or run, model_kind=spec.model_kind, board_sizes=tuple(spec.board_sizes),
+        board_size_weights=tuple(spec.board_size_weights) if spec.board_size_weights else None, komi=spec.komi,
+        visits=sp.visits, cheap_visits=sp.cheap_visits, full_search_prob=sp.full_search_prob,
+        games_at_once=sp.games_in_parallel, selfplay_extra=dict(sp.config),
+        gating=gk.enabled, gating_games=gk.games, gating_visits=gk.visits,
+        gating_win_prop=gk.required_candidate_win_prop, sprt=gk.sprt.enabled, sprt_elo0=gk.sprt.elo0,
+        sprt_elo1=gk.sprt.elo1, sprt_alpha=gk.sprt.alpha, sprt_beta=gk.sprt.beta,
+        shuffle_min_rows=sh.min_rows, shuffle_max_rows=sh.max_rows, keep_target_rows=sh.keep_target_rows,
+        expand_window_per_row=sh.expand_window_per_row, taper_window_exponent=sh.taper_window_exponent,
+        taper_window_scale=sh.taper_window_scale, shuffle_processes=sh.num_processes,
+        batch_size=tr.batch_size, samples_per_epoch=tr.samples_per_epoch,
+        max_train_per_data=tr.max_train_bucket_per_new_data, max_train_bucket_size=tr.max_train_bucket_size,
+        lr_scale=tr.lr_scale, katago_export=sh.katago_export)
 
 
 def stop_search_seconds(grace_seconds: int) -> float:
@@ -36,43 +55,33 @@ def stop_search_seconds(grace_seconds: int) -> float:
     return round(min(5.0, grace_seconds / 3), 1)
 
 
-def selfplay_config(spec: RunSpec) -> dict[str, Any]:
-    """Self-play config keys (zeroloop.selfplay.config) from the spec, then spec.selfplay.config."""
-    sp = spec.selfplay
-    out: dict[str, Any] = {
-        "num_games": sp.games_in_parallel,
-        **_boards(spec),
-        # Rows are padded to the largest board: the trainer's net size.
-        "data_board_len": max(spec.board_sizes),
-        "komi_mean": spec.komi,
-        "max_visits": sp.visits,
-        "cheap_visits": sp.cheap_visits,
-        "full_search_prob": sp.full_search_prob,
+def _device(gpus: int) -> str:
+    return "cuda" if gpus > 0 else "cpu"
+
+
+def placement(spec: RunSpec, basedir: str = "") -> plan.Placement:
+    """Where a run's stages run on the cluster: BASEDIR on the volume, configs from the ConfigMap."""
+    sp, tr, gk = spec.selfplay, spec.trainer, spec.gatekeeper
+    return plan.Placement(
+        basedir=basedir, config_dir=CONFIG_DIR, config_suffix=".yaml",
+        devices={"selfplay": _device(sp.gpus_per_pod), "train": _device(tr.gpus), "gatekeeper": _device(gk.gpus)},
+        metrics_port=spec.metrics.port if spec.metrics.enabled else None, log_format="json",
+        # GPUs evaluate in fp16 (tensor cores), as KataGo does; spec.selfplay.config may say fp32.
+        precision={"selfplay": "fp16" if sp.gpus_per_pod > 0 else "fp32",
+                   "gatekeeper": "fp16" if gk.gpus > 0 else "fp32"},
         # A stop must fit the pod's grace period: searches in progress get at most a third of it
         # to reach their moves (5 s at most); saving the games after them takes about a second.
-        "inprogress_stop_search_seconds": stop_search_seconds(sp.termination_grace_period_seconds),
-        # GPUs evaluate in fp16 (tensor cores), as KataGo does; spec.selfplay.config may say fp32.
-        "nn_precision": "fp16" if sp.gpus_per_pod > 0 else "fp32",
-    }
-    out.update(sp.config)
-    return out
+        stop_search_seconds=stop_search_seconds(sp.termination_grace_period_seconds))
+
+
+def selfplay_config(spec: RunSpec) -> dict[str, Any]:
+    """Self-play config keys (zeroloop.selfplay.config) from the spec, then spec.selfplay.config."""
+    return plan.selfplay_config(describe(spec), placement(spec))
 
 
 def gatekeeper_config(spec: RunSpec) -> dict[str, Any]:
     """Gatekeeper config keys (match size, search, SPRT) from the spec."""
-    gk = spec.gatekeeper
-    return {
-        **_boards(spec),
-        "komi_mean": spec.komi,
-        "max_visits": gk.visits,
-        "num_games_per_gating": gk.games,
-        "sprt": gk.sprt.enabled,
-        "sprt_elo0": gk.sprt.elo0,
-        "sprt_elo1": gk.sprt.elo1,
-        "sprt_alpha": gk.sprt.alpha,
-        "sprt_beta": gk.sprt.beta,
-        "nn_precision": "fp16" if gk.gpus > 0 else "fp32",
-    }
+    return plan.gatekeeper_config(describe(spec), placement(spec))
 
 
 def render(config: dict[str, Any]) -> str:

@@ -45,6 +45,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("zeroloop_operator.run", "run the Kubernetes operator (needs zeroloop[operator])"),
 }
 
+# (command, subcommand) -> (module, one-line help): commands with a second word
+SUBCOMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("operator", "render"): ("zeroloop_operator.render",
+                             "print every object the operator would create for the TrainingRuns in a file"),
+}
+
 
 def _top_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -52,6 +58,7 @@ def _top_parser() -> argparse.ArgumentParser:
         description="KataGo-style self-play training of Go nets from zero.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {n:<20} {h}" for n, (_, h) in COMMANDS.items())
+        + "".join(f"\n  {' '.join(k):<20} {h}" for k, (_, h) in SUBCOMMANDS.items())
         + "\n\nRun `zeroloop COMMAND --help` for a command's flags.",
     )
     p.add_argument("command", nargs="?", help="the command to run")
@@ -74,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zeroloop: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, help_text = COMMANDS[name]
+    if rest and (name, rest[0]) in SUBCOMMANDS:
+        module_name, help_text = SUBCOMMANDS[(name, rest[0])]
+        name, rest = f"{name} {rest[0]}", rest[1:]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

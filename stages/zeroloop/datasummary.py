@@ -36,8 +36,6 @@ them is correct.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import posixpath
 import time
@@ -45,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from zeroloop import rows
+from zeroloop import layout, rows, sealed
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import BaseDir, Storage
 
@@ -141,20 +139,12 @@ class Survey:
 
 
 def _sealed(body: dict) -> bytes:
-    """A summary as written: the SHA-256 of its JSON text on the first line, then the text."""
-    text = json.dumps(body, separators=(",", ":")).encode()
-    return hashlib.sha256(text).hexdigest().encode() + b"\n" + text
+    return sealed.seal(body)
 
 
 def _unseal(data: bytes, where: str) -> dict:
     """The body of a sealed summary; ValueError if it is not one (corrupt)."""
-    digest, _, text = data.partition(b"\n")
-    if hashlib.sha256(text).hexdigest().encode() != digest:
-        raise ValueError(f"{where}: checksum mismatch (cut short or altered)")
-    try:
-        body = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"{where}: not JSON ({e})") from None
+    body = sealed.unseal(data, where)
     if not isinstance(body, dict) or body.get("version") != VERSION:
         raise ValueError(f"{where}: unknown version")
     return body
@@ -176,13 +166,13 @@ class Summaries:
         self.settle_s = settle_s
         self.verify_per_scan = verify_per_scan
         self.threads = max(1, threads)
-        self.index_path = base.path("summaries", f"{kind.name}.json")
-        self.dir_root = base.path("summaries", kind.name)
+        self.index_path = layout.summary_index(base.root, kind.name)
+        self.dir_root = layout.summaries(base.root, kind.name)
 
     # --- paths ---------------------------------------------------------------------------------
 
     def data_dir(self, model: str) -> str:
-        return self.base.path("selfplay", model, self.kind.name)
+        return layout.model_data(self.base.selfplay, model, self.kind.name)
 
     def file_list_path(self, model: str) -> str:
         return posixpath.join(self.dir_root, f"{model}.json")

@@ -30,7 +30,7 @@ import posixpath
 import signal
 import threading
 
-from zeroloop import cliflags, metrics
+from zeroloop import cliflags, metrics, modelnames
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.nn import modelfile
 from zeroloop.storage import BaseDir
@@ -67,7 +67,7 @@ def export_pending(base: BaseDir, prefix: str, gating: bool, warned: set[str] | 
         sources.sort(key=lambda p: (storage.mtime(p), p))
         for src in sources:
             name = f"{prefix}-{posixpath.basename(src)}"
-            problem = modelfile.check_model_name(name)
+            problem = modelnames.check_model_name(name)
             if problem:
                 _warn_once(warned, src, f"cannot export {src}: {problem}")
                 continue
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.poll_seconds <= 0:
         raise UserError(f"--poll-seconds {args.poll_seconds}: must be positive")
     base = BaseDir.open(args.basedir, create=False)
-    probe = modelfile.check_model_name(f"{args.name_prefix}-x")
+    probe = modelnames.check_model_name(f"{args.name_prefix}-x")
     if probe:
         raise UserError(f"--name-prefix {args.name_prefix!r}: {probe}")
     stop = threading.Event()

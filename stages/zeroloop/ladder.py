@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zeroloop import cliflags, metrics, ratings, runtime
+from zeroloop import cliflags, layout, metrics, modellist, ratings, runtime
 from zeroloop.arena import A, Arena, ArenaSettings, Contestant
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.loop.settings import fair_komi
@@ -47,8 +47,6 @@ from zeroloop.search.evaluators import net_evaluator
 from zeroloop.storage import BaseDir
 
 log = logging.getLogger("zeroloop.ladder")
-
-LADDER_FILE = ("ladder", "ladder.json")
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,7 @@ def fit_ratings(results: dict, players: dict[str, Player], anchor: str | None) -
 
 
 def run_settings(base: BaseDir) -> dict:
-    path = base.path("loop", "settings.json")
+    path = layout.loop_settings(base.root)
     if base.storage.exists(path):
         try:
             return json.loads(base.storage.read_bytes(path))
@@ -131,11 +129,11 @@ def run_settings(base: BaseDir) -> dict:
 
 def find_players(base: BaseDir, include_init: bool, gnugo: str, levels: list[int]) -> list[Player]:
     out = []
-    init = base.path("loop", "init-model")
-    if include_init and modelfile.is_model_dir(base.storage, init):
+    init = layout.loop_init_model(base.root)
+    if include_init and modellist.is_model_dir(base.storage, init):
         info = modelfile.read_info(base.storage, init)
         out.append(Player(info.name, "init", init, samples_trained=0, time=base.storage.mtime(init)))
-    for mtime, path in modelfile.list_models(base.storage, base.models):
+    for mtime, path in modellist.list_models(base.storage, base.models):
         try:
             info = modelfile.read_info(base.storage, path)
         except ModelFileError as e:
@@ -165,7 +163,7 @@ class Ladder:
         self.cache = self._load_cache()
 
     def _load_cache(self) -> dict:
-        path = self.base.path(*LADDER_FILE)
+        path = layout.ladder_results(self.base.root)
         if self.base.storage.exists(path):
             try:
                 data = json.loads(self.base.storage.read_bytes(path))
@@ -176,8 +174,8 @@ class Ladder:
         return {"version": 1, "results": {}, "players": {}}
 
     def save(self) -> None:
-        self.base.storage.makedirs(self.base.path("ladder"))
-        self.base.storage.write_bytes(self.base.path(*LADDER_FILE),
+        self.base.storage.makedirs(layout.ladder(self.base.root))
+        self.base.storage.write_bytes(layout.ladder_results(self.base.root),
                                       (json.dumps(self.cache, indent=1, sort_keys=True) + "\n").encode())
 
     def _contestant(self, p: Player) -> Contestant:
@@ -228,7 +226,7 @@ class Ladder:
                             + (["--seed", str(self.args.seed)] if self.args.seed is not None else []))
         # Each engine pair takes about one core (one engine thinks while the other waits).
         config = MatchConfig(engine, ref.command, n, self.board_size, self.komi, move_timeout=120.0,
-                             sgf_dir=self.base.path("ladder", "sgf", f"{model.name}-vs-{ref.name}"),
+                             sgf_dir=layout.ladder_sgf(self.base.root, f"{model.name}-vs-{ref.name}"),
                              parallel=runtime.cpu_count())
         started = time.monotonic()
         result = run_match(config)

@@ -18,11 +18,11 @@ import logging
 import posixpath
 import time
 
+from zeroloop import layout
 from zeroloop.storage import BaseDir, unique_name
 
 log = logging.getLogger(__name__)
 
-DIR = "quarantine"
 REASON_SUFFIX = ".why"
 
 
@@ -31,7 +31,7 @@ def quarantine_path(base: BaseDir, path: str) -> str:
     rel = posixpath.relpath(path, base.root)
     if rel.startswith(".."):
         rel = posixpath.basename(path)  # not inside BASEDIR: keep the name only
-    return base.path(DIR, rel)
+    return posixpath.join(layout.quarantine(base.root), rel)
 
 
 def quarantine_file(base: BaseDir, path: str, why: str, found_by: str, sidecars: tuple[str, ...] = ()) -> str | None:
@@ -59,7 +59,7 @@ def quarantine_file(base: BaseDir, path: str, why: str, found_by: str, sidecars:
 
 def list_quarantined(base: BaseDir) -> list[str]:
     """Every quarantined file (the ones with a .why note; sidecars not counted), sorted."""
-    root = base.path(DIR)
+    root = layout.quarantine(base.root)
     if not base.storage.exists(root):
         return []
     notes = [p for p in base.storage.fs.find(root) if p.endswith(REASON_SUFFIX)]

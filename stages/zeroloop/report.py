@@ -31,14 +31,12 @@ import os
 import posixpath
 import time
 
-from zeroloop import cliflags
+from zeroloop import cliflags, layout
 from zeroloop.errors import UserError
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
 log = logging.getLogger("zeroloop.report")
-
-LADDER_FILE = ("ladder", "ladder.json")  # written by zeroloop ladder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- reading ------------------------------------------------------------------------
 
 
-def _read_json(base: BaseDir, *parts: str) -> dict | None:
-    path = base.path(*parts)
+def _read_json(base: BaseDir, path: str) -> dict | None:
     if not base.storage.exists(path):
         return None
     try:
@@ -67,7 +64,7 @@ CYCLES_TAIL_BYTES = 256 * 1024  # the end of loop/cycles.jsonl: the last cycles,
 
 def _cycles(base: BaseDir) -> list[dict]:
     """The last cycles of loop/cycles.jsonl (its end only: the file grows by a line a cycle), oldest first."""
-    path = base.path("loop", "cycles.jsonl")
+    path = layout.loop_cycles(base.root)
     try:
         with base.storage.fs.open(path, "rb") as f:
             size = f.seek(0, 2)
@@ -209,11 +206,11 @@ def _fmt_time(t: float) -> str:
 
 
 def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float) -> str:
-    settings = _read_json(base, "loop", "settings.json")
+    settings = _read_json(base, layout.loop_settings(base.root))
     cycles = _cycles(base)
     models = stats.accepted_models()
     recs = stats.decisions()
-    ladder = _read_json(base, *LADDER_FILE)
+    ladder = _read_json(base, layout.ladder_results(base.root))
     losses = stats.last_losses()
     lines = [f"# zeroloop run report: {base.root}", "", f"Made {_fmt_time(time.time())}."]
     if settings:
@@ -267,12 +264,12 @@ def make_report(base: BaseDir, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     firsts = [min((p.oldest for p in stats.data_points(kind)), default=math.inf) for kind in ("sgfs", "tdata")]
     firsts = [t for t in firsts if t < math.inf]
-    init = base.path("loop", "init-model")
+    init = layout.loop_init_model(base.root)
     if base.storage.exists(init):
         firsts.append(base.storage.mtime(init))
     t0 = min(firsts) if firsts else time.time()
     plots = []
-    ladder = _read_json(base, *LADDER_FILE)
+    ladder = _read_json(base, layout.ladder_results(base.root))
     for name, make in (("losses.png", lambda p: plot_losses(stats.train_reports(), p)),
                        ("data.png", lambda p: plot_data(stats, t0, p)),
                        ("models.png", lambda p: plot_models(stats, t0, p)),
@@ -283,7 +280,7 @@ def make_report(base: BaseDir, out_dir: str) -> str:
             os.replace(tmp, path)
             plots.append(name)
     text = summary_markdown(base, stats, plots, t0)
-    path = posixpath.join(out_dir, "report.md")
+    path = posixpath.join(out_dir, posixpath.basename(layout.report_file(base.root)))
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
@@ -294,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     base = BaseDir.open(args.basedir, create=False)
     if not base.storage.local and args.out is None:
         raise UserError("BASEDIR is not a local directory: give --out DIR for the report")
-    out = os.path.abspath(args.out) if args.out else base.path("report")
+    out = os.path.abspath(args.out) if args.out else layout.report(base.root)
     path = make_report(base, out)
     print(path)
     return 0

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zeroloop import features
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import Storage
 
@@ -75,13 +74,21 @@ class ArraySpec:
     shape: object  # callable pos_len -> per-row shape
 
 
+def _features():
+    """zeroloop.features, imported when a row's shape is first needed: counting rows (the loop, the report)
+    does not pay for numba."""
+    from zeroloop import features
+
+    return features
+
+
 def packed_len(pos_len: int) -> int:
     return (pos_len * pos_len + 7) // 8
 
 
 SPECS: dict[str, ArraySpec] = {
-    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P: (features.NUM_SPATIAL, packed_len(P))),
-    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P: (features.NUM_GLOBAL,)),
+    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P: (_features().NUM_SPATIAL, packed_len(P))),
+    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P: (_features().NUM_GLOBAL,)),
     "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P: (2, P * P + 1)),
     "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P: (NUM_GLOBAL_TARGETS,)),
     "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P: (1, P, P)),

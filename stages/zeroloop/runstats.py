@@ -26,13 +26,12 @@ import json
 import logging
 import posixpath
 import re
+import time
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions
+from zeroloop import datasummary, decisions, layout, modellist
 from zeroloop.errors import ModelFileError
-from zeroloop.nn import modelfile
-from zeroloop.storage import BaseDir
-from zeroloop.train.progress import JSONL_NAME
+from zeroloop.storage import BaseDir, is_tmp
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,10 @@ class RunStats:
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
         self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
-        self._models = modelfile.ModelListing(base.storage, base.models)
+        self._models = modellist.ModelListing(base.storage, base.models)
         self._model_info: dict[str, tuple[int, int] | None] = {}
         self._summaries: dict[str, datasummary.Summaries] = {}
+        self._listed: tuple[float, list[tuple[float, str]]] | None = None  # (models/'s mtime, its listing)
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -113,9 +113,9 @@ class RunStats:
     def train_reports(self) -> list[dict]:
         """The report and event lines of every training run's metrics_train.jsonl, in time order."""
         out = []
-        for d in self.base.storage.list_subdirs(self.base.path("train")):
+        for d in self.base.storage.list_subdirs(layout.train_root(self.base.root)):
             name = posixpath.basename(d)
-            for item in self._read_jsonl(posixpath.join(d, JSONL_NAME)):
+            for item in self._read_jsonl(layout.train_metrics(self.base.root, name)):
                 out.append({**item, "training": name})
         return sorted(out, key=lambda d: d.get("time", 0.0))
 
@@ -133,9 +133,12 @@ class RunStats:
     # --- models and gating ----------------------------------------------------------------------
 
     def accepted_models(self) -> list[AcceptedModel]:
-        """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json)."""
+        """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json).
+
+        Locally from one listing, each model dated by its directory's mtime (when it was published or
+        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model)."""
         out = []
-        for mtime, path in self._models.models():
+        for mtime, path in self._model_dirs():
             name = posixpath.basename(path)
             if path not in self._model_info:
                 self._model_info[path] = self._info(name, path)
@@ -144,11 +147,30 @@ class RunStats:
                 out.append(AcceptedModel(name, path, mtime, *info))
         return out
 
+    def _model_dirs(self) -> list[tuple[float, str]]:
+        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed."""
+        storage = self.base.storage
+        if not storage.local:
+            return self._models.models()
+        try:
+            changed = storage.mtime(self.base.models)
+            if self._listed is not None and self._listed[0] == changed and time.time() - changed >= 2.0:
+                return self._listed[1]
+            entries = storage.fs.ls(self.base.models, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        listed = modellist.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
+                                   if e.get("type") == "directory" and not is_tmp(e["name"])])
+        self._listed = (changed, listed)
+        return listed
+
     def _info(self, name: str, path: str) -> tuple[int, int] | None:
         m = _SAMPLES_IN_NAME.search(name)
         if m:
             return int(m.group(1)), int(m.group(2))
         try:
+            from zeroloop.nn import modelfile  # (torch: only for a model not named by its export)
+
             info = modelfile.read_info(self.base.storage, path)
         except ModelFileError as e:
             log.debug("skipping %s: %s", path, e)
@@ -156,8 +178,9 @@ class RunStats:
         return info.samples_trained, info.data_rows
 
     def decisions(self) -> list[decisions.DecisionRecord]:
-        """Every gating decision, oldest first."""
-        return decisions.read_all(self.base.storage, self.base.gatekeepersgf)
+        """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
+        return decisions.read_all_cached(self.base.storage, self.base.gatekeepersgf,
+                                         layout.decision_cache(self.base.root))
 
     def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""

@@ -28,10 +28,9 @@ import logging
 import signal
 import threading
 
-from zeroloop import cliflags, shuffled
+from zeroloop import cliflags, modelnames, shuffled
 from zeroloop.errors import UserError
 from zeroloop.export import export_pending
-from zeroloop.nn import modelfile
 from zeroloop.shuffle import main as shuffle
 from zeroloop.shuffle import inputs, window
 from zeroloop.storage import BaseDir
@@ -147,7 +146,7 @@ class ShuffleExportLoop:
 
 def run(args: argparse.Namespace) -> int:
     opts = shuffle.options_from_args(args)
-    problem = modelfile.check_model_name(f"{args.name_prefix}-x")
+    problem = modelnames.check_model_name(f"{args.name_prefix}-x")
     if problem:
         raise UserError(f"--name-prefix {args.name_prefix!r}: {problem}")
     if args.min_new_rows < 1:

@@ -26,6 +26,7 @@ import posixpath
 import time
 from dataclasses import dataclass
 
+from zeroloop import layout
 from zeroloop.errors import DataFileError
 from zeroloop.storage import BaseDir
 
@@ -123,7 +124,7 @@ def dirs_in_use(base: BaseDir, expiry_s: float, now: float | None = None) -> set
     """Stamp names of shuffle dirs some live trainer has marked as in use."""
     now = time.time() if now is None else now
     used = set()
-    for trainer_dir in base.storage.list_subdirs(base.path("train")):
+    for trainer_dir in base.storage.list_subdirs(layout.train_root(base.root)):
         path = posixpath.join(trainer_dir, IN_USE_NAME)
         try:
             mark = json.loads(base.storage.read_bytes(path))

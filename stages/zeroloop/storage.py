@@ -1,9 +1,12 @@
 """BASEDIR: the directory every stage shares, and how files appear in it.
 
-All paths of the layout are built here (``BaseDir``); no stage joins path
-strings by hand. ``Storage`` wraps an fsspec filesystem and gives the one
-publishing rule every stage keeps: a file or directory appears under its
-final name only when complete.
+The paths of the layout are pure functions in ``zeroloop.layout``; this
+module does the I/O. ``open_location`` is the one way to open a location,
+a local path or a supported URL (``open_fs``), as a ``Storage`` and a path; ``BaseDir``
+pairs a run's root with its Storage and names the layout's directories
+(through ``layout``). ``Storage`` wraps an fsspec filesystem and gives the
+one publishing rule every stage keeps: a file or directory appears under
+its final name only when complete.
 
 - On a local filesystem (the default; a ReadWriteMany volume on Kubernetes)
   a file is written as ``X.<random>.tmp``, fsynced and renamed; a directory
@@ -52,6 +55,8 @@ from dataclasses import dataclass
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from zeroloop import layout
 
 log = logging.getLogger(__name__)
 
@@ -411,9 +416,17 @@ def _fsync_file(path: str) -> None:
             os.fsync(f.fileno())
 
 
+def open_location(location: str, what: str = "path") -> tuple[Storage, str]:
+    """A Storage and the path within it for a local path or a ``file://``/``memory://`` URL (``open_fs``).
+
+    Local paths are made absolute; the path never ends with a slash (the root is "/")."""
+    fs, path = open_fs(location, what)
+    return Storage(fs), path
+
+
 @dataclass(frozen=True)
 class BaseDir:
-    """The shared BASEDIR layout of docs/DESIGN (paths, not I/O)."""
+    """A run's BASEDIR: its root, its Storage, and its directories (named by ``zeroloop.layout``)."""
 
     storage: Storage
     root: str
@@ -421,7 +434,8 @@ class BaseDir:
     @classmethod
     def open(cls, url: str, create: bool = True) -> "BaseDir":
         """BASEDIR from a local path (or memory://, for tests); other URLs are refused (``open_fs``)."""
-        fs, root = open_fs(url)
+        storage, root = open_location(url, "BASEDIR")
+        fs = storage.fs
         from zeroloop.errors import UserError
 
         if fs.exists(root) and not fs.isdir(root):
@@ -435,7 +449,7 @@ class BaseDir:
             raise UserError(f"BASEDIR {url} does not exist or is not a directory")
         if isinstance(fs, LocalFileSystem) and not os.access(root, os.R_OK | os.W_OK | os.X_OK):
             raise UserError(f"BASEDIR {url}: permission denied (every stage needs to read, write and list it)")
-        return cls(Storage(fs), root)
+        return cls(storage, root)
 
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
@@ -443,68 +457,72 @@ class BaseDir:
     # self-play
     @property
     def selfplay(self) -> str:
-        return self.path("selfplay")
+        return layout.selfplay(self.root)
 
     def selfplay_model(self, model: str) -> str:
-        return self.path("selfplay", model)
+        return layout.model_selfplay(self.selfplay, model)
 
     def tdata(self, model: str) -> str:
-        return self.path("selfplay", model, "tdata")
+        return layout.tdata(self.root, model)
 
     def sgfs(self, model: str) -> str:
-        return self.path("selfplay", model, "sgfs")
+        return layout.sgfs(self.root, model)
 
     def inprogress(self, model: str) -> str:
-        return self.path("selfplay", model, "inprogress")
+        return layout.inprogress(self.root, model)
 
     def precreate_selfplay(self, model: str) -> None:
         """Create selfplay/<model>/{tdata,sgfs} once, so writers never race."""
-        for d in (self.tdata(model), self.sgfs(model)):
-            self.storage.makedirs(d)
+        precreate_selfplay(self.storage, self.selfplay, model)
 
     # shuffle and train
     @property
     def shuffleddata(self) -> str:
-        return self.path("shuffleddata")
+        return layout.shuffleddata(self.root)
 
     @property
     def shufflescratch(self) -> str:
-        return self.path("shufflescratch")
+        return layout.shufflescratch(self.root)
 
     def train(self, name: str) -> str:
-        return self.path("train", name)
+        return layout.train(self.root, name)
 
     def train_stop(self, name: str) -> str:
-        """Why the trainer last stopped on its own (``exits.StopRecord``)."""
-        return self.path("train", name, "stop.json")
+        return layout.train_stop(self.root, name)
 
     def toexport(self, extra: bool = False) -> str:
-        return self.path("torchmodels_toexport_extra" if extra else "torchmodels_toexport")
+        return layout.toexport(self.root, extra)
 
     # models
     @property
     def models(self) -> str:
-        return self.path("models")
+        return layout.models(self.root)
 
     @property
     def models_extra(self) -> str:
-        return self.path("models_extra")
+        return layout.models_extra(self.root)
 
     @property
     def modelstobetested(self) -> str:
-        return self.path("modelstobetested")
+        return layout.modelstobetested(self.root)
 
     @property
     def rejectedmodels(self) -> str:
-        return self.path("rejectedmodels")
+        return layout.rejectedmodels(self.root)
 
     @property
     def gatekeepersgf(self) -> str:
-        return self.path("gatekeepersgf")
+        return layout.gatekeepersgf(self.root)
 
     @property
     def logs(self) -> str:
-        return self.path("logs")
+        return layout.logs(self.root)
+
+
+def precreate_selfplay(storage: Storage, selfplay_dir: str, model: str) -> None:
+    """Create <selfplay_dir>/<model>/{tdata,sgfs} before any writer or mover needs them."""
+    for d in (layout.model_tdata(selfplay_dir, model), layout.model_sgfs(selfplay_dir, model)):
+        storage.makedirs(d)
 
 
 def stamp(now: float | None = None) -> str:

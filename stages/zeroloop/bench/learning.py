@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from zeroloop import config, runtime
+from zeroloop import config, layout, runtime
 from zeroloop.errors import ConfigError, UserError
 from zeroloop.loop import settings as S
 from zeroloop.match import MatchConfig, elo_estimate, run_match, tally, wilson_interval
@@ -234,26 +234,27 @@ def train_arm(root: Path, s: S.LoopSettings, budget: int, log) -> dict:
         if differ:
             raise UserError(f"{root} holds a run with other settings ({', '.join(differ)}); give a new --dir")
     else:
-        base.storage.makedirs(base.path("loop"))
+        base.storage.makedirs(layout.loop(base.root))
         S.save(base, s)
     argv = S.zeroloop("loop", str(root), "--name-prefix", s.name_prefix, "--max-nn-evals", str(budget),
                       "--no-report")
     cpu0, wall0 = _child_cpu_seconds(), time.monotonic()
-    with open(root / "loop" / "bench.log", "ab") as out:
+    bench_log = Path(layout.loop(str(root))) / "bench.log"
+    with open(bench_log, "ab") as out:
         p = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=_env())
     cpu, wall = _child_cpu_seconds() - cpu0, time.monotonic() - wall0
     if p.returncode != 0:
         raise UserError(f"arm {s.name_prefix}: zeroloop loop failed (exit status {p.returncode}); see "
-                        f"{root / 'loop' / 'bench.log'}")
-    state = json.loads((root / "loop" / "state.json").read_text())
-    cycles = [json.loads(x) for x in (root / "loop" / "cycles.jsonl").read_text().splitlines() if x.strip()]
+                        f"{bench_log}")
+    state = json.loads(Path(layout.loop_state(str(root))).read_text())
+    cycles = [json.loads(x) for x in Path(layout.loop_cycles(str(root))).read_text().splitlines() if x.strip()]
     stats = RunStats(base)
     accepted = stats.accepted_models()
     rows, samples = stats.rows(), stats.samples_trained()
     prior = _previous_timing(root)
     timing = {"wall_seconds": round(prior["wall_seconds"] + wall, 1),
               "cpu_seconds": round(prior["cpu_seconds"] + cpu, 1)}
-    (root / "loop" / "bench-timing.json").write_text(json.dumps(timing))
+    _timing_path(root).write_text(json.dumps(timing))
     log(f"arm {s.name_prefix}: {state['nn_evals']:,} NN evals in {timing['wall_seconds']:.0f} s "
         f"({timing['cpu_seconds']:.0f} CPU s), {stats.games():,} games, {rows:,} rows, {samples:,} samples")
     return {
@@ -268,12 +269,17 @@ def train_arm(root: Path, s: S.LoopSettings, budget: int, log) -> dict:
         "last_losses": {k: round(v, 4) for k, v in stats.last_losses().items()},
         "accepted_models": len(accepted),
         "model": accepted[-1].name if accepted else "init (no model accepted)",
-        "model_path": accepted[-1].path if accepted else S.init_model_path(base),
+        "model_path": accepted[-1].path if accepted else layout.loop_init_model(base.root),
     }
 
 
+def _timing_path(root: Path) -> Path:
+    """The arm's accumulated wall and CPU seconds, beside its loop state."""
+    return Path(layout.loop(str(root))) / "bench-timing.json"
+
+
 def _previous_timing(root: Path) -> dict:
-    path = root / "loop" / "bench-timing.json"
+    path = _timing_path(root)
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -46,6 +46,7 @@ import argparse
 import dataclasses
 import glob
 import os
+import posixpath
 import re
 import signal
 import subprocess
@@ -58,8 +59,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from zeroloop import rows, runtime
+from zeroloop import layout, plan, rows, runtime
 from zeroloop.selfplay import config as spconfig
+from zeroloop.storage import open_location
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,16 +130,18 @@ def _env() -> dict[str, str]:
 
 
 def _argv(base: Path, config: Path, threads: int, seed: int, device: str) -> list[str]:
-    return [sys.executable, "-m", "zeroloop", "selfplay", "--output-dir", str(base / "selfplay"),
-            "--models-dir", str(base / "models"), "--config", str(config), "--seed", str(seed),
-            "--threads", str(threads), "--device", device]
+    """Self-play as the run plan starts it, with this benchmark's config file."""
+    place = plan.Placement(basedir=str(base), config_dir=str(config.parent), config_suffix=config.suffix,
+                           devices={"selfplay": device}, threads=threads, seed=seed)
+    assert place.config_file("selfplay") == str(config)
+    return [sys.executable, "-m", "zeroloop", *plan.selfplay_args(plan.RunDescription("bench"), place)]
 
 
 def _run(base: Path, config: Path, models: Path, duration: float, period: float | None, threads: int,
          seed: int, device: str) -> list[_Proc]:
     """Self-play on base for duration wall seconds; SIGTERM + restart every period (None: never)."""
     base.mkdir(parents=True)
-    (base / "models").symlink_to(models, target_is_directory=True)
+    Path(layout.models(str(base))).symlink_to(models, target_is_directory=True)
     env = _env()
     end = time.monotonic() + duration
     procs: list[_Proc] = []
@@ -186,9 +190,10 @@ def _recorded_rows(base: Path) -> tuple[int, int]:
     from zeroloop.storage import Storage
 
     storage = Storage(LocalFileSystem())
-    written = sum(rows.count_rows(storage, f) for f in glob.glob(str(base / "selfplay" / "*" / "tdata" / "*.npz")))
+    selfplay = layout.selfplay(str(base))
+    written = sum(rows.count_rows(storage, f) for f in glob.glob(layout.tdata_file(selfplay, "*", "*")))
     saved = 0
-    for f in glob.glob(str(base / "selfplay" / "*" / "inprogress" / "*.npz")):
+    for f in glob.glob(posixpath.join(layout.model_inprogress(selfplay, "*"), "*.npz")):
         snap = snapshot.decode(Path(f).read_bytes(), f)
         saved += sum(len(g.recorded) for g in snap.playing) + sum(g.num_rows for g in snap.pending)
     return written, saved
@@ -285,15 +290,15 @@ def measure(args: argparse.Namespace) -> dict:
     cfg = spconfig.load(args.config)
     cfg = dataclasses.replace(cfg, log_every_seconds=86400.0)
     from zeroloop.nn.model import random_init_model
-    from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+    from zeroloop.nn.modelfile import ModelInfo, save_model
 
     out: dict = {"config": args.config, "net": args.net, "duration_s": args.duration, "period_s": args.period,
                  "threads": threads}
     with tempfile.TemporaryDirectory(prefix="zeroloop-bench-preempt-") as tmp:
         root = Path(tmp)
-        models = root / "models"
+        models = Path(layout.models(str(root)))  # shared by every run's BASEDIR (a symlink there)
         net = random_init_model(args.net, cfg.data_board_len, seed=seed)
-        storage, path = storage_at(str(models / f"bench-{args.net}"))
+        storage, path = open_location(str(models / f"bench-{args.net}"))
         save_model(storage, path, net, ModelInfo.for_model(net, f"bench-{args.net}"))
         config = root / "selfplay.yaml"
         config.write_text(yaml.safe_dump(dataclasses.asdict(cfg)))

@@ -50,6 +50,8 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zeroloop.errors import UserError
+
 # One history unit (1x); 100x is the issue's largest run.
 DIRS_PER_UNIT = 50  # self-play directories = accepted models = gating records
 TDATA_PER_DIR = 40
@@ -137,7 +139,7 @@ class History:
             self._add_dir(i)
         self.built_from = min(self.built_from, first_dir)
         self._write_logs(first_cycle)
-        newest = self.base.path("selfplay", model_name(self.layout.dirs - 1), "tdata")
+        newest = self.base.tdata(model_name(self.layout.dirs - 1))
         os.utime(newest)  # the newest self-play directory is still being written
 
     def _add_dir(self, i: int) -> None:
@@ -173,10 +175,12 @@ class History:
 
     def _write_logs(self, first_cycle: int) -> None:
         b = self.base
-        os.makedirs(b.path("loop"), exist_ok=True)
+        from zeroloop import layout as paths  # (this module's Layout is the benchmark's history)
+
+        os.makedirs(paths.loop(b.root), exist_ok=True)
         train = b.train(MODEL_KIND)
         os.makedirs(train, exist_ok=True)
-        with open(b.path("loop", "cycles.jsonl"), "w") as cycles, \
+        with open(paths.loop_cycles(b.root), "w") as cycles, \
                 open(os.path.join(train, "metrics_train.jsonl"), "w") as reports:
             for c in range(first_cycle, self.layout.cycles):
                 when = OLD + c * 60.0
@@ -222,7 +226,7 @@ class Operations:
 
         self._exports += 1
         name = f"{MODEL_KIND}-x{self._exports:06d}-s0-d0"
-        src = self.base.path("torchmodels_toexport", name)
+        src = os.path.join(self.base.toexport(), name)
         os.makedirs(os.path.dirname(src), exist_ok=True)
         shutil.copytree(os.path.join(self.base.root, ".templates", "model"), src)
         written = export.export_pending(self.base, PREFIX, gating=True)
@@ -332,13 +336,23 @@ def _open_base(root: str, latency_ms: float):
     return BaseDir(Storage(LatencyFileSystem(latency_ms / 1000.0)), root)
 
 
+def _measured_latency_ms(args: argparse.Namespace) -> float:
+    """What a delay of --latency-ms really takes here (a loaded machine sleeps longer than asked)."""
+    if args.latency_ms <= 0:
+        return 0.0
+    t0 = time.perf_counter()
+    for _ in range(50):
+        time.sleep(args.latency_ms / 1000.0)
+    return round((time.perf_counter() - t0) / 50 * 1000.0, 3)
+
+
 def _parse_sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        raise SystemExit(f"zeroloop bench scale: --sizes {text!r}: expected numbers like 1,10,100") from None
+        raise UserError(f"--sizes {text!r}: expected numbers like 1,10,100") from None
     if not sizes or sizes[0] < 1:
-        raise SystemExit(f"zeroloop bench scale: --sizes {text!r}: sizes must be at least 1")
+        raise UserError(f"--sizes {text!r}: sizes must be at least 1")
     return sizes
 
 
@@ -347,11 +361,9 @@ def measure(args: argparse.Namespace) -> dict:
     ops = [o.strip() for o in args.operations.split(",") if o.strip()]
     unknown = sorted(set(ops) - set(OPERATIONS))
     if unknown:
-        raise SystemExit(f"zeroloop bench scale: unknown operations {', '.join(unknown)}; known: "
-                         f"{', '.join(OPERATIONS)}")
+        raise UserError(f"--operations: unknown {', '.join(unknown)}; known: {', '.join(OPERATIONS)}")
     if args.scale_down < 1 or args.repeats < 1 or args.latency_ms < 0 or args.max_rows < 1:
-        raise SystemExit("zeroloop bench scale: --scale-down and --repeats must be at least 1, --max-rows positive, "
-                         "--latency-ms not negative")
+        raise UserError("--scale-down and --repeats must be at least 1, --max-rows positive, --latency-ms not negative")
     largest = sizes[-1]
     unit = max(2, DIRS_PER_UNIT // args.scale_down)  # self-play directories at 1x
     layout = Layout(dirs=unit * largest, cycles=max(2, CYCLES_PER_UNIT // args.scale_down) * largest)
@@ -359,8 +371,8 @@ def measure(args: argparse.Namespace) -> dict:
     # The window fits in the smallest history (half of its rows at most).
     max_rows = min(args.max_rows, layout.dirs * sizes[0] // largest * TDATA_PER_DIR * ROWS_PER_FILE // 2)
     tmp = tempfile.mkdtemp(prefix="zeroloop-bench-scale-", dir=args.workdir)
-    result: dict = {"sizes": sizes, "latency_ms": args.latency_ms, "repeats": args.repeats,
-                    "max_rows": max_rows}
+    result: dict = {"sizes": sizes, "latency_ms": args.latency_ms, "latency_measured_ms": _measured_latency_ms(args),
+                    "repeats": args.repeats, "max_rows": max_rows}
     try:
         history = History(tmp, layout)
         history.make_templates()

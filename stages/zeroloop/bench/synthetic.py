@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zeroloop import features, rows
+from zeroloop import features, layout, rows
 from zeroloop.storage import BaseDir
 
 
@@ -51,6 +51,6 @@ def write_tdata(base: BaseDir, model: str, num_files: int, rows_per_file: int, p
     base.precreate_selfplay(model)
     for i in range(num_files):
         arrays = random_rows(rows_per_file, pos_len, rng, first_id)
-        rows.write(base.storage, base.path("selfplay", model, "tdata", f"{first_id:012x}.npz"), arrays, compress)
+        rows.write(base.storage, layout.tdata_file(base.selfplay, model, f"{first_id:012x}"), arrays, compress)
         first_id += rows_per_file
     return first_id

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from zeroloop import quarantine
+from zeroloop import layout, quarantine
 from zeroloop.chaos import invariants as inv
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
@@ -285,7 +285,7 @@ class ChaosRun:
         sync.setup(self.base, self.settings)
         commands = asyncmode.stage_commands(self.base, self.settings, self.selfplay_processes)
         for name, argv in commands.items():
-            self.stages[name] = Stage(name, argv, S.logs_path(self.base, name))
+            self.stages[name] = Stage(name, argv, layout.log(self.base.root, name))
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -339,9 +339,9 @@ class ChaosRun:
         models = [m for m in self.base.storage.list_subdirs(self.base.selfplay)]
         if not models:
             return
-        tdata = os.path.join(models[int(self.rng.integers(len(models)))], "tdata")
-        os.makedirs(tdata, exist_ok=True)
-        name = os.path.join(tdata, secrets.token_hex(8) + ".npz")
+        model = os.path.basename(models[int(self.rng.integers(len(models)))])
+        os.makedirs(self.base.tdata(model), exist_ok=True)
+        name = layout.tdata_file(self.base.selfplay, model, secrets.token_hex(8))
         with open(name + ".writing.tmp", "wb") as f:
             f.write(self.rng.bytes(int(self.rng.integers(10, 5000))))
         os.rename(name + ".writing.tmp", name)

@@ -34,7 +34,7 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 
-from zeroloop import decisions, quarantine, rows, shuffled
+from zeroloop import decisions, layout, quarantine, rows, shuffled
 from zeroloop.errors import UserError
 from zeroloop.nn import modelfile
 from zeroloop.selfplay.sgfs import parse_game_info
@@ -64,7 +64,8 @@ class GameReport:
 def _sgf_lines(base: BaseDir) -> list[str]:
     out = []
     for model_dir in base.storage.list_subdirs(base.selfplay):
-        for path in base.storage.list_files(posixpath.join(model_dir, "sgfs"), ".sgfs"):
+        model = posixpath.basename(model_dir)
+        for path in base.storage.list_files(layout.model_sgfs(base.selfplay, model), layout.SGFS_SUFFIX):
             out.extend(line for line in base.storage.read_bytes(path).decode().splitlines() if line.strip())
     return out
 
@@ -72,7 +73,8 @@ def _sgf_lines(base: BaseDir) -> list[str]:
 def tdata_files(base: BaseDir) -> list[str]:
     out = []
     for model_dir in base.storage.list_subdirs(base.selfplay):
-        out.extend(p for p in base.storage.list_files(posixpath.join(model_dir, "tdata"), ".npz")
+        model = posixpath.basename(model_dir)
+        out.extend(p for p in base.storage.list_files(layout.model_tdata(base.selfplay, model), layout.TDATA_SUFFIX)
                    if rows.is_tdata_name(p))
     return out
 
@@ -156,7 +158,8 @@ def check_files(base: BaseDir, shuffles_gone_ok: bool = True) -> FileReport:
     for path in tdata_files(base):
         checks.append((path, lambda p=path: _check_tdata(base, p)))
     for model_dir in st.list_subdirs(base.selfplay):
-        for path in st.list_files(posixpath.join(model_dir, "sgfs"), ".sgfs"):
+        sgfs = layout.model_sgfs(base.selfplay, posixpath.basename(model_dir))
+        for path in st.list_files(sgfs, layout.SGFS_SUFFIX):
             checks.append((path, lambda p=path: [parse_game_info(x) for x in st.read_bytes(p).decode().splitlines()
                                                  if x.strip()]))
     for d in shuffled.complete_dirs(base):
@@ -164,7 +167,7 @@ def check_files(base: BaseDir, shuffles_gone_ok: bool = True) -> FileReport:
     for root in (base.models, base.modelstobetested, base.rejectedmodels, base.toexport(False), base.toexport(True)):
         for d in st.list_dirs(root):
             checks.append((d, lambda d=d: modelfile.load_model(st, d, "cpu")))
-    for trainer in st.list_subdirs(base.path("train")):
+    for trainer in st.list_subdirs(layout.train_root(base.root)):
         for name in [checkpoint.NAME] + [checkpoint.prev_name(i) for i in range(checkpoint.NUM_PREV)]:
             path = posixpath.join(trainer, name)
             if st.exists(path):

@@ -44,7 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
-from zeroloop import cliflags, config as cfgmod, decisions, metrics, runtime
+from zeroloop import cliflags, config as cfgmod, decisions, metrics, modellist, runtime
 from zeroloop.arena import A, Arena, ArenaGame, Contestant
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.gatekeeper import config as gkconfig
@@ -52,7 +52,7 @@ from zeroloop.gatekeeper.config import GatekeeperConfig
 from zeroloop.gating import ACCEPT, CONTINUE, SprtParams, Tally, fixed_decision, sprt_decision, sprt_llr
 from zeroloop.nn import modelfile
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME, RandomEvaluator, net_evaluator
-from zeroloop.storage import Storage, unique_name
+from zeroloop.storage import Storage, open_location, precreate_selfplay, unique_name
 
 log = logging.getLogger("zeroloop.gatekeeper")
 
@@ -198,8 +198,8 @@ class Gatekeeper:
         self.stop = stop or threading.Event()
         for d in (dirs.test, dirs.accepted, dirs.rejected, dirs.sgf):
             storage.makedirs(d)
-        self._candidates = modelfile.ModelListing(storage, dirs.test)
-        self._accepted = modelfile.ModelListing(storage, dirs.accepted)
+        self._candidates = modellist.ModelListing(storage, dirs.test)
+        self._accepted = modellist.ModelListing(storage, dirs.accepted)
 
     def run(self, quit_if_no_nets: bool = False) -> int:
         waiting_logged = False
@@ -271,8 +271,7 @@ class Gatekeeper:
         self.storage.sweep_tmp(posixpath.join(self.dirs.sgf, name))
         decisions.write(self.storage, self.dirs.sgf, record)
         if accept and self.dirs.selfplay:
-            for sub in ("tdata", "sgfs"):
-                self.storage.makedirs(posixpath.join(self.dirs.selfplay, name, sub))
+            precreate_selfplay(self.storage, self.dirs.selfplay, name)
         target_root = self.dirs.accepted if accept else self.dirs.rejected
         target = posixpath.join(target_root, name)
         try:
@@ -327,10 +326,10 @@ def run(args: argparse.Namespace) -> int:
     runtime.set_threads(args.threads)
     seed = runtime.seed_everything(args.seed)
     device = runtime.resolve_device(args.device)
-    storage, test_dir = modelfile.storage_at(args.test_models_dir)
-    dirs = Dirs(test_dir, *(modelfile.storage_at(d)[1] for d in (args.accepted_models_dir, args.rejected_models_dir,
+    storage, test_dir = open_location(args.test_models_dir)
+    dirs = Dirs(test_dir, *(open_location(d)[1] for d in (args.accepted_models_dir, args.rejected_models_dir,
                                                                   args.sgf_output_dir)),
-                modelfile.storage_at(args.selfplay_dir)[1] if args.selfplay_dir else None)
+                open_location(args.selfplay_dir)[1] if args.selfplay_dir else None)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from zeroloop import cliflags
+from zeroloop import cliflags, layout
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.storage import BaseDir
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     base = BaseDir.open(args.basedir)
     if not base.storage.local:
         raise UserError("zeroloop loop runs on a local directory (run the stages themselves on a shared filesystem)")
-    base.storage.makedirs(base.path("loop"))
+    base.storage.makedirs(layout.loop(base.root))
     with sync.run_lock(base):
         settings = S.resolve(args, S.load_stored(base))
         sync.setup(base, settings)

@@ -27,6 +27,7 @@ import sys
 import time
 from typing import TextIO
 
+from zeroloop import layout
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
@@ -82,7 +83,7 @@ class AsyncLoop:
         report: Child | None = None
         try:
             for name, argv in stage_commands(self.base, self.s, self.selfplay_processes).items():
-                self.children[name] = Child.start(name, argv, S.logs_path(self.base, name), "async")
+                self.children[name] = Child.start(name, argv, layout.log(self.base.root, name), "async")
                 self.say(f"started {name} (pid {self.children[name].pid}, log {self.children[name].log_path})")
             next_status = time.monotonic() + self.status_seconds
             next_report = time.monotonic() + self.report_seconds
@@ -100,7 +101,7 @@ class AsyncLoop:
                     self.say(self.status(started))
                     next_status = now + self.status_seconds
                 if self.report and now >= next_report and (report is None or report.poll() is not None):
-                    report = Child.start("report", S.report_argv(self.base), S.logs_path(self.base, "report"), "")
+                    report = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"), "")
                     next_report = now + self.report_seconds
         finally:
             self.say(f"stopping every stage ({self.stopping or 'error'})")
@@ -118,6 +119,6 @@ class AsyncLoop:
             raise UserError(f"{name} exited on its own (status {child.proc.returncode}); its log {child.log_path} "
                             f"ends with:\n{child.tail()}")
         if self.report:
-            Child.start("report", S.report_argv(self.base), S.logs_path(self.base, "report"), "final").proc.wait()
-            self.say(f"report: {self.base.path('report', 'report.md')}")
+            Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"), "final").proc.wait()
+            self.say(f"report: {layout.report_file(self.base.root)}")
         return 0

@@ -1,9 +1,10 @@
-"""The loop's settings, and the stage commands and config files they become.
+"""The loop's settings, and the run they describe.
 
-One place maps a run's few knobs (board size, net, visits, games per
-cycle, training rate ...) onto the five stages' own flags and config keys,
-for the synchronous loop (``sync``) and the asynchronous one
-(``asyncmode``) alike. The defaults are tuned for a 2-core CPU machine
+``describe`` turns the loop's few knobs (board size, net, visits, games per
+cycle, training rate ...) into a ``plan.RunDescription`` and ``placement``
+says where the stages run; ``zeroloop.plan`` makes both into the stages'
+flags and config files, for the synchronous loop (``sync``), the
+asynchronous one (``asyncmode``) and the Kubernetes operator alike. The defaults are tuned for a 2-core CPU machine
 (docs/learning.md has the measurements behind them).
 
 Settings persist in ``BASEDIR/loop/settings.json``: a rerun without flags
@@ -17,15 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import posixpath
 import sys
 import tomllib
 from dataclasses import dataclass
 
-from zeroloop import cliflags, runtime
+from zeroloop import cliflags, layout, modelnames, plan, runtime
+from zeroloop.config import option
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
-from zeroloop.nn import modelfile
 from zeroloop.nn.configs import CONFIGS
 from zeroloop.storage import BaseDir
 
@@ -42,43 +42,52 @@ def fair_komi(size: int) -> float:
 
 @dataclass(frozen=True)
 class LoopSettings:
-    name_prefix: str
-    model_kind: str = "b2c32"
-    board_size: int = 7
-    komi: float | None = None  # None: fair_komi(board_size)
+    """The loop's settings: each field's doc and range make its flag, its help and its check."""
+
+    name_prefix: str = dataclasses.field(metadata={"doc": "the run's name: models are NAME-<net>-s<samples>-d<rows>"})
+    model_kind: str = option("b2c32", "net size (zeroloop.nn.configs)", choices=tuple(sorted(CONFIGS)))
+    board_size: int = option(7, "board size of every game", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
+    komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
+                                lo=-150.0, hi=150.0)
     # self-play
-    visits: int = 64  # a full search (recorded as a training row)
-    cheap_visits: int | None = None  # None: visits / 4
-    full_search_prob: float = 0.25
-    games_at_once: int = 64
-    games_per_cycle: int = 500
+    visits: int = option(64, "visits of a full self-play search (a training row)", lo=1)
+    cheap_visits: int | None = option(None, "visits of a cheap self-play search (default visits/4)", lo=1)
+    full_search_prob: float = option(0.25, "share of self-play moves that get a full search", hi=1.0)
+    games_at_once: int = option(64, "self-play games at once (the net's batch size)", lo=1)
+    games_per_cycle: int = option(500, "self-play games per cycle", lo=1)
     # gating
-    gating: bool = True
-    gating_games: int = 40
-    gating_visits: int | None = None  # None: visits
-    gating_win_prop: float = 0.5
-    sprt: bool = False
+    gating: bool = option(True, "test each new model against the accepted one before self-play uses it")
+    gating_games: int = option(40, "games per gating match at most", lo=1)
+    gating_visits: int | None = option(None, "visits per move in gating games (default: --visits)", lo=1)
+    gating_win_prop: float = option(0.5, "share of gating points a candidate needs (ties pass)", lo=0.0, hi=1.0)
+    sprt: bool = option(False, "decide gating by SPRT instead of the fixed-length rule")
     # export
-    katago_export: bool = False
+    katago_export: bool = option(False, "also write every model in KataGo's format (model.bin.gz beside it; "
+                                        "docs/katago.md)")
     # shuffle
-    shuffle_min_rows: int = 10_000
-    keep_target_rows: int = 60_000
-    taper_window_scale: int = 20_000
+    shuffle_min_rows: int = option(10_000, "rows needed before the first shuffle", lo=1)
+    keep_target_rows: int = option(60_000, "rows of the window each shuffle keeps", lo=1)
+    taper_window_scale: int = option(20_000, "rows at which the shuffle window starts to taper", lo=1)
     # train
-    batch_size: int = 128
-    samples_per_epoch: int = 5_000
-    max_train_per_data: float = 4.0
-    max_train_samples_per_cycle: int = 100_000
-    lr_scale: float = 1.0
-    lr_warmup_samples: int = 10_000
+    batch_size: int = option(128, "training batch size", lo=1)
+    samples_per_epoch: int = option(5_000, "training samples per epoch (one export per epoch)", lo=1)
+    max_train_per_data: float = option(4.0, "training samples allowed per new data row (the train bucket)")
+    max_train_samples_per_cycle: int = option(100_000, "training samples per cycle at most (the bucket's size)",
+                                              lo=1)
+    lr_scale: float = option(1.0, "multiplies KataGo's learning rate")
+    lr_warmup_samples: int = option(10_000, "learning-rate warm-up (KataGo: 2M samples; far too long here)", lo=0)
     # process
-    poll_seconds: float = 10.0  # how often stages look for new models or data (matters with --async)
-    device: str = "auto"
-    threads: int | None = None
-    seed: int | None = None
+    poll_seconds: float = option(10.0, "how often stages look for new models or data (asynchronous mode waits "
+                                       "on it)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N (self-play, training, gating)")
+    threads: int | None = option(None, "CPU threads per stage (default: from the cgroup CPU quota)", lo=1)
+    seed: int | None = option(None, "random seed of the run (each stage gets its own, derived from it)")
     # methods switched on by key (the learning benchmark's arms): passed through to the stages
-    selfplay_keys: dict = dataclasses.field(default_factory=dict)  # self-play config keys over the loop's own
-    train_flags: dict = dataclasses.field(default_factory=dict)  # train flags: name (no dashes) -> value
+    selfplay_keys: dict = option(None, "a self-play config key over the loop's own, KEY=VALUE (repeat the flag; "
+                                       "given, the list replaces the run's; see `zeroloop selfplay --help-config`)",
+                                 factory=dict)
+    train_flags: dict = option(None, "a `zeroloop train` flag, NAME=VALUE without the dashes (NAME=true for a "
+                                     "switch; repeat the flag; given, the list replaces the run's)", factory=dict)
 
     # fixed once a run has started
     SHAPE = ("name_prefix", "model_kind", "board_size")
@@ -101,29 +110,17 @@ class LoopSettings:
 
     def check(self) -> None:
         problems = []
-        probe = modelfile.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
+        probe = modelnames.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
         if probe:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
-        if self.model_kind not in CONFIGS:
-            problems.append(f"--model-kind {self.model_kind!r}: known sizes are {', '.join(CONFIGS)}")
-        if not B.MIN_SIZE <= self.board_size <= B.MAX_SIZE:
-            problems.append(f"--board-size {self.board_size}: must be {B.MIN_SIZE}..{B.MAX_SIZE}")
-        for name in ("visits", "games_at_once", "games_per_cycle", "gating_games", "batch_size", "shuffle_min_rows",
-                     "keep_target_rows", "taper_window_scale", "samples_per_epoch", "max_train_samples_per_cycle"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        problems += [p for f in dataclasses.fields(self) if (p := _range_problem(f, getattr(self, f.name)))]
+        for name in ("full_search_prob", "poll_seconds", "max_train_per_data", "lr_scale"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{_flag(name)} {getattr(self, name)}: must be positive")
         if self.samples_per_epoch < self.batch_size:
             problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch")
-        if not 0.0 <= self.gating_win_prop <= 1.0:
-            problems.append(f"--gating-win-prop {self.gating_win_prop}: must be in 0..1")
-        if not 0.0 < self.full_search_prob <= 1.0:
-            problems.append(f"--full-search-prob {self.full_search_prob}: must be in (0, 1]")
-        if self.poll_seconds <= 0:
-            problems.append(f"--poll-seconds {self.poll_seconds}: must be positive")
-        if self.max_train_per_data <= 0 or self.lr_scale <= 0 or self.lr_warmup_samples < 0:
-            problems.append("--max-train-per-data and --lr-scale must be positive, --lr-warmup-samples not negative")
-        if self.komi is not None and (self.komi * 2 != int(self.komi * 2) or abs(self.komi) > 150):
-            problems.append(f"--komi {self.komi}: must be a multiple of 0.5 within +-150")
+        if self.komi is not None and self.komi * 2 != int(self.komi * 2):
+            problems.append(f"--komi {self.komi}: must be a multiple of 0.5")
         try:
             runtime.resolve_device(self.device)  # refused here, before settings.json keeps it
         except UserError as e:
@@ -138,39 +135,26 @@ class LoopSettings:
 
 # --- flags --------------------------------------------------------------------------------
 
-_HELP = {
-    "model_kind": "net size (zeroloop.nn.configs)",
-    "board_size": "board size of every game",
-    "komi": "komi (default: the fair komi where known: 9 on 7x7, else 7)",
-    "visits": "visits of a full self-play search (a training row)",
-    "cheap_visits": "visits of a cheap self-play search (default visits/4)",
-    "full_search_prob": "share of self-play moves that get a full search",
-    "games_at_once": "self-play games at once (the net's batch size)",
-    "games_per_cycle": "self-play games per cycle",
-    "gating": "test each new model against the accepted one before self-play uses it",
-    "gating_games": "games per gating match at most",
-    "gating_visits": "visits per move in gating games (default: --visits)",
-    "gating_win_prop": "share of gating points a candidate needs (ties pass)",
-    "sprt": "decide gating by SPRT instead of the fixed-length rule",
-    "katago_export": "also write every model in KataGo's format (model.bin.gz beside it; docs/katago.md)",
-    "shuffle_min_rows": "rows needed before the first shuffle",
-    "keep_target_rows": "rows of the window each shuffle keeps",
-    "taper_window_scale": "rows at which the shuffle window starts to taper",
-    "batch_size": "training batch size",
-    "samples_per_epoch": "training samples per epoch (one export per epoch)",
-    "max_train_per_data": "training samples allowed per new data row (the train bucket)",
-    "max_train_samples_per_cycle": "training samples per cycle at most (the bucket's size)",
-    "lr_scale": "multiplies KataGo's learning rate",
-    "lr_warmup_samples": "learning-rate warm-up (KataGo: 2M samples; far too long here)",
-    "poll_seconds": "how often stages look for new models or data (asynchronous mode waits on it)",
-    "device": "auto, cpu, cuda or cuda:N (self-play, training, gating)",
-    "threads": "CPU threads per stage (default: from the cgroup CPU quota)",
-    "seed": "random seed of the run (each stage gets its own, derived from it)",
-    "selfplay_keys": "a self-play config key over the loop's own, KEY=VALUE (repeat the flag; given, the list "
-                     "replaces the run's; see `zeroloop selfplay --help-config`)",
-    "train_flags": "a `zeroloop train` flag, NAME=VALUE without the dashes (NAME=true for a switch; repeat the "
-                   "flag; given, the list replaces the run's)",
-}
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _range_problem(f: dataclasses.Field, value) -> str | None:
+    """Why value is outside the field's range or choices (its flag named), or None."""
+    lo, hi, choices = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices")
+    if value is None or isinstance(value, (bool, dict)):
+        return None
+    if choices is not None and value not in choices:
+        return f"{_flag(f.name)} {value!r}: one of {', '.join(map(str, choices))}"
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        return f"{_flag(f.name)} {value}: must be in {lo}..{hi}"
+    if lo is not None and value < lo:
+        return f"{_flag(f.name)} {value}: must be at least {lo}"
+    if hi is not None and value > hi:
+        return f"{_flag(f.name)} {value}: must be at most {hi}"
+    return None
+
+
 PASS_THROUGH = {"selfplay_keys": "--selfplay-key", "train_flags": "--train-flag"}
 # train flags the loop sets itself from its own settings
 LOOP_TRAIN_FLAGS = {"name", "model-kind", "batch-size", "export-mode", "samples-per-epoch",
@@ -241,18 +225,18 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             continue
         if f.name in PASS_THROUGH:
             cliflags.flag(g, PASS_THROUGH[f.name], dest=f.name, action="append", type=key_value,
-                          default=argparse.SUPPRESS, metavar="KEY=VALUE", help=_HELP[f.name])
+                          default=argparse.SUPPRESS, metavar="KEY=VALUE", help=f.metadata["doc"])
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = _flag(f.name)
         default = getattr(defaults, f.name)
         shown = f" (default {default})" if default is not None else ""
         if f.type in ("bool", bool):
             cliflags.flag(g, flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                          help=_HELP[f.name] + shown)
+                          help=f.metadata["doc"] + shown)
             continue
         kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float}[str(f.type)]
-        kwargs = {"choices": sorted(CONFIGS)} if f.name == "model_kind" else {}
-        cliflags.flag(g, flag, type=kind, default=argparse.SUPPRESS, help=_HELP[f.name] + shown, **kwargs)
+        kwargs = {"choices": f.metadata["choices"]} if f.metadata.get("choices") else {}
+        cliflags.flag(g, flag, type=kind, default=argparse.SUPPRESS, help=f.metadata["doc"] + shown, **kwargs)
 
 
 def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
@@ -278,7 +262,7 @@ def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
 
 
 def load_stored(base: BaseDir) -> dict | None:
-    path = base.path("loop", "settings.json")
+    path = layout.loop_settings(base.root)
     if not base.storage.exists(path):
         return None
     try:
@@ -291,8 +275,8 @@ def load_stored(base: BaseDir) -> dict | None:
 
 
 def save(base: BaseDir, settings: LoopSettings) -> None:
-    base.storage.makedirs(base.path("loop"))
-    base.storage.write_bytes(base.path("loop", "settings.json"), settings.to_json())
+    base.storage.makedirs(layout.loop(base.root))
+    base.storage.write_bytes(layout.loop_settings(base.root), settings.to_json())
 
 
 # --- stage configs and commands ---------------------------------------------------------------
@@ -311,38 +295,50 @@ def _toml(values: dict) -> str:
     return "".join(f"{k} = {value(v)}\n" for k, v in values.items())
 
 
+def describe(s: LoopSettings) -> plan.RunDescription:
+    """The run these settings describe (``zeroloop.plan``): what the stages are started with."""
+    return plan.RunDescription(
+        name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
+        visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
+        games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
+        gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,
+        gating_win_prop=s.gating_win_prop, sprt=s.sprt,
+        shuffle_min_rows=s.shuffle_min_rows, keep_target_rows=s.keep_target_rows,
+        taper_window_scale=s.taper_window_scale, shuffle_processes=1,
+        batch_size=s.batch_size, samples_per_epoch=s.samples_per_epoch, max_train_per_data=s.max_train_per_data,
+        max_train_bucket_size=s.max_train_samples_per_cycle, lr_scale=s.lr_scale,
+        lr_warmup_samples=s.lr_warmup_samples, train_extra=dict(s.train_flags), katago_export=s.katago_export)
+
+
+# Self-play on one machine: a fixed komi spread, one ko rule, small files and a log line every 30 s.
+LOCAL_SELFPLAY = {"komi_stdev": 1.0, "komi_big_stdev_prob": 0.0, "ko_rules": ["positional"],
+                  "multi_stone_suicide_prob": 0.0, "max_rows_per_file": 1000, "log_every_seconds": 30.0}
+
+
+def placement(base: BaseDir | None, s: LoopSettings) -> plan.Placement:
+    """Where the loop runs its stages: BASEDIR, loop/*.toml, this machine's device and threads."""
+    root = base.root if base is not None else ""
+    return plan.Placement(basedir=root, config_dir=layout.loop(root), config_suffix=".toml",
+                          devices={stage: s.device for stage in ("selfplay", "train", "gatekeeper")},
+                          threads=s.threads, seed=s.seed, poll_seconds=s.poll_seconds,
+                          initial_checkpoint=layout.loop_init_model(root))
+
+
 def selfplay_config(s: LoopSettings) -> dict:
-    return {
-        "num_games": s.games_at_once, "board_sizes": [s.board_size], "board_size_weights": [1.0],
-        "data_board_len": s.board_size, "komi_mean": s.run_komi, "komi_stdev": 1.0, "komi_big_stdev_prob": 0.0,
-        "ko_rules": ["positional"], "multi_stone_suicide_prob": 0.0, "max_visits": s.visits,
-        "cheap_visits": s.run_cheap_visits, "full_search_prob": s.full_search_prob,
-        "max_rows_per_file": 1000, "model_poll_seconds": s.poll_seconds, "log_every_seconds": 30.0,
-        **s.selfplay_keys,
-    }
-
-
-def gatekeeper_config(s: LoopSettings) -> dict:
-    return {
-        "num_games_per_gating": s.gating_games, "num_games_at_once": min(s.gating_games, 32),
-        "board_sizes": [s.board_size], "board_size_weights": [1.0], "komi_mean": s.run_komi,
-        "ko_rules": ["positional"], "max_visits": s.run_gating_visits, "sprt": s.sprt,
-        "poll_seconds": s.poll_seconds,
-    }
+    """The self-play config keys the loop writes to loop/selfplay.toml."""
+    return plan.selfplay_config(describe(s), placement(None, s))
 
 
 def write_stage_configs(base: BaseDir, s: LoopSettings) -> tuple[str, str]:
     """loop/selfplay.toml and loop/gatekeeper.toml; returns their paths."""
-    paths = base.path("loop", "selfplay.toml"), base.path("loop", "gatekeeper.toml")
-    for path, values, what in zip(paths, (selfplay_config(s), gatekeeper_config(s)), ("self-play", "gatekeeper")):
+    place = placement(base, s)
+    paths = []
+    for path, values in plan.config_files(describe(s), place).items():
+        what = "self-play" if path == place.config_file("selfplay") else "gatekeeper"
         text = f"# {what} config written by `zeroloop loop` from loop/settings.json (rewritten each start)\n"
         base.storage.write_bytes(path, (text + _toml(values)).encode())
-    return paths
-
-
-def init_model_path(base: BaseDir) -> str:
-    """The random-weight net training starts from: "the first model" of the run."""
-    return base.path("loop", "init-model")
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def zeroloop(*args: str) -> list[str]:
@@ -350,89 +346,39 @@ def zeroloop(*args: str) -> list[str]:
     return [sys.executable, "-m", "zeroloop", *args]
 
 
-def _common(s: LoopSettings, seed_offset: int, device: bool) -> list[str]:
-    out = []
-    if device:
-        out += ["--device", s.device]
-    if s.threads is not None:
-        out += ["--threads", str(s.threads)]
-    if s.seed is not None:
-        out += ["--seed", str(s.seed + seed_offset)]
-    return out
-
-
 def gatekeeper_argv(base: BaseDir, s: LoopSettings, once: bool, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("gatekeeper", "--test-models-dir", base.modelstobetested, "--accepted-models-dir", base.models,
-                    "--rejected-models-dir", base.rejectedmodels, "--sgf-output-dir", base.gatekeepersgf,
-                    "--selfplay-dir", base.selfplay, "--config", base.path("loop", "gatekeeper.toml"),
-                    "--required-candidate-win-prop", repr(float(s.gating_win_prop)))
-    if once:
-        argv.append("--quit-if-no-nets-to-test")
-    return argv + _common(s, seed_offset, device=True)
+    return zeroloop(*plan.gatekeeper_args(describe(s), placement(base, s), once, seed_offset))
 
 
 def selfplay_argv(base: BaseDir, s: LoopSettings, max_games: int | None, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("selfplay", "--output-dir", base.selfplay, "--models-dir", base.models, "--config",
-                    base.path("loop", "selfplay.toml"))
-    if max_games is not None:
-        argv += ["--max-games-total", str(max_games)]
-    return argv + _common(s, seed_offset, device=True)
-
-
-def shuffle_window_args(s: LoopSettings) -> list[str]:
-    return ["--min-rows", str(s.shuffle_min_rows), "--keep-target-rows", str(s.keep_target_rows),
-            "--expand-window-per-row", "0.4", "--taper-window-exponent", "0.65",
-            "--taper-window-scale", str(s.taper_window_scale), "--batch-size", str(s.batch_size),
-            "--approx-rows-per-out-file", str(max(s.batch_size, min(20_000, s.samples_per_epoch // 4))),
-            "--num-processes", "1"]
+    return zeroloop(*plan.selfplay_args(describe(s), placement(base, s), max_games, seed_offset))
 
 
 def shuffle_argv(base: BaseDir, s: LoopSettings, seed_offset: int = 0) -> list[str]:
-    # Training never runs during a synchronous shuffle: old shuffles can go after a minute.
-    return (zeroloop("shuffle", base.root, *shuffle_window_args(s), "--cleanup-grace-seconds", "60")
-            + _common(s, seed_offset, device=False))
+    return zeroloop(*plan.shuffle_args(describe(s), placement(base, s), seed_offset))
 
 
 def shuffle_export_loop_argv(base: BaseDir, s: LoopSettings) -> list[str]:
-    argv = zeroloop("shuffle-export-loop", base.root, "--name-prefix", s.name_prefix, *shuffle_window_args(s),
-                    "--min-new-rows", str(max(1, s.shuffle_min_rows // 10)),
-                    "--shuffle-interval-seconds", repr(float(s.poll_seconds)),
-                    "--export-poll-seconds", repr(float(s.poll_seconds)))
-    if s.gating:
-        argv.append("--gating")
-    if s.katago_export:
-        argv.append("--katago")
-    return argv + _common(s, 0, device=False)
+    return zeroloop(*plan.shuffle_export_loop_args(describe(s), placement(base, s)))
 
 
 def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: int = 0) -> list[str]:
-    argv = zeroloop("train", base.root, "--name", s.training_name, "--model-kind", s.model_kind,
-                    "--batch-size", str(s.batch_size), "--export-mode", "main",
-                    "--samples-per-epoch", str(s.samples_per_epoch),
-                    "--max-train-bucket-per-new-data", repr(float(s.max_train_per_data)),
-                    "--max-train-bucket-size", str(s.max_train_samples_per_cycle),
-                    "--lr-scale", repr(float(s.lr_scale)), "--lr-warmup-samples", str(s.lr_warmup_samples),
-                    "--swa-period-samples", str(max(s.batch_size, s.samples_per_epoch // 4)),
-                    "--initial-checkpoint", init_model_path(base), "--no-repeat-files",
-                    "--print-every-batches", str(max(1, s.samples_per_epoch // s.batch_size // 4)),
-                    "--checkpoint-interval-seconds", "120")
-    for name, value in s.train_flags.items():
-        argv += [f"--{name}"] if value is True else [f"--{name}", str(value)]
-    if synchronous:
-        argv += ["--stop-when-train-bucket-limited", "--quit-if-no-data"]
-    else:
-        argv += ["--data-poll-seconds", repr(float(s.poll_seconds))]
-    return argv + _common(s, seed_offset, device=True)
+    return zeroloop(*plan.train_args(describe(s), placement(base, s), synchronous, seed_offset))
 
 
 def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
-    argv = zeroloop("export", base.root, "--name-prefix", s.name_prefix)
-    return argv + (["--gating"] if s.gating else []) + (["--katago"] if s.katago_export else [])
+    return zeroloop(*plan.export_args(describe(s), placement(base, s)))
+
+
+# The old names of two layout paths, for callers written against them (the paths live in zeroloop.layout).
+def logs_path(base: BaseDir, stage: str) -> str:
+    return layout.log(base.root, stage)
+
+
+def init_model_path(base: BaseDir) -> str:
+    return layout.loop_init_model(base.root)
 
 
 def report_argv(base: BaseDir) -> list[str]:
     return zeroloop("report", base.root)
 
-
-def logs_path(base: BaseDir, stage: str) -> str:
-    return posixpath.join(base.logs, f"{stage}.log")

@@ -44,11 +44,10 @@ from typing import TextIO
 
 import tqdm
 
-from zeroloop import decisions, exits, shuffled
+from zeroloop import decisions, exits, layout, modellist, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
 from zeroloop.loop.children import Child
-from zeroloop.nn import modelfile
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
 
@@ -75,7 +74,7 @@ class LoopState:
 
     @classmethod
     def load(cls, base: BaseDir) -> "LoopState":
-        path = base.path("loop", "state.json")
+        path = layout.loop_state(base.root)
         if not base.storage.exists(path):
             return cls()
         try:
@@ -88,20 +87,21 @@ class LoopState:
         return state
 
     def save(self, base: BaseDir) -> None:
-        base.storage.write_bytes(base.path("loop", "state.json"), (json.dumps(asdict(self), indent=1) + "\n").encode())
+        base.storage.write_bytes(layout.loop_state(base.root), (json.dumps(asdict(self), indent=1) + "\n").encode())
 
 
 def setup(base: BaseDir, settings: S.LoopSettings) -> None:
     """Directories, stage configs and the run's first (random-weight) model."""
     for d in (base.selfplay, base.models, base.modelstobetested, base.rejectedmodels, base.gatekeepersgf,
-              base.logs, base.path("loop")):
+              base.logs, layout.loop(base.root)):
         base.storage.makedirs(d)
     S.save(base, settings)
     S.write_stage_configs(base, settings)
-    path = S.init_model_path(base)
-    if not modelfile.is_model_dir(base.storage, path):
+    path = layout.loop_init_model(base.root)
+    if not modellist.is_model_dir(base.storage, path):
         import torch
 
+        from zeroloop.nn import modelfile
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
@@ -119,7 +119,7 @@ def run_lock(base: BaseDir):
     if not base.storage.local:
         yield
         return
-    path = base.path("loop", "lock")
+    path = layout.loop_lock(base.root)
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,8 +157,8 @@ class SyncLoop:
         self.out = out
         self.tty = out.isatty()
         self.stats = RunStats(base)
-        self._models = modelfile.ModelListing(base.storage, base.models)
-        self._targets = {d: modelfile.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
+        self._models = modellist.ModelListing(base.storage, base.models)
+        self._targets = {d: modellist.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
 
@@ -191,10 +191,10 @@ class SyncLoop:
         """Run one stage to its end; its exit status, or None if the loop is stopping."""
         if self.stopping is not None:
             return None
-        child = Child.start(name, argv, S.logs_path(self.base, name), f"cycle {state.cycle}")
+        child = Child.start(name, argv, layout.log(self.base.root, name), f"cycle {state.cycle}")
         self.child = child
         running = {"cycle": state.cycle, "step": name, "pid": child.pid, "loop_pid": os.getpid()}
-        self.base.storage.write_bytes(self.base.path("loop", "running.json"), json.dumps(running).encode())
+        self.base.storage.write_bytes(layout.loop_running(self.base.root), json.dumps(running).encode())
         if not self.tty:
             self.say(f"{self._prefix(state)} · {name}: started (log: {child.log_path})")
         bar = tqdm.tqdm(total=total, desc=f"{self._prefix(state)} · {name}", unit=unit, disable=not self.tty,
@@ -259,7 +259,7 @@ class SyncLoop:
         model = self._models.latest()
         rc = self._run(state, "selfplay", S.selfplay_argv(self.base, self.s, remaining, 10 * state.cycle + 1),
                        progress=lambda: self.stats.games() - games, total=remaining, unit="game")
-        evals = selfplay_nn_evals(S.logs_path(self.base, "selfplay"))
+        evals = selfplay_nn_evals(layout.log(self.base.root, "selfplay"))
         state.nn_evals += evals  # a stop by signal logs its evaluations too
         state.save(self.base)
         if rc is None:
@@ -291,7 +291,7 @@ class SyncLoop:
         after = self.stats.samples_trained()
         stop = exits.read_stop(self.base.storage, self.base.train_stop(self.s.training_name), since=started)
         if after == before:
-            return f"trained nothing: {stop.message if stop else 'see ' + S.logs_path(self.base, 'train')}"
+            return f"trained nothing: {stop.message if stop else 'see ' + layout.log(self.base.root, 'train')}"
         return (f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
                 + (f"; stopped: {stop.summary}" if stop else ""))
 
@@ -382,7 +382,7 @@ class SyncLoop:
                 state.step = STEPS[i + 1]
                 state.save(self.base)
             summary = self._cycle_summary(state)
-            with open(self.base.path("loop", "cycles.jsonl"), "a") as f:
+            with open(layout.loop_cycles(self.base.root), "a") as f:
                 f.write(json.dumps(summary) + "\n")
             self._print_summary(summary)
             state.cycle += 1
@@ -394,14 +394,14 @@ class SyncLoop:
             if self.stopping is not None:
                 return self._stopped(state)
             if self.cycles is not None and state.cycle > self.cycles:
-                self.say(f"done: {self.cycles} cycles; report: {self.base.path('report', 'report.md')}")
+                self.say(f"done: {self.cycles} cycles; report: {layout.report_file(self.base.root)}")
                 return 0
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.request_stop("time limit")
                 return self._stopped(state)
 
     def _write_report(self, state: LoopState, wait: bool = False) -> None:
-        child = Child.start("report", S.report_argv(self.base), S.logs_path(self.base, "report"),
+        child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
                             f"after cycle {state.cycle - 1}")
         rc = child.stop(grace_s=300) if self.stopping and not wait else child.proc.wait()
         if rc != 0:
@@ -410,7 +410,7 @@ class SyncLoop:
     def _stopped(self, state: LoopState) -> int:
         if self.stopping == "time limit" and self.report:
             self._write_report(state, wait=True)
-            self.say(f"report: {self.base.path('report', 'report.md')}")
+            self.say(f"report: {layout.report_file(self.base.root)}")
         self.say(f"stopped ({self.stopping}) in cycle {state.cycle} at {state.step}; rerun the same command to "
                  f"carry on")
         return 0

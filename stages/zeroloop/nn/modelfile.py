@@ -15,10 +15,9 @@ sees a complete model or none. Loading is safetensors + JSON only, never
 unpickling, and checks every fact a wrong file could get wrong (format,
 feature version, plane counts, config, tensor names, shapes, dtypes, finite
 values); any failure raises ``ModelFileError`` naming the file and the
-reason. ``find_latest_model`` picks the newest complete model in a models
-directory by the weights' modification time, as KataGo's findLatestModel
-does, so self-play and gatekeeper agree on "newest" (a model dated in the
-future ranks below the others: see ``list_models``).
+reason. Which models a directory holds, and which is newest, is
+``zeroloop.modellist``; what a model may be called, ``zeroloop.modelnames``
+(both import without torch).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import dataclasses
 import json
 import logging
 import posixpath
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -35,31 +33,21 @@ import safetensors
 import safetensors.torch
 import torch
 
-from zeroloop import features
+from zeroloop import features, layout
+from zeroloop.modellist import ModelListing, find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
+from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
-from zeroloop.storage import Storage, is_tmp, open_fs
+from zeroloop.storage import Storage, open_location
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-INFO_FILE = "model.json"
-KATAGO_FILE = "model.bin.gz"  # optional: the net in KataGo's format (zeroloop.katago.netexport)
+WEIGHTS_FILE = layout.MODEL_WEIGHTS
+INFO_FILE = layout.MODEL_INFO
+KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
+storage_at = open_location  # its old name here, for callers not yet moved to zeroloop.storage
 MAX_POS_LEN = 32
-MAX_NAME_LEN = 64  # rows.MODEL_NAME_LEN: training rows record the model name
-CLOCK_SKEW_TOLERANCE_S = 60.0
-_warned_future: set[str] = set()
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 log = logging.getLogger(__name__)
-
-
-def check_model_name(name: object) -> str | None:
-    """Why name cannot name a model (it becomes a directory under selfplay/), or None."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        return f"model name {name!r} must be letters, digits and . _ + = - (not starting with a symbol)"
-    if len(name.encode()) > MAX_NAME_LEN:
-        return f"model name {name!r} is longer than {MAX_NAME_LEN} bytes"
-    return None
 
 
 @dataclass(frozen=True)
@@ -165,12 +153,6 @@ class ModelInfo:
                    format_version=version)
 
 
-def storage_at(location: str) -> tuple[Storage, str]:
-    """A Storage and path for a local path (or ``memory://`` URL; others are refused: ``storage.open_fs``)."""
-    fs, path = open_fs(location, "path")
-    return Storage(fs), path
-
-
 def save_model(storage: Storage, path: str, model: Net, info: ModelInfo,
                extra_files: dict[str, bytes] | None = None) -> ModelInfo:
     """Publish ``model`` as the model directory ``path`` (atomically; it must not exist).
@@ -230,7 +212,7 @@ def load_model(storage: Storage, path: str, device: str | torch.device = "cpu") 
 
 def load_model_at(location: str, device: str | torch.device = "cpu") -> tuple[Net, ModelInfo]:
     """load_model for a path or URL string (GTP's ``--model``)."""
-    storage, path = storage_at(location)
+    storage, path = open_location(location)
     return load_model(storage, path, device)
 
 
@@ -267,113 +249,3 @@ def _check_tensors(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], 
 
 def _few(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
-
-
-def is_model_dir(storage: Storage, path: str) -> bool:
-    """Whether path is a complete directory with both model files (contents unchecked)."""
-    return storage.is_complete_dir(path) and all(
-        storage.exists(posixpath.join(path, f)) for f in (WEIGHTS_FILE, INFO_FILE))
-
-
-def list_models(storage: Storage, models_dir: str, now: float | None = None) -> list[tuple[float, str]]:
-    """(mtime of the weights, path) of every complete model under models_dir, oldest first.
-
-    A model dated in the future (beyond ``CLOCK_SKEW_TOLERANCE_S``: a writer
-    whose clock runs ahead, or a copy that kept odd times) counts as older than
-    every model dated in the past, with a warning naming it: otherwise it would
-    stay "newest" and hide every model exported after it until the clock
-    caught up with its date.
-    """
-    found = []
-    for path in storage.list_dirs(models_dir):
-        mtime = _model_mtime(storage, path)
-        if mtime is not None:
-            found.append((mtime, path))
-    return _ranked(found, now)
-
-
-def _model_mtime(storage: Storage, path: str) -> float | None:
-    """The weights' mtime of a complete model directory; None if path is not one (or vanished)."""
-    if not is_model_dir(storage, path):
-        return None
-    try:
-        return storage.mtime(posixpath.join(path, WEIGHTS_FILE))
-    except FileNotFoundError:  # removed while we looked
-        return None
-
-
-def _ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
-    now = time.time() if now is None else now
-    future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
-    for t, p in found:
-        if p in future and p not in _warned_future:
-            _warned_future.add(p)
-            log.warning("model %s is dated %.0f s in the future (clock skew?): ranking it below the models "
-                        "dated in the past", p, t - now)
-    return sorted(found, key=lambda tp: (tp[1] not in future, tp[0], tp[1]))
-
-
-def find_latest_model(storage: Storage, models_dir: str) -> str | None:
-    """The newest complete model directory in models_dir (by weights mtime, then name), or None."""
-    models = list_models(storage, models_dir)
-    return models[-1][1] if models else None
-
-
-class ModelListing:
-    """``list_models`` of one directory for a process that asks again and again (self-play, gatekeeper).
-
-    Models are published by renaming a complete directory into models_dir and
-    leave it by a rename too, and either changes models_dir's mtime. So a
-    look costs one stat while nothing changed; after a change, one listing
-    with each entry's inode and mtime, and a full check only of entries not
-    seen before under that identity. A models_dir modified within the last
-    ``FRESH_S`` seconds is listed again at every look (mtimes may be as
-    coarse as a second, and a model published in the same tick as the last
-    listing would hide). Only local filesystems have directory mtimes; on
-    other stores every look is a full ``list_models``.
-    """
-
-    FRESH_S = 2.0
-
-    def __init__(self, storage: Storage, models_dir: str):
-        self.storage = storage
-        self.models_dir = models_dir
-        self._dir_mtime: float | None = None
-        self._known: dict[str, tuple[tuple, float | None]] = {}  # path -> (identity, weights mtime or None)
-
-    def models(self, now: float | None = None) -> list[tuple[float, str]]:
-        """(mtime of the weights, path) of every complete model, oldest first (as ``list_models``)."""
-        if not self.storage.local:
-            return list_models(self.storage, self.models_dir, now)
-        try:
-            dir_mtime = self.storage.mtime(self.models_dir)
-        except (FileNotFoundError, NotADirectoryError):
-            self._dir_mtime, self._known = None, {}
-            return []
-        if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S:
-            self._refresh()
-            self._dir_mtime = dir_mtime
-        return _ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
-
-    def latest(self) -> str | None:
-        models = self.models()
-        return models[-1][1] if models else None
-
-    def _refresh(self) -> None:
-        try:
-            entries = self.storage.fs.ls(self.models_dir, detail=True)
-        except (FileNotFoundError, NotADirectoryError):
-            self._known = {}
-            return
-        known = {}
-        for e in entries:
-            path = e["name"].rstrip("/")
-            if e.get("type") != "directory" or is_tmp(path):  # (locally, a directory under its final name is complete)
-                continue
-            identity = (e.get("ino"), e.get("mtime"))
-            before = self._known.get(path)
-            if before is not None and before[0] == identity and before[1] is not None:
-                known[path] = before
-            else:
-                known[path] = (identity, _model_mtime(self.storage, path))
-        self._known = known

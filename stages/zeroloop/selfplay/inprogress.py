@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zeroloop import rows
+from zeroloop import layout, rows
 from zeroloop.metrics import metric
 from zeroloop.selfplay.gamestate import GameState
 from zeroloop.selfplay.snapshot import Snapshot, SnapshotError, decode, encode, game_ids, read_header
@@ -55,7 +55,6 @@ from zeroloop.storage import Storage, unique_name
 
 log = logging.getLogger(__name__)
 
-INPROGRESS_DIR = "inprogress"  # as BaseDir.inprogress(model)
 _NAME = re.compile(r"^([0-9a-f]{16})(?:\.live-([0-9a-f]{16}))?\.npz$")
 
 
@@ -120,7 +119,7 @@ class SavedGames:
         """The batch new games go to (in the first model's inprogress/)."""
         if self._home is None:
             self._home = unique_name()
-            self.batches[self._home] = BatchFile(self._home, posixpath.join(self.selfplay_dir, model, INPROGRESS_DIR))
+            self.batches[self._home] = BatchFile(self._home, layout.model_inprogress(self.selfplay_dir, model))
         return self._home
 
     def save(self, playing: list[tuple[str, GameState]], pending: list[PendingGame], release: bool = False) -> SaveReport:
@@ -226,7 +225,7 @@ class SavedGames:
         now = self.clock()
         found = []
         for model_dir in self.storage.list_subdirs(self.selfplay_dir):
-            folder = posixpath.join(model_dir, INPROGRESS_DIR)
+            folder = layout.model_inprogress(self.selfplay_dir, posixpath.basename(model_dir))
             for path in self.storage.list_files(folder, ".npz"):
                 m = _NAME.match(posixpath.basename(path))
                 if m is None:
@@ -273,10 +272,9 @@ class SavedGames:
         """A saved finished game without the rows and SGF its writer had already published."""
         keep = np.ones(game.num_rows, dtype=bool)
         for name, start, end in game.pieces:
-            if self.storage.exists(posixpath.join(self.selfplay_dir, game.model_dir, "tdata", name + ".npz")):
+            if self.storage.exists(layout.tdata_file(self.selfplay_dir, game.model_dir, name)):
                 keep[start:end] = False
-        if game.sgf_file and self.storage.exists(posixpath.join(self.selfplay_dir, game.model_dir, "sgfs",
-                                                                game.sgf_file + ".sgfs")):
+        if game.sgf_file and self.storage.exists(layout.sgfs_file(self.selfplay_dir, game.model_dir, game.sgf_file)):
             game.sgf = None
         game.rows = rows.take(game.rows, keep)
         game.pieces, game.sgf_file = [], None

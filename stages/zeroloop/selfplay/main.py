@@ -92,10 +92,10 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     log.info("seed %d: --seed %s mixed with this start's nonce %016x (--start-nonce %016x replays this start)",
              seed, args.seed if args.seed is not None else "(none)", nonce, nonce)
     device = runtime.resolve_device(args.device)
-    from zeroloop.nn.modelfile import storage_at
+    from zeroloop.storage import open_location
 
-    out_storage, out_dir = storage_at(args.output_dir)
-    models_storage, models_dir = storage_at(args.models_dir)
+    out_storage, out_dir = open_location(args.output_dir)
+    models_storage, models_dir = open_location(args.models_dir)
     if out_storage.exists(out_dir) and not out_storage.fs.isdir(out_dir):
         raise UserError(f"--output-dir {args.output_dir} is a file, not a directory")
     try:

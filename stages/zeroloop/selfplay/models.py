@@ -2,7 +2,7 @@
 
 ``ModelWatcher`` follows KataGo's findLatestModel: the newest complete
 model directory in models-dir by the weights' modification time
-(``zeroloop.nn.modelfile.find_latest_model``), looked up again every
+(``zeroloop.modellist.find_latest_model``), looked up again every
 ``poll_seconds``. While there is no model at all, self-play uses the
 uniform-random evaluator under the name ``random`` (its data goes to
 ``selfplay/random/``); once a real model has been used, an empty or
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from zeroloop import modellist
 from zeroloop.errors import ModelFileError
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME, Evaluator, RandomEvaluator
 from zeroloop.storage import Storage
@@ -71,7 +72,7 @@ class ModelWatcher:
         self._current: str | None = None  # path of the model in use (None: random)
         self._skipped: set[str] = set()
         self._next_poll = 0.0
-        self._listing = None  # modelfile.ModelListing, made on first use (modelfile imports torch)
+        self._listing: modellist.ModelListing | None = None  # made on first use
 
     def initial(self) -> LoadedModel:
         self._next_poll = time.monotonic() + self.poll_seconds
@@ -93,7 +94,7 @@ class ModelWatcher:
         from zeroloop.nn import modelfile
 
         if self._listing is None:
-            self._listing = modelfile.ModelListing(self.storage, self.models_dir)
+            self._listing = modellist.ModelListing(self.storage, self.models_dir)
         try:
             path = self._listing.latest()
         except OSError as e:

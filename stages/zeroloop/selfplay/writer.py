@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zeroloop import rows
+from zeroloop import layout, rows
 from zeroloop.metrics import metric
 from zeroloop.storage import Storage, unique_name
 
@@ -70,8 +70,9 @@ class TdataWriter:
                  first_file_min_prop: float, rng: np.random.Generator, write_sgfs: bool = True):
         self.storage = storage
         self.model = model
-        self.tdata_dir = posixpath.join(selfplay_dir, model, "tdata")
-        self.sgfs_dir = posixpath.join(selfplay_dir, model, "sgfs")
+        self.selfplay_dir = selfplay_dir
+        self.tdata_dir = layout.model_tdata(selfplay_dir, model)
+        self.sgfs_dir = layout.model_sgfs(selfplay_dir, model)
         self.pos_len = pos_len
         self.max_rows = max_rows_per_file
         self.write_sgfs = write_sgfs
@@ -160,7 +161,7 @@ class TdataWriter:
         count = sum(end - start for _, start, end in plan.pieces)
         if count:
             out = rows.concat([rows.take(g.rows, slice(start, end)) for g, start, end in plan.pieces])
-            path = posixpath.join(self.tdata_dir, plan.name + ".npz")
+            path = layout.tdata_file(self.selfplay_dir, self.model, plan.name)
             rows.write(self.storage, path, out)
             self.files_written += 1
             self.rows_written += count
@@ -168,7 +169,7 @@ class TdataWriter:
             metric("zeroloop_selfplay_rows_total").inc(count)
             log.info("wrote %s (%d rows, model %s)", path, count, self.model)
         if plan.sgfs:
-            path = posixpath.join(self.sgfs_dir, plan.name + ".sgfs")
+            path = layout.sgfs_file(self.selfplay_dir, self.model, plan.name)
             self.storage.write_bytes(path, ("\n".join(g.sgf for g in plan.sgfs) + "\n").encode())
 
 
@@ -176,6 +177,7 @@ def sweep_leftovers(storage: Storage, selfplay_dir: str) -> int:
     """Remove half-written files that stopped self-play processes left in any model's dirs."""
     removed = 0
     for model_dir in storage.list_subdirs(selfplay_dir):
-        for sub in ("tdata", "sgfs"):
-            removed += len(storage.sweep_tmp(posixpath.join(model_dir, sub)))
+        model = posixpath.basename(model_dir)
+        for sub in (layout.model_tdata(selfplay_dir, model), layout.model_sgfs(selfplay_dir, model)):
+            removed += len(storage.sweep_tmp(sub))
     return removed

@@ -21,7 +21,6 @@ run's history.
 from __future__ import annotations
 
 import logging
-import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable

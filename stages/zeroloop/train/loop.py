@@ -39,7 +39,7 @@ from zeroloop.errors import DataFileError, ModelFileError, UserError
 from zeroloop.nn import modelfile
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
-from zeroloop.storage import BaseDir
+from zeroloop.storage import BaseDir, open_location
 from zeroloop.train import bucket as bucketmod
 from zeroloop.train import checkpoint, data, files, losses, optim
 from zeroloop.train.options import TrainOptions
@@ -265,7 +265,7 @@ class Trainer:
             self._build(get_config(self.opts.model_kind), pos_len)
             log.info("new %s net for pos_len %d", self.opts.model_kind, pos_len)
             return
-        storage, path = modelfile.storage_at(src)
+        storage, path = open_location(src)
         if storage.fs.isdir(path):
             net, info = modelfile.load_model(storage, path, "cpu")
             self._build(info.config, info.pos_len)

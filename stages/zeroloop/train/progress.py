@@ -18,12 +18,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from zeroloop import metrics
+from zeroloop import layout, metrics
 from zeroloop.train.losses import TERMS
 
 log = logging.getLogger(__name__)
 
-JSONL_NAME = "metrics_train.jsonl"
+JSONL_NAME = layout.TRAIN_METRICS
 
 
 @dataclass
