@@ -26,3 +26,10 @@ def test_bench_scale_figures_and_flat_filesystem_calls(tmp_path):
         assert d[f"x10_{op}_fs_calls"] <= d[f"x1_{op}_fs_calls"] + slack, (op, d[f"x1_{op}_fs_calls"],
                                                                             d[f"x10_{op}_fs_calls"])
     assert list(tmp_path.iterdir()) == []  # the synthetic BASEDIR is removed
+
+
+def test_bench_scale_refuses_bad_flags():
+    for flags, why in ((["--sizes", "0,10"], "at least 1"), (["--sizes", "x"], "expected numbers"),
+                       (["--operations", "shuffle_plan,nap"], "unknown nap"), (["--latency-ms", "-1"], "not negative")):
+        proc = run_cli("bench", "scale", "--json", *flags)
+        assert proc.returncode == 2 and why in proc.stderr, (flags, proc.stderr)

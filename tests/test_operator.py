@@ -722,3 +722,28 @@ def test_ensure_children_checks_every_name_before_creating_any():
     assert kube.calls == []
     assert "Service name 'go19.v2-selfplay-metrics' is not a DNS-1035 label" in str(err.value)
     assert not any("Deployment" in p for p in err.value.problems), "dots are fine in other kinds' names"
+
+
+async def test_progress_of_200_selfplay_pods(operator):
+    """A run of 200 self-play pods, 10 of them hung: every status round still ends (the round's deadline and
+    the per-pod timeout bound it), and progress counts the games of every pod that answers."""
+    from test_scrape import ManyPods
+
+    kmock = operator
+    hung = set(range(10, 20))
+    pods = ManyPods(hung, set())
+    try:
+        await create(kmock, run_object(metrics={"port": pods.port}))
+        await all_children(kmock)
+        for n in range(1, 201):
+            add_pod(kmock, f"demo-selfplay-{n}", "demo", "selfplay", f"127.0.0.{n}")
+        want = sum(n for n in range(1, 201) if n not in hung)
+
+        def progress():
+            return run_status(kmock).get("progress") or {}
+
+        await wait_for(lambda: progress().get("games") == want, what=f"{want} games from 190 pods", timeout=60)
+        listed = {p["name"] for p in progress()["pods"]}
+        assert len(listed) == 190 and not listed & {f"demo-selfplay-{n}" for n in hung}  # never read: not listed
+    finally:
+        pods.close()

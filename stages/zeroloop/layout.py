@@ -185,6 +185,10 @@ def model_info(model_dir: str) -> str:
     return _join(model_dir, MODEL_INFO)
 
 
+def model_katago(model_dir: str) -> str:
+    return _join(model_dir, MODEL_KATAGO)
+
+
 # --- zeroloop's own -----------------------------------------------------------------------------
 
 

@@ -50,6 +50,8 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zeroloop.errors import UserError
+
 # One history unit (1x); 100x is the largest run.
 DIRS_PER_UNIT = 50  # self-play directories = accepted models = gating records
 TDATA_PER_DIR = 40
@@ -348,9 +350,9 @@ def _parse_sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        raise SystemExit(f"zeroloop bench scale: --sizes {text!r}: expected numbers like 1,10,100") from None
+        raise UserError(f"--sizes {text!r}: expected numbers like 1,10,100") from None
     if not sizes or sizes[0] < 1:
-        raise SystemExit(f"zeroloop bench scale: --sizes {text!r}: sizes must be at least 1")
+        raise UserError(f"--sizes {text!r}: sizes must be at least 1")
     return sizes
 
 
@@ -359,11 +361,9 @@ def measure(args: argparse.Namespace) -> dict:
     ops = [o.strip() for o in args.operations.split(",") if o.strip()]
     unknown = sorted(set(ops) - set(OPERATIONS))
     if unknown:
-        raise SystemExit(f"zeroloop bench scale: unknown operations {', '.join(unknown)}; known: "
-                         f"{', '.join(OPERATIONS)}")
+        raise UserError(f"--operations: unknown {', '.join(unknown)}; known: {', '.join(OPERATIONS)}")
     if args.scale_down < 1 or args.repeats < 1 or args.latency_ms < 0 or args.max_rows < 1:
-        raise SystemExit("zeroloop bench scale: --scale-down and --repeats must be at least 1, --max-rows positive, "
-                         "--latency-ms not negative")
+        raise UserError("--scale-down and --repeats must be at least 1, --max-rows positive, --latency-ms not negative")
     largest = sizes[-1]
     unit = max(2, DIRS_PER_UNIT // args.scale_down)  # self-play directories at 1x
     layout = Layout(dirs=unit * largest, cycles=max(2, CYCLES_PER_UNIT // args.scale_down) * largest)

@@ -51,9 +51,15 @@ def _adjacent_to_colour(b, p, pla):
     return False
 
 
+WORK_PER_POINT = 12  # int64 scratch per grid point used by _mark_area_for
+
+
 @njit(cache=True)
-def _mark_area_for(b, pla, out, sign):
-    """Set out[index] = sign on pla's pass-alive stones and territory (policy indices y*n+x)."""
+def _mark_area_for(b, pla, out, sign, work):
+    """Set out[index] = sign on pla's pass-alive stones and territory (policy indices y*n+x).
+
+    work: int64 scratch of WORK_PER_POINT * (n+2)**2 + 1 (one allocation for both colours).
+    """
     n = b[B.H_SIZE]
     s = n + 2
     area = s * s
@@ -62,12 +68,20 @@ def _mark_area_for(b, pla, out, sign):
     nx = B._next(b)
     opp = 3 - pla
     suicide = b[B.H_MULTI_SUICIDE] == 1
-    region = np.full(area, -1, dtype=np.int64)
-    points = np.empty(area, dtype=np.int64)  # every region's points, one region after another
-    start = np.zeros(area + 1, dtype=np.int64)
-    vital = np.zeros((area, 4), dtype=np.int64)  # the chain heads a region is vital to
-    nvital = np.zeros(area, dtype=np.int64)
-    internal = np.zeros(area, dtype=np.int64)  # points not adjacent to pla, counted up to 2
+    region = work[0:area]
+    points = work[area:2 * area]  # every region's points, one region after another
+    start = work[2 * area:3 * area + 1]
+    vital = work[3 * area + 1:7 * area + 1].reshape((area, 4))  # the chain heads a region is vital to
+    nvital = work[7 * area + 1:8 * area + 1]
+    internal = work[8 * area + 1:9 * area + 1]  # points not adjacent to pla, counted up to 2
+    count = work[9 * area + 1:10 * area + 1]  # vital regions per chain head
+    dead = work[10 * area + 1:11 * area + 1]  # by chain head
+    spoiled = work[11 * area + 1:12 * area + 1]  # regions bordering a dead chain
+    region[:] = -1
+    internal[:] = 0
+    count[:] = 0
+    dead[:] = 0
+    spoiled[:] = 0
     has_pla = False
     nreg = 0
     total = 0
@@ -122,27 +136,24 @@ def _mark_area_for(b, pla, out, sign):
     if not has_pla:
         return
     # Benson's iteration: chains with fewer than two vital regions die, and so do the regions they border.
-    count = np.zeros(area, dtype=np.int64)  # vital regions per chain head
     for r in range(nreg):
         for j in range(nvital[r]):
             count[vital[r, j]] += 1
-    dead = np.zeros(area, dtype=np.bool_)  # by chain head
-    spoiled = np.zeros(nreg, dtype=np.bool_)  # regions bordering a dead chain
     changed = True
     while changed:
         changed = False
         for h in range(area):
-            if b[co + h] != pla or b[hd + h] != h or dead[h] or count[h] >= 2:
+            if b[co + h] != pla or b[hd + h] != h or dead[h] != 0 or count[h] >= 2:
                 continue
-            dead[h] = True
+            dead[h] = 1
             changed = True
             p = h
             while True:
                 for d in range(4):
                     q = p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
                     r = region[q]
-                    if r >= 0 and not spoiled[r]:
-                        spoiled[r] = True
+                    if r >= 0 and spoiled[r] == 0:
+                        spoiled[r] = 1
                         for j in range(nvital[r]):
                             count[vital[r, j]] -= 1
                 p = b[nx + p]
@@ -151,13 +162,40 @@ def _mark_area_for(b, pla, out, sign):
     for y in range(n):
         for x in range(n):
             p = (y + 1) * s + x + 1
-            if b[co + p] == pla and not dead[b[hd + p]]:
+            if b[co + p] == pla and dead[b[hd + p]] == 0:
                 out[y * n + x] = sign
     for r in range(nreg):
-        if internal[r] <= 1 and not spoiled[r]:
+        if internal[r] <= 1 and spoiled[r] == 0:
             for i in range(start[r], start[r + 1]):
                 p = points[i]
                 out[(p // s - 1) * n + p % s - 1] = sign
+
+
+@njit(cache=True, inline="always")
+def _stone_free(b, p):
+    """p is empty and none of its neighbours holds a stone."""
+    if b[B.HEADER + p] != B.EMPTY:
+        return False
+    s = b[B.H_STRIDE]
+    for d in range(4):
+        c = b[B.HEADER + p + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)]
+        if c == B.BLACK or c == B.WHITE:
+            return False
+    return True
+
+
+@njit(cache=True)
+def surely_unsettled(b):
+    """A quick test, no allocation: two adjacent empty points with no stone next to either lie in one
+    region with two points no owner's stone touches, so the board cannot be settled."""
+    n = b[B.H_SIZE]
+    s = n + 2
+    for y in range(n):
+        for x in range(n):
+            p = (y + 1) * s + x + 1
+            if _stone_free(b, p) and ((x + 1 < n and _stone_free(b, p + 1)) or (y + 1 < n and _stone_free(b, p + s))):
+                return True
+    return False
 
 
 @njit(cache=True)
@@ -169,8 +207,9 @@ def pass_alive_area(b, out):
     n = b[B.H_SIZE]
     for i in range(n * n):
         out[i] = 0
-    _mark_area_for(b, B.BLACK, out, 1)
-    _mark_area_for(b, B.WHITE, out, -1)
+    work = np.empty(WORK_PER_POINT * (n + 2) * (n + 2) + 1, dtype=np.int64)
+    _mark_area_for(b, B.BLACK, out, 1, work)
+    _mark_area_for(b, B.WHITE, out, -1, work)
     unsettled = 0
     for i in range(n * n):
         if out[i] == 0:
@@ -180,6 +219,8 @@ def pass_alive_area(b, out):
 
 def settled_ownership(board: np.ndarray) -> np.ndarray | None:
     """(n*n,) int64 ownership from Black's view if every point is pass-alive area, else None."""
+    if surely_unsettled(board):
+        return None
     n = int(board[B.H_SIZE])
     out = np.zeros(n * n, dtype=np.int64)
     return out if pass_alive_area(board, out) == 0 else None

@@ -26,11 +26,11 @@ import posixpath
 import re
 from collections import Counter
 
-from zeroloop import cliflags, rows
+from zeroloop import cliflags, layout, rows
 from zeroloop.errors import CorruptFileError, UserError
 from zeroloop.katago import tdata
 from zeroloop.nn import modelfile
-from zeroloop.storage import BaseDir
+from zeroloop.storage import BaseDir, open_location
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def default_model_name(path: str) -> str:
 
 def import_file(base: BaseDir, path: str, model: str, pos_len: int | None) -> tuple[str, tdata.Converted | None]:
     """Convert and publish one file; (target, None) if the target exists already."""
-    target = posixpath.join(base.tdata(model), posixpath.basename(path))
+    stem = posixpath.basename(path).removesuffix(layout.TDATA_SUFFIX)
+    target = layout.tdata_file(base.selfplay, model, stem)
     if base.storage.exists(target):
         return target, None
     try:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         problem = modelfile.check_model_name(args.model_name)
         if problem:
             raise UserError(f"--model-name: {problem}")
-    src_storage, src = modelfile.storage_at(args.src)
+    src_storage, src = open_location(args.src, "SRC")
     base = BaseDir.open(args.basedir)
     if type(src_storage.fs) is not type(base.storage.fs):
         raise UserError("SRC and BASEDIR must be on the same kind of filesystem")

@@ -10,12 +10,11 @@ writes this file beside every model with ``zeroloop export --katago``.
 from __future__ import annotations
 
 import argparse
-import posixpath
-
-from zeroloop import cliflags
+from zeroloop import cliflags, layout
 from zeroloop.errors import ModelFileError, UserError
 from zeroloop.katago import netexport
 from zeroloop.nn import modelfile
+from zeroloop.storage import open_location
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,16 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    storage, path = modelfile.storage_at(args.model)
+    storage, path = open_location(args.model, "MODEL")
     try:
         net, info = modelfile.load_model(storage, path, "cpu")
     except ModelFileError as e:
         raise UserError(str(e)) from None
-    out = args.out or posixpath.join(path, modelfile.KATAGO_FILE)
+    out = args.out or layout.model_katago(path)
     if not (out.endswith(".bin.gz") or out.endswith(".bin")):
         raise UserError(f"OUT {out!r}: KataGo loads model files named *.bin.gz (or *.bin)")
     data = netexport.export_bin_gz(net, args.name or info.name)
-    out_storage, out_path = modelfile.storage_at(out) if args.out else (storage, out)
+    out_storage, out_path = open_location(out, "OUT") if args.out else (storage, out)
     if out_path.endswith(".bin"):
         import gzip
 

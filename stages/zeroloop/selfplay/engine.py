@@ -338,6 +338,7 @@ class SelfplayEngine:
         """Start a forked game (its opening moves played, none recorded) in slot g."""
         if self._replay(g, state) is not None:
             return  # (cannot happen: a fork is a legal continuation of a game this engine played)
+        state.model = self.models[self.current].name  # the newest model plays it, as any new game
         self.slots[g] = state
         self.slot_model[g] = self.current
         self.slot_batch[g] = self.saved.home(state.model) if self.saved is not None else ""

@@ -116,11 +116,12 @@ def encode(snap: Snapshot) -> bytes:
         "rec_weight": np.array([r.weight for r in recs], dtype=np.float32),
         "rec_policy_surprise": np.array([r.policy_surprise for r in recs], dtype=np.float32),
         "rec_nn_value": np.array([r.nn_value for r in recs], dtype=np.float32),
-        "rec_next_policy": _stack([np.zeros(p * p + 1, np.float32) if r.next_policy is None else r.next_policy
-                                   for r in recs], np.float32, (p * p + 1,)),
         "pending_id": np.array([g.game_id for g in snap.pending], dtype=np.int64),
         "pending_off": np.cumsum([0] + [g.num_rows for g in snap.pending]).astype(np.int64),
     }
+    if any(r.next_policy is not None for r in recs):  # (only with opponent_policy_from_search: kept small)
+        arrays["rec_next_policy"] = _stack([np.zeros(p * p + 1, np.float32) if r.next_policy is None
+                                            else r.next_policy for r in recs], np.float32, (p * p + 1,))
     pend_rows = rows.concat([g.rows for g in snap.pending]) if snap.pending else rows.empty(0, p)
     for k in rows.SPECS:
         arrays["pending_" + k] = pend_rows[k]
