@@ -78,6 +78,8 @@ def test_the_last_cycle_plays_what_the_budget_pays_for(tmp_path):
     assert loop._cycle_games(state, 20) == 80
     state.nn_evals = 9_950
     assert loop._cycle_games(state, 99) == 1
+    state.nn_evals, state.evals_per_game = 2_000, 50.0  # the last step's games were shorter: their rate counts
+    assert loop._cycle_games(state, 20) == 160
     state.nn_evals = 10_000
     assert loop.budget_spent(state)
     assert SyncLoop(loop.base, loop.s, out=io.StringIO())._cycle_games(state, 100) == 500  # no budget

@@ -72,6 +72,7 @@ class LoopState:
     step_seconds: dict = field(default_factory=dict)
     nn_evals: int = 0  # self-play NN evaluations of the whole run so far (from the self-play logs)
     random_evals: int = 0  # self-play evaluations by the random evaluator (no net; not counted as NN evals)
+    evals_per_game: float = 0.0  # NN evaluations per game of the last self-play step with a net
     start_nn_evals: int = 0
 
     @classmethod
@@ -239,10 +240,11 @@ class SyncLoop:
 
     def _cycle_games(self, state: LoopState, games: int) -> int:
         """Games this cycle plays: a full cycle, or under --max-nn-evals what the budget's rest pays for
-        at the run's NN evaluations per game so far (games is the count of games played with a net)."""
+        at the NN evaluations per game of the last step with a net (else of the run so far: games is the
+        count of games played with a net)."""
         if self.max_nn_evals is None or games == 0 or state.nn_evals == 0:
             return self.s.games_per_cycle
-        per_game = state.nn_evals / games
+        per_game = state.evals_per_game or state.nn_evals / games  # the latest games: lengths drift
         left = self.max_nn_evals - state.nn_evals
         return max(1, min(self.s.games_per_cycle, math.ceil(left / per_game)))
 
@@ -267,6 +269,9 @@ class SyncLoop:
             state.random_evals += evals  # no net: not part of the compute budget
         else:
             state.nn_evals += evals
+            played = self.stats.games() - games
+            if played > 0 and evals > 0:
+                state.evals_per_game = evals / played
         state.save(self.base)
         if rc is None:
             return None
