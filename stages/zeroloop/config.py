@@ -180,6 +180,10 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where} = {value!r} is not a string")
         return value
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} = {value!r} is not a table of keys")
+        return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} = {value!r} is not a list")
