@@ -347,15 +347,6 @@ def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
     return zeroloop(*plan.export_args(describe(s), placement(base, s)))
 
 
-# The old names of two layout paths, for callers written against them (the paths live in zeroloop.layout).
-def logs_path(base: BaseDir, stage: str) -> str:
-    return layout.log(base.root, stage)
-
-
-def init_model_path(base: BaseDir) -> str:
-    return layout.loop_init_model(base.root)
-
-
 def report_argv(base: BaseDir) -> list[str]:
     return zeroloop("report", base.root)
 
