@@ -125,6 +125,8 @@ class LoopSettings:
         except UserError as e:
             problems.append(str(e))
         problems += check_selfplay_keys(self) + check_train_flags(self.train_flags)
+        if not problems:
+            problems += training_can_start(self)
         if problems:
             raise UserError("; ".join(problems))
 
@@ -167,6 +169,38 @@ def check_selfplay_keys(s: "LoopSettings") -> list[str]:
     except ConfigError as e:
         return [str(e)]
     return []
+
+
+def training_can_start(s: "LoopSettings") -> list[str]:
+    """Why training could never start with these settings (empty: it can).
+
+    The trainer runs with --no-repeat-files, so an epoch must fit in one
+    shuffle. Until the first net exists, self-play plays random games, and
+    random rows count toward the shuffle window for at most
+    ``shuffle_min_rows``: the window stays at that size, and whole tdata
+    files are taken until it is covered, so a shuffle of random rows holds
+    fewer than ``shuffle_min_rows`` + one file's rows, and at most about
+    ``keep_target_rows``. If an epoch does not fit in that, no net is ever
+    trained and the loop plays random games for ever (which a
+    ``--max-nn-evals`` budget, counting net evaluations only, never ends).
+    """
+    from zeroloop import config
+    from zeroloop.selfplay.config import SelfplayConfig
+
+    cfg = config.from_dict(SelfplayConfig, selfplay_config(s), "loop/selfplay.toml")
+    file_rows = max(cfg.max_rows_per_file, cfg.max_moves(s.board_size))  # a file holds whole games
+    problems = []
+    if s.keep_target_rows < s.samples_per_epoch:
+        problems.append(f"--keep-target-rows {s.keep_target_rows} is below --samples-per-epoch "
+                        f"{s.samples_per_epoch}: a shuffle never holds an epoch, so training never starts")
+    elif s.shuffle_min_rows + file_rows - 1 < s.samples_per_epoch:
+        problems.append(f"--shuffle-min-rows {s.shuffle_min_rows} with self-play files of at most {file_rows} rows "
+                        f"(selfplay max_rows_per_file) is too small for --samples-per-epoch {s.samples_per_epoch}: "
+                        f"until the first net exists a shuffle holds random games' rows, at most "
+                        f"{s.shuffle_min_rows + file_rows - 1}, an epoch never fits (--no-repeat-files) and the "
+                        f"loop would play random games for ever; raise --shuffle-min-rows to at least "
+                        f"{s.samples_per_epoch} or lower --samples-per-epoch")
+    return problems
 
 
 def check_train_flags(flags: dict) -> list[str]:
