@@ -41,6 +41,8 @@ def option(default: Any, doc: str, *, lo: float | None = None, hi: float | None 
 
     ``lo``/``hi`` bound it inclusively, ``above`` exclusively (``above=0``: positive); ``default`` may
     be ``dataclasses.MISSING`` (required). ``parse`` reads its flag's text (default: from the type).
+    ``choices`` may be a function giving them, called only when needed (a table that imports heavy
+    modules stays out of a light import).
     """
     meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices, "parse": parse,
             "metavar": metavar}
@@ -117,7 +119,7 @@ def load(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None
 
 def _check(where: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
     value = _coerce(where, value, hint)
-    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
+    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), choices_of(meta)
     items = value if isinstance(value, (list, tuple)) else [value]
     for v in items:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -134,10 +136,15 @@ def _check(where: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
     return value
 
 
+def choices_of(meta: typing.Mapping) -> tuple | None:
+    choices = meta.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
 def range_problem(f: dataclasses.Field, value: Any) -> str | None:
     """Why a flag's value is outside its field's range or choices (the flag named), or None."""
     meta = f.metadata
-    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
+    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), choices_of(meta)
     if value is None or isinstance(value, (bool, dict, list, tuple)):
         return None
     flag = flag_name(f.name)
@@ -265,8 +272,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
         kind = _flag_type(f, hints[f.name])
         if kind is None:
             continue
-        if f.metadata.get("choices") and f.metadata.get("parse") is None:
-            kwargs["choices"] = f.metadata["choices"]
+        if choices_of(f.metadata) and f.metadata.get("parse") is None:
+            kwargs["choices"] = choices_of(f.metadata)
         if f.metadata.get("metavar"):
             kwargs["metavar"] = f.metadata["metavar"]
         cliflags.flag(g, flag_name(f.name), type=kind, **kwargs)
