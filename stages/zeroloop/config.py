@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from zeroloop import cliflags
 from zeroloop.errors import ConfigError
 
 T = TypeVar("T")
@@ -224,19 +225,13 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _finite(text: str) -> float:
-    from zeroloop.cliflags import finite_float
-
-    return finite_float(text)
-
-
 def _flag_type(f: dataclasses.Field, hint: Any):
     """What reads this field's flag text: the field's own parse, else its (non-None) type."""
     if f.metadata.get("parse") is not None:
         return f.metadata["parse"]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return {int: int, float: _finite, str: str}.get(hint)
+    return {int: int, float: cliflags.finite_float, str: str}.get(hint)
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tuple[str, ...]] | None = None,
@@ -246,8 +241,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
     groups: help-section title -> field names (the rest go under "settings"). A bool field becomes
     ``--key``/``--no-key``; a field whose values cannot be spelt on a command line (a list) is file-only.
     """
-    from zeroloop import cliflags
-
     hints = typing.get_type_hints(cls)
     where = {name: title for title, names in (groups or {}).items() for name in names}
     sections: dict[str, Any] = {}
@@ -281,8 +274,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
 
 def add_config_flags(parser: argparse.ArgumentParser, what: str) -> None:
     """``--config FILE`` and ``--help-config`` of a stage whose settings are flags too."""
-    from zeroloop import cliflags
-
     cliflags.flag(parser, "--config", default=None, metavar="FILE",
                   help=f"{what} settings from a TOML or YAML file (keys: --help-config); flags override it")
     cliflags.flag(parser, "--help-config", action="store_true",
