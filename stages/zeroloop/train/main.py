@@ -15,6 +15,7 @@ import re
 import threading
 
 from zeroloop import cliflags, metrics, runtime
+from zeroloop import features as features_mod
 from zeroloop.errors import UserError
 from zeroloop.nn import modelfile
 from zeroloop.nn.configs import CONFIGS
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r = parser.add_argument_group("run")
     f(r, "--name", required=True, help="training name: train/<NAME>/ and exports <NAME>-s<samples>-d<rows>")
     f(r, "--model-kind", default="b6c96", choices=sorted(CONFIGS), help="net size for a new net")
+    f(r, "--features", default="zeroloop", choices=("zeroloop", "katago-v7"),
+      help="the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7: ladders, area); a model, "
+           "checkpoint or data rows of other inputs are refused")
     f(r, "--batch-size", type=int, required=True, help="samples per step (match the shuffle's --batch-size)")
     f(r, "--export-mode", choices=EXPORT_MODES, required=True,
       help="main: export to torchmodels_toexport; extra: to torchmodels_toexport_extra; trainonly: never")
@@ -136,7 +140,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     if problems:
         raise UserError("; ".join(problems))
     return TrainOptions(
-        name=args.name, model_kind=args.model_kind, batch_size=args.batch_size, export_mode=args.export_mode,
+        name=args.name, model_kind=args.model_kind, features=features_mod.NAMES[args.features],
+        batch_size=args.batch_size, export_mode=args.export_mode,
         samples_per_epoch=args.samples_per_epoch, epochs_per_export=args.epochs_per_export,
         max_epochs_this_instance=args.max_epochs_this_instance, max_training_samples=args.max_training_samples,
         max_train_bucket_per_new_data=args.max_train_bucket_per_new_data,

@@ -13,6 +13,7 @@ EXPORT_MODES = ("main", "extra", "trainonly")
 class TrainOptions:
     name: str
     model_kind: str = "b6c96"
+    features: int = 1  # the net's input feature version (zeroloop.features)
     batch_size: int = 256
     export_mode: str = "main"
     samples_per_epoch: int = 1_000_000
