@@ -279,10 +279,10 @@ def test_trainer_refuses_a_model_of_other_inputs_than_asked(tmp_path):
     net = random_init_model("b1c16", 5, seed=1)  # feature version 1
     path = str(tmp_path / "m1")
     modelfile.save_model(base.storage, path, net, modelfile.ModelInfo.for_model(net, "m1"))
-    trainer = Trainer(base, TrainOptions(name="t", model_kind="b1c16", features=F.KATAGO_V7, initial_checkpoint=path,
-                                         device="cpu"))
+    opts = dict(name="t", model_kind="b1c16", features="katago-v7", batch_size=4, export_mode="main", device="cpu")
+    trainer = Trainer(base, TrainOptions(**opts, initial_checkpoint=path))
     with pytest.raises(ModelFileError, match="reads input feature version 1, this training was asked for version 2"):
         trainer._start_fresh(5)
-    fresh = Trainer(base, TrainOptions(name="t", model_kind="b1c16", features=F.KATAGO_V7, device="cpu"))
+    fresh = Trainer(base, TrainOptions(**opts))
     fresh._start_fresh(5)
     assert fresh.model.config.features == F.KATAGO_V7 and fresh.model.conv_spatial.weight.shape[1] == 22
