@@ -85,6 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f(o, "--swa-scale", type=float, default=8.0, help="averaged model moves 1/this toward the net per update")
     f(o, "--soft-policy-weight", type=float, default=0.0,
       help="weight of KataGo's soft policy terms (targets to the power 1/4; KataGo: 8; 0: none)")
+    f(o, "--td-value-weight", type=float, default=0.0,
+      help="weight of KataGo's short-term (TD) value terms per horizon, times 1.2 as the value term (KataGo's "
+           "-td-value-loss-scales: 0.6; 0: none); the net gains TD value heads; rows without TD targets are "
+           "masked")
     f(o, "--lr-schedule", type=_lr_schedule, default=(),
       help="factors on the rate from sample counts on, KataGo's -lr-schedule: '(0,1.0),(500K,0.5)'")
     f(o, "--weight-decay-mode", choices=WEIGHT_DECAY_MODES, default="flat",
@@ -125,6 +129,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         problems.append(f"--pos-len {args.pos_len}: must be 2..{modelfile.MAX_POS_LEN}")
     if args.soft_policy_weight < 0 or args.head_lr_scale <= 0:
         problems.append("--soft-policy-weight must not be negative and --head-lr-scale must be positive")
+    if not 0 <= args.td_value_weight < float("inf"):
+        problems.append(f"--td-value-weight {args.td_value_weight}: must be a number >= 0")
     if args.lookahead_k < 1 or not 0 < args.lookahead_alpha <= 1:
         problems.append("--lookahead-k must be at least 1 and --lookahead-alpha in (0, 1]")
     if args.weight_decay_mode == "katago" and (args.optimizer != "sgd" or args.weight_decay is not None):
@@ -150,6 +156,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         swa_scale=args.swa_scale, checkpoint_interval_s=args.checkpoint_interval_seconds,
         data_poll_s=args.data_poll_seconds, print_every_batches=args.print_every_batches,
         prefetch_batches=args.prefetch_batches, seed=args.seed, soft_policy_weight=args.soft_policy_weight,
+        td_value_weight=args.td_value_weight,
         lr_schedule=args.lr_schedule, weight_decay_mode=args.weight_decay_mode, head_lr_scale=args.head_lr_scale,
         lookahead_k=args.lookahead_k, lookahead_alpha=args.lookahead_alpha)
 

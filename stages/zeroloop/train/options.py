@@ -43,6 +43,7 @@ class TrainOptions:
     seed: int | None = None
     # KataGo's methods, off by default (docs/learning.md)
     soft_policy_weight: float = 0.0  # KataGo: 8
+    td_value_weight: float = 0.0  # KataGo: 0.6 (its -td-value-loss-scales, per horizon)
     lr_schedule: tuple[tuple[int, float], ...] = ()  # (samples, factor) points; () = factor 1
     weight_decay_mode: str = "flat"  # or "katago"
     head_lr_scale: float = 1.0  # KataGo: 0.5
