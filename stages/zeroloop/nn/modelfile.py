@@ -34,9 +34,8 @@ import safetensors.torch
 import torch
 
 from zeroloop import features, layout
-from zeroloop.modellist import ModelListing, find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
-from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
+from zeroloop.modelnames import check_model_name
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
 from zeroloop.storage import Storage, open_location
@@ -45,7 +44,6 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = layout.MODEL_WEIGHTS
 INFO_FILE = layout.MODEL_INFO
 KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
-storage_at = open_location  # its old name here, for callers not yet moved to zeroloop.storage
 MAX_POS_LEN = 32
 log = logging.getLogger(__name__)
 
