@@ -156,12 +156,10 @@ class RunStats:
             changed = storage.mtime(self.base.models)
             if self._listed is not None and self._listed[0] == changed and time.time() - changed >= 2.0:
                 return self._listed[1]
-            entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return ()
-        listed = tuple(modellist.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
-                                         if e.get("type") == "directory" and not is_tmp(e["name"])]))
-        del entries
+        listed = tuple(modellist.ranked([(mtime, path) for path, mtime in storage.scan_subdirs(self.base.models)
+                                         if mtime is not None and not is_tmp(path)]))
         self._listed = (changed, listed)
         return listed
 
