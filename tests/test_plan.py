@@ -47,7 +47,7 @@ def loop_settings() -> S.LoopSettings:
                           games_at_once=64, gating_games=40, gating_visits=48, gating_win_prop=0.55,
                           shuffle_min_rows=10_000, keep_target_rows=60_000, taper_window_scale=20_000,
                           batch_size=128, samples_per_epoch=5_000, max_train_per_data=3.0,
-                          max_train_samples_per_cycle=100_000, lr_scale=0.5, lr_warmup_samples=10_000,
+                          max_train_samples_per_cycle=100_000, lr_scale=0.5, lr_warmup_samples=3_000,
                           device="cpu", threads=1, seed=7)
 
 
@@ -61,7 +61,8 @@ def the_same_training_run() -> runspec.RunSpec:
                     "shuffler": {"minRows": 10_000, "keepTargetRows": 60_000, "taperWindowScale": 20_000,
                                  "numProcesses": 1},
                     "trainer": {"gpus": 0, "batchSize": 128, "samplesPerEpoch": 5_000,
-                                "maxTrainBucketPerNewData": 3.0, "maxTrainBucketSize": 100_000, "lrScale": 0.5},
+                                "maxTrainBucketPerNewData": 3.0, "maxTrainBucketSize": 100_000, "lrScale": 0.5,
+                                "lrWarmupSamples": 3_000},
                     "gatekeeper": {"gpus": 0, "games": 40, "visits": 48, "requiredCandidateWinProp": 0.55}}}
     defaulted, errors = crd_rules.admit(obj)
     assert errors == []
@@ -96,7 +97,7 @@ def test_the_loop_and_the_operator_start_every_stage_alike(tmp_path):
         assert ours == theirs, component
     # the trainer's warm-up, weight averaging and checkpoint interval reach the cluster too
     train = podtemplates.stage_args("trainer", "eq", spec)
-    for flag, value in (("--lr-warmup-samples", "10000"), ("--swa-period-samples", "1250"),
+    for flag, value in (("--lr-warmup-samples", "3000"), ("--swa-period-samples", "1250"),
                         ("--checkpoint-interval-seconds", "120"), ("--print-every-batches", "9")):
         assert train[train.index(flag) + 1] == value, flag
 
@@ -157,6 +158,7 @@ def test_operator_render_prints_what_the_operator_creates(tiny_yaml):
     (container,) = trainer["spec"]["template"]["spec"]["containers"]
     admitted, _ = crd_rules.admit(yaml.safe_load(open(tiny_yaml)))
     assert container["args"] == podtemplates.stage_args("trainer", "tiny", runspec.parse(admitted["spec"], "tiny"))
+    assert container["args"][container["args"].index("--lr-warmup-samples") + 1] == "10000"  # the CRD's default
 
 
 @pytest.mark.parametrize("text, message", [

@@ -84,6 +84,7 @@ class ShufflerSpec(Pods):
 class TrainerSpec(Pods):
     batch_size: int = 256
     lr_scale: float = 1.0
+    lr_warmup_samples: int = 10000
     samples_per_epoch: int = 1000000
     max_train_bucket_per_new_data: float = 4.0
     max_train_bucket_size: int = 5000000

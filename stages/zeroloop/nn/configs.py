@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from zeroloop.errors import ConfigError
 
 BLOCK_KINDS = ("regular", "gpool")
-OPTIONAL_KEYS = {"soft_policy"}  # keys added later: files from before lack them
+OPTIONAL_KEYS = {"soft_policy", "features"}  # keys added later: files from before lack them
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class NetConfig:
     # KataGo's soft policy outputs (training only: a target flattened to the power 1/4); a net without
     # them is exactly the net of before, and its file's config omits the key.
     soft_policy: bool = False
+    # The input feature version the net reads (``zeroloop.features``): 1, zeroloop's 12 planes, or 2, KataGo's
+    # inputs v7. Version 1 is omitted from the file's config, so nets from before read as what they are.
+    features: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -52,6 +55,11 @@ class NetConfig:
                 problems.append(f"{f} must be a positive integer, got {v!r}")
         if not isinstance(self.soft_policy, bool):
             problems.append(f"soft_policy must be true or false, got {self.soft_policy!r}")
+        from zeroloop import features  # here: configs stays importable without numba's modules loaded
+
+        if not isinstance(self.features, int) or isinstance(self.features, bool) or self.features not in features.SHAPES:
+            problems.append(f"features must be one of the feature versions {sorted(features.SHAPES)}, "
+                            f"got {self.features!r}")
         if "gpool" in self.blocks and isinstance(self.gpool, int) and isinstance(self.mid, int) \
                 and self.gpool >= self.mid:
             problems.append(f"gpool ({self.gpool}) must be less than mid ({self.mid})")
@@ -67,6 +75,8 @@ class NetConfig:
         d["blocks"] = list(self.blocks)
         if not self.soft_policy:
             del d["soft_policy"]  # files of nets without it stay as they were
+        if self.features == 1:
+            del d["features"]
         return d
 
     @classmethod

@@ -41,6 +41,8 @@ Outputs (``NetOutputs``), all float32, from the view of the player to move:
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import NamedTuple
 
 import torch
@@ -257,8 +259,9 @@ class Net(nn.Module):
         self.config = config
         self.pos_len = pos_len
         c = config.trunk
-        self.conv_spatial = conv3(features.NUM_SPATIAL, c)
-        self.linear_global = nn.Linear(features.NUM_GLOBAL, c, bias=False)
+        num_spatial, num_global = features.shape(config.features)
+        self.conv_spatial = conv3(num_spatial, c)
+        self.linear_global = nn.Linear(num_global, c, bias=False)
         self.blocks = nn.ModuleList(
             GPoolBlock(c, config.mid, config.gpool) if kind == "gpool" else ResBlock(c, config.mid)
             for kind in config.blocks
@@ -304,20 +307,25 @@ class Net(nn.Module):
         return NetOutputs(policy, value, score, ownership), soft
 
 
-def build_model(config: NetConfig | str, pos_len: int) -> Net:
-    """A freshly initialised net of a named (or given) config for boards up to pos_len."""
+def build_model(config: NetConfig | str, pos_len: int, feature_version: int | None = None) -> Net:
+    """A freshly initialised net of a named (or given) config for boards up to pos_len.
+
+    feature_version: the inputs it reads (default: the config's).
+    """
     cfg = get_config(config) if isinstance(config, str) else config
+    if feature_version is not None and feature_version != cfg.features:
+        cfg = dataclasses.replace(cfg, features=feature_version)
     return Net(cfg, pos_len)
 
 
-def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0) -> Net:
+def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0, feature_version: int | None = None) -> Net:
     """A net (eval mode) with every weight and norm statistic random, from seed alone.
 
     Unlike a fresh net (zero residual branches, identity norms) every layer
     here changes the outputs, so tests of folding, padding and file
     round-trips exercise all of them; benchmarks get a realistic net.
     """
-    net = build_model(config, pos_len)
+    net = build_model(config, pos_len, feature_version)
     gen = torch.Generator().manual_seed(seed)
     depth_scale = 1.0 / max(1, net.config.num_blocks) ** 0.5
     with torch.no_grad():
@@ -337,10 +345,11 @@ def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0) -> N
     return net.eval()
 
 
-def check_inputs(spatial, glob, pos_len: int) -> None:
-    """Raise ValueError unless spatial is (N, NUM_SPATIAL, pos_len, pos_len) and glob (N, NUM_GLOBAL)."""
-    want_s = (features.NUM_SPATIAL, pos_len, pos_len)
+def check_inputs(spatial, glob, pos_len: int, feature_version: int = features.FEATURE_VERSION) -> None:
+    """Raise ValueError unless spatial is (N, planes, pos_len, pos_len) and glob (N, globals) of the feature version."""
+    num_spatial, num_global = features.shape(feature_version)
+    want_s = (num_spatial, pos_len, pos_len)
     if spatial.ndim != 4 or tuple(spatial.shape[1:]) != want_s:
         raise ValueError(f"spatial input has shape {tuple(spatial.shape)}, expected (N, {', '.join(map(str, want_s))})")
-    if glob.ndim != 2 or glob.shape[1] != features.NUM_GLOBAL or glob.shape[0] != spatial.shape[0]:
-        raise ValueError(f"global input has shape {tuple(glob.shape)}, expected ({spatial.shape[0]}, {features.NUM_GLOBAL})")
+    if glob.ndim != 2 or glob.shape[1] != num_global or glob.shape[0] != spatial.shape[0]:
+        raise ValueError(f"global input has shape {tuple(glob.shape)}, expected ({spatial.shape[0]}, {num_global})")

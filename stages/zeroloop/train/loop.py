@@ -9,7 +9,7 @@ the averaged model every ``epochs_per_export`` epochs and checkpoints.
 Everything a restart needs is in ``TrainState`` (bucket, file plan, the
 epoch's position, the random generator, metric sums) and goes into every
 checkpoint with the model, averaged model and optimizer. Checkpoints are
-written after each epoch, every ``checkpoint_interval_s`` inside an epoch,
+written after each epoch, every ``checkpoint_interval_seconds`` inside an epoch,
 and on SIGTERM/SIGINT (after the step in flight). A restart from any of
 them makes the same choices as a run that never stopped.
 
@@ -291,9 +291,9 @@ class Trainer:
         """Log what training waits for (first time, then every few minutes) and wait a poll."""
         now = time.monotonic()
         if self._wait_logged is None or self._wait_logged[0] != what or now - self._wait_logged[1] > WAIT_LOG_EVERY_S:
-            log.info("waiting: %s (checking every %.0fs)", what, self.opts.data_poll_s)
+            log.info("waiting: %s (checking every %.0fs)", what, self.opts.data_poll_seconds)
             self._wait_logged = (what, now)
-        self.stop.wait(self.opts.data_poll_s)
+        self.stop.wait(self.opts.data_poll_seconds)
 
     def _reload_data(self) -> shuffled.ShuffleSummary | None:
         """The newest shuffle, with the bucket and queue updated if it is new."""
@@ -402,14 +402,14 @@ class Trainer:
 
     def _learning_rate(self, samples: int) -> float:
         o = self.opts
-        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.warmup_samples)
+        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.lr_warmup_samples)
                 * optim.schedule_factor(samples, o.lr_schedule))
 
     def _set_hyperparameters(self) -> None:
         assert self.optimizer is not None
         o, samples = self.opts, self.state.global_step_samples
         factor = o.lr_scale * optim.schedule_factor(samples, o.lr_schedule) * optim.warmup_factor(
-            samples, o.warmup_samples)
+            samples, o.lr_warmup_samples)
         decays = optim.weight_decays(o.optimizer, o.weight_decay_mode, o.batch_size, o.weight_decay, factor)
         optim.set_hyperparameters(self.optimizer, self._learning_rate(samples), decays, o.head_lr_scale,
                                   o.lookahead_alpha)
@@ -454,7 +454,7 @@ class Trainer:
                 self._after_step(terms, self.opts.batch_size)
                 if self.stop.is_set():
                     return False
-                if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_s:
+                if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_seconds:
                     shuffled.mark_in_use(self.base, self.opts.name, shuffle_dir)
                     self.save_checkpoint()
         finally:

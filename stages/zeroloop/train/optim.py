@@ -69,11 +69,19 @@ def parse_lr_schedule(text: str) -> tuple[tuple[int, float], ...]:
     for count, suffix, factor in points:
         samples = float(count) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}[suffix]
         out.append((int(samples), float(factor)))
-    if out[0][0] != 0:
-        raise ValueError(f"the schedule must start at 0 samples, got {text!r}")
-    if any(b[0] <= a[0] for a, b in zip(out, out[1:])) or any(not f > 0 for _, f in out):
-        raise ValueError(f"sample counts must increase and factors be positive: {text!r}")
-    return tuple(out)
+    try:
+        return check_lr_schedule(tuple(out))
+    except ValueError as e:
+        raise ValueError(f"{e}: {text!r}") from None
+
+
+def check_lr_schedule(points: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+    """points if they make a schedule (none, or from 0 samples on, counts increasing, factors positive)."""
+    if points and points[0][0] != 0:
+        raise ValueError("the schedule must start at 0 samples")
+    if any(b[0] <= a[0] for a, b in zip(points, points[1:])) or any(not f > 0 for _, f in points):
+        raise ValueError("sample counts must increase and factors be positive")
+    return points
 
 
 def schedule_factor(samples: int, schedule: tuple[tuple[int, float], ...]) -> float:
