@@ -13,11 +13,15 @@ board size; smaller boards sit top-left, padded):
   (one-hot, or with self-play's ``opponent_policy_from_search`` the next
   turn's search distribution, summing to 1; zero after the last move).
   Pass is the last entry.
-- ``globalTargetsNC`` float32 (8,): see ``GT_*``: the game result
+- ``globalTargetsNC`` float32 (21,): see ``GT_*``: the game result
   win/loss/draw and the final score for the player to move, target weights.
   ``GT_ROW_WEIGHT`` multiplies every loss term of the row: 1, or with
   self-play's reduced visits and surprise weighting any value >= 0 (a
-  game's weights then sum to about its row count).
+  game's weights then sum to about its row count). Then KataGo's
+  short-term (TD) value targets (``zeroloop.selfplay.tdtargets``):
+  ``GT_TD_WEIGHT`` (1 where the row has them, 0 masks them), win/loss/draw
+  at ``GT_TD_VALUE`` and the score at ``GT_TD_SCORE`` for each of the
+  three horizons (long, mid, short).
 - ``valueTargetsNCHW`` int8 (1, P, P): final ownership, +1 the mover's.
 - ``metaNC`` int32 (7,): see ``META_*``: board size, turn, komi, ..., and
   ``META_MODEL_SWITCH``: flags of a game that changed models mid-game (a
@@ -28,7 +32,9 @@ board size; smaller boards sit top-left, padded):
 
 Files are read with ``allow_pickle=False``: nothing from the shared volume is
 unpickled. Files written before the model-switch column (format 1, six
-metaNC columns) read as format-2 rows with that column 0. A file that
+metaNC columns) read with that column 0, and files from before the TD
+targets (formats 1 and 2, eight globalTargetsNC columns) with TD weight 0
+(``upgrade``). A file that
 cannot be read raises ``DataFileError``; one whose content is malformed
 raises its subclass ``CorruptFileError`` (reading again will not help: the
 shuffler quarantines such files). A file's row count and data board length are also written beside it as
@@ -49,7 +55,7 @@ import numpy as np
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import Storage
 
-ROW_FORMAT_VERSION = 2  # 2: metaNC gained META_MODEL_SWITCH
+ROW_FORMAT_VERSION = 3  # 2: metaNC gained META_MODEL_SWITCH; 3: globalTargetsNC gained the TD targets
 
 # globalTargetsNC columns (mover's view).
 GT_WIN, GT_LOSS, GT_DRAW, GT_SCORE = 0, 1, 2, 3
@@ -57,7 +63,12 @@ GT_POLICY_WEIGHT = 4  # 1 for a recorded full search
 GT_OPP_POLICY_WEIGHT = 5  # 0 where there is no next move
 GT_ROW_WEIGHT = 6  # >= 0: 1, or reduced-visit and surprise weights (zeroloop.selfplay.weighting)
 GT_OWNERSHIP_WEIGHT = 7
-NUM_GLOBAL_TARGETS = 8
+GT_TD_WEIGHT = 8  # 1: the row has TD targets; 0 (rows from before them, or without a search's values): masked
+TD_HORIZONS = 3  # long, mid, short (KataGo's order)
+GT_TD_VALUE = 9  # win, loss, draw of each horizon: columns GT_TD_VALUE + 3*h + (0, 1, 2)
+GT_TD_SCORE = GT_TD_VALUE + 3 * TD_HORIZONS  # the score of each horizon: GT_TD_SCORE + h
+NUM_GLOBAL_TARGETS = GT_TD_SCORE + TD_HORIZONS
+OLD_GLOBAL_TARGETS = 8  # formats 1 and 2
 
 # metaNC columns.
 META_BOARD_SIZE, META_TURN, META_KOMI_X2, META_GAME_LENGTH, META_TO_MOVE, META_VERSION, META_MODEL_SWITCH = range(7)
@@ -198,16 +209,22 @@ def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None,
             arrays = {k: z[k] for k in z.files if k in SPECS}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise CorruptFileError(f"{name}: unreadable npz ({e})") from None
-    _upgrade(arrays)
+    upgrade(arrays)
     validate(arrays, name, pos_len, feature_version)
     return arrays
 
 
-def _upgrade(arrays: dict[str, np.ndarray]) -> None:
-    """Format-1 rows (metaNC without META_MODEL_SWITCH) as format 2: no model switch."""
+def upgrade(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows of older formats as this one, in place: format 1's metaNC gains META_MODEL_SWITCH (no model
+    switch), formats 1-2's globalTargetsNC the TD columns (zero, so GT_TD_WEIGHT 0 masks them)."""
     meta = arrays.get("metaNC")
     if meta is not None and meta.ndim == 2 and meta.shape[1] == NUM_META - 1:
         arrays["metaNC"] = np.concatenate([meta, np.zeros((len(meta), 1), dtype=meta.dtype)], axis=1)
+    gt = arrays.get("globalTargetsNC")
+    if gt is not None and gt.ndim == 2 and gt.shape[1] == OLD_GLOBAL_TARGETS:
+        pad = np.zeros((len(gt), NUM_GLOBAL_TARGETS - OLD_GLOBAL_TARGETS), dtype=gt.dtype)
+        arrays["globalTargetsNC"] = np.concatenate([gt, pad], axis=1)
+    return arrays
 
 
 def count_path(npz_path: str) -> str:

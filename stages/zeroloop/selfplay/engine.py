@@ -464,6 +464,7 @@ class SelfplayEngine:
                 rec.policy_surprise = weighting.policy_surprise(target, r.priors)
             state.recorded.append(rec)
         state.root_values.append(sign * r.root_wl)
+        state.root_scores.append(sign * r.root_score)
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
@@ -540,8 +541,10 @@ class SelfplayEngine:
             return
         choices = [int(i) for i in self.rng.choice(legal, size=k, replace=False)]
         best = openings.fork_move(game, choices, model.evaluator, model.pos_len)
-        self.forks.append(gs.GameState(new_game_id(), n, state.rules, c.max_moves(n), model.name,
-                                       [*state.moves[:turn], best]))
+        fork = gs.GameState(new_game_id(), n, state.rules, c.max_moves(n), model.name, [*state.moves[:turn], best])
+        fork.root_values = [math.nan] * len(fork.moves)  # no search of this game's: root values stay by turn
+        fork.root_scores = [math.nan] * len(fork.moves)
+        self.forks.append(fork)
 
     def _row_weights(self, state: gs.GameState, score_black: float) -> np.ndarray | None:
         """The rows' weights after surprise weighting (None: each row's own weight)."""

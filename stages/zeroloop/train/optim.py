@@ -43,7 +43,7 @@ WEIGHT_DECAY_MODES = ("flat", "katago")
 # Parameter groups: trunk or head (KataGo's "output" group), each split into weights (conv, linear),
 # batch-norm gammas and the rest (biases, betas). The same groups in every mode, so checkpoints carry over.
 GROUPS = ("trunk", "trunk_gamma", "trunk_noreg", "head", "head_gamma", "head_noreg")
-HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.")
+HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.", "td_value_head.")
 
 
 def warmup_factor(samples: int, warmup_samples: int) -> float:

@@ -50,8 +50,8 @@ GROUPS = {
                                        "stop_when_train_bucket_limited", "max_train_steps_since_last_reload",
                                        "no_repeat_files", "quit_if_no_data"),
     "optimisation": ("optimizer", "lr_scale", "weight_decay", "lr_warmup_samples", "swa_period_samples",
-                     "swa_scale", "soft_policy_weight", "lr_schedule", "weight_decay_mode", "head_lr_scale",
-                     "lookahead_k", "lookahead_alpha", "use_fp16", "use_bf16"),
+                     "swa_scale", "soft_policy_weight", "td_value_weight", "lr_schedule", "weight_decay_mode",
+                     "head_lr_scale", "lookahead_k", "lookahead_alpha", "use_fp16", "use_bf16"),
     "process": ("checkpoint_interval_seconds", "data_poll_seconds", "print_every_batches", "prefetch_batches",
                 "device", "seed"),
 }
@@ -99,6 +99,10 @@ class TrainOptions:
     swa_scale: float = option(8.0, "averaged model moves 1/this toward the net per update", lo=1.0)
     soft_policy_weight: float = option(0.0, "weight of KataGo's soft policy terms (targets to the power 1/4; "
                                             "KataGo: 8; 0: none)", lo=0.0)
+    td_value_weight: float = option(0.0, "weight of KataGo's short-term (TD) value terms per horizon, times 1.2 "
+                                         "as the value term (KataGo's -td-value-loss-scales: 0.6; 0: none); the "
+                                         "net gains TD value heads; rows without TD targets are masked",
+                                    lo=0.0, hi=100.0)
     lr_schedule: tuple[tuple[int, float], ...] = option(
         (), "factors on the rate from sample counts on, KataGo's -lr-schedule: the flag '(0,1.0),(500K,0.5)', "
             "in a file [[0, 1.0], [500000, 0.5]] ([]: factor 1)", parse=lr_schedule_text)
