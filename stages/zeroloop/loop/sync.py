@@ -151,7 +151,9 @@ def fmt_seconds(s: float) -> str:
 
 
 def fmt_losses(losses: dict[str, float]) -> str:
-    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own"}
+    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own",
+             "soft_policy": "soft", "soft_opponent_policy": "soft-opp", "td_value_long": "td-long",
+             "td_value_mid": "td-mid", "td_value_short": "td-short", "td_score": "td-score"}
     return " ".join(f"{short.get(k, k)} {v:.3f}" for k, v in losses.items()) if losses else "none yet"
 
 
