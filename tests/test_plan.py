@@ -65,7 +65,8 @@ def test_the_flags_the_plan_sets_are_refused_as_further_train_flags(tmp_path):
                                 log_format="json")
     rendered = set()
     for synchronous in (True, False):
-        rendered |= {w[2:] for w in plan.train_args(S.describe(s), place, synchronous) if w.startswith("--")}
+        run = S.describe(s).replace(features="katago-v7")
+        rendered |= {w[2:] for w in plan.train_args(run, place, synchronous) if w.startswith("--")}
     assert rendered == plan.TRAIN_FLAGS_SET
 
 

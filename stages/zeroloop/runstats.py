@@ -24,6 +24,7 @@ history.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 import re
@@ -64,9 +65,10 @@ class RunStats:
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
         self._train_logs_by_name: dict[str, trainlog.TrainLog] = {}
         self._models = modellist.ModelListing(base.storage, base.models)
-        self._model_info: dict[str, tuple[int, int] | None] = {}
+        self._model_info: dict[str, AcceptedModel | None] = {}  # path -> model (None: unreadable)
+        self._accepted: tuple[tuple, tuple[AcceptedModel, ...]] | None = None  # (the listing, its models)
         self._summaries: dict[str, datasummary.Summaries] = {}
-        self._listed: tuple[float, list[tuple[float, str]]] | None = None  # (models/'s mtime, its listing)
+        self._listed: tuple[float, tuple[tuple[float, str], ...]] | None = None  # (models/'s mtime, its listing)
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -123,23 +125,30 @@ class RunStats:
 
     # --- models and gating ----------------------------------------------------------------------
 
-    def accepted_models(self) -> list[AcceptedModel]:
+    def accepted_models(self) -> tuple[AcceptedModel, ...]:
         """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json).
 
         Locally from one listing, each model dated by its directory's mtime (when it was published or
-        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model)."""
-        out = []
-        for mtime, path in self._model_dirs():
-            name = posixpath.basename(path)
-            if path not in self._model_info:
-                self._model_info[path] = self._info(name, path)
-            info = self._model_info[path]
-            if info is not None:
-                out.append(AcceptedModel(name, path, mtime, *info))
-        return out
+        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model).
+        The same tuple while models/ is unchanged: asking again allocates nothing."""
+        listed = self._model_dirs()
+        if self._accepted is not None and self._accepted[0] is listed:
+            return self._accepted[1]
+        known, out = self._model_info, []
+        self._model_info = {}  # (models that left models/ are forgotten)
+        for mtime, path in listed:
+            model = known[path] if path in known else self._model(path, mtime)
+            if model is not None and model.mtime != mtime:
+                model = dataclasses.replace(model, mtime=mtime)
+            self._model_info[path] = model
+            if model is not None:
+                out.append(model)
+        self._accepted = (listed, tuple(out))
+        return self._accepted[1]
 
-    def _model_dirs(self) -> list[tuple[float, str]]:
-        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed."""
+    def _model_dirs(self) -> tuple[tuple[float, str], ...]:
+        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed
+        (the same tuple until then)."""
         storage = self.base.storage
         if not storage.local:
             return self._models.models()
@@ -147,18 +156,18 @@ class RunStats:
             changed = storage.mtime(self.base.models)
             if self._listed is not None and self._listed[0] == changed and time.time() - changed >= 2.0:
                 return self._listed[1]
-            entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
-            return []
-        listed = modellist.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
-                                   if e.get("type") == "directory" and not is_tmp(e["name"])])
+            return ()
+        listed = tuple(modellist.ranked([(mtime, path) for path, mtime in storage.scan_subdirs(self.base.models)
+                                         if mtime is not None and not is_tmp(path)]))
         self._listed = (changed, listed)
         return listed
 
-    def _info(self, name: str, path: str) -> tuple[int, int] | None:
+    def _model(self, path: str, mtime: float) -> AcceptedModel | None:
+        name = posixpath.basename(path)
         m = _SAMPLES_IN_NAME.search(name)
         if m:
-            return int(m.group(1)), int(m.group(2))
+            return AcceptedModel(name, path, mtime, int(m.group(1)), int(m.group(2)))
         try:
             from zeroloop.nn import modelfile  # (torch: only for a model not named by its export)
 
@@ -166,7 +175,7 @@ class RunStats:
         except ModelFileError as e:
             log.debug("skipping %s: %s", path, e)
             return None
-        return info.samples_trained, info.data_rows
+        return AcceptedModel(name, path, mtime, info.samples_trained, info.data_rows)
 
     def decisions(self) -> list[decisions.DecisionRecord]:
         """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""

@@ -46,6 +46,9 @@ class LoopSettings:
 
     name_prefix: str = dataclasses.field(metadata={"doc": "the run's name: models are NAME-<net>-s<samples>-d<rows>"})
     model_kind: str = option("b2c32", "net size (zeroloop.nn.configs)", choices=tuple(sorted(CONFIGS)))
+    features: str = option("zeroloop", "the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7, "
+                                       "with ladder and area planes; docs/learning.md)",
+                           choices=("zeroloop", "katago-v7"))
     board_size: int = option(7, "board size of every game", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
     komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
                                 lo=-150.0, hi=150.0)
@@ -92,7 +95,7 @@ class LoopSettings:
                                      "run's), in a file a table", factory=dict)
 
     # fixed once a run has started
-    SHAPE = ("name_prefix", "model_kind", "board_size")
+    SHAPE = ("name_prefix", "model_kind", "features", "board_size")
 
     @property
     def run_komi(self) -> float:
@@ -237,8 +240,8 @@ def resolve(args: argparse.Namespace, stored: dict | None, from_file: dict | Non
     if stored:
         values.update({k: v for k, v in stored.items() if k in names})
         for k in LoopSettings.SHAPE:
-            if k in given and given[k] != stored.get(k):
-                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {stored.get(k)}; it cannot change "
+            if k in given and given[k] != values[k]:  # (a key the stored run predates: its default)
+                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {values[k]}; it cannot change "
                                 f"to {given[k]} (start a new BASEDIR)")
     values.update(given)
     if values["komi"] is None:  # fixed when the run starts
@@ -285,7 +288,8 @@ def _toml(values: dict) -> str:
 def describe(s: LoopSettings) -> plan.RunDescription:
     """The run these settings describe (``zeroloop.plan``): what the stages are started with."""
     return plan.RunDescription(
-        name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
+        name_prefix=s.name_prefix, model_kind=s.model_kind, features=s.features, board_sizes=(s.board_size,),
+        komi=s.run_komi,
         visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
         games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
         gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,

@@ -39,7 +39,7 @@ WARMUP_FACTORS = (1 / 20, 1 / 14, 1 / 10, 1 / 7, 1 / 5, 1 / 3, 1 / 2, 1 / 1.4)
 # Parameter groups: trunk or head (KataGo's "output" group), each split into weights (conv, linear),
 # batch-norm gammas and the rest (biases, betas). The same groups in every mode, so checkpoints carry over.
 GROUPS = ("trunk", "trunk_gamma", "trunk_noreg", "head", "head_gamma", "head_noreg")
-HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.")
+HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.", "td_value_head.")
 
 
 def warmup_factor(samples: int, warmup_samples: int) -> float:

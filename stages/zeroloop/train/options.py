@@ -84,14 +84,14 @@ def lr_schedule_text(text: str) -> tuple[tuple[int, float], ...]:
 
 # help sections of `zeroloop train --help`
 GROUPS = {
-    "run": ("name", "model_kind", "batch_size", "export_mode", "pos_len", "initial_checkpoint"),
+    "run": ("name", "model_kind", "features", "batch_size", "export_mode", "pos_len", "initial_checkpoint"),
     "schedule": ("samples_per_epoch", "epochs_per_export", "max_epochs_this_instance", "max_training_samples"),
     "data gating (the train bucket)": ("max_train_bucket_per_new_data", "max_train_bucket_size",
                                        "stop_when_train_bucket_limited", "max_train_steps_since_last_reload",
                                        "no_repeat_files", "quit_if_no_data"),
     "optimisation": ("optimizer", "lr_scale", "weight_decay", "lr_warmup_samples", "swa_period_samples",
-                     "swa_scale", "soft_policy_weight", "lr_schedule", "weight_decay_mode", "head_lr_scale",
-                     "lookahead_k", "lookahead_alpha", "use_fp16", "use_bf16"),
+                     "swa_scale", "soft_policy_weight", "td_value_weight", "lr_schedule", "weight_decay_mode",
+                     "head_lr_scale", "lookahead_k", "lookahead_alpha", "use_fp16", "use_bf16"),
     "process": ("checkpoint_interval_seconds", "data_poll_seconds", "print_every_batches", "prefetch_batches",
                 "device", "seed"),
 }
@@ -102,6 +102,9 @@ class TrainOptions:
     # run
     name: str = option(MISSING, "training name: train/<NAME>/ and exports <NAME>-s<samples>-d<rows>")
     model_kind: str = option("b6c96", "net size for a new net", choices=lambda: net_sizes())
+    features: str = option("zeroloop", "the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7: "
+                                       "ladders, area); a model, checkpoint or data rows of other inputs are refused",
+                           choices=("zeroloop", "katago-v7"))
     batch_size: int = option(MISSING, "samples per step (match the shuffle's --batch-size)", lo=1)
     export_mode: str = option(MISSING, "main: export to torchmodels_toexport; extra: to torchmodels_toexport_extra; "
                                        "trainonly: never", choices=EXPORT_MODES)
@@ -136,6 +139,10 @@ class TrainOptions:
     swa_scale: float = option(8.0, "averaged model moves 1/this toward the net per update", lo=1.0)
     soft_policy_weight: float = option(0.0, "weight of KataGo's soft policy terms (targets to the power 1/4; "
                                             "KataGo: 8; 0: none)", lo=0.0)
+    td_value_weight: float = option(0.0, "weight of KataGo's short-term (TD) value terms per horizon, times 1.2 "
+                                         "as the value term (KataGo's -td-value-loss-scales: 0.6; 0: none); the "
+                                         "net gains TD value heads; rows without TD targets are masked",
+                                    lo=0.0, hi=100.0)
     lr_schedule: tuple[tuple[int, float], ...] = option(
         (), "factors on the rate from sample counts on, KataGo's -lr-schedule: the flag '(0,1.0),(500K,0.5)', "
             "in a file [[0, 1.0], [500000, 0.5]] ([]: factor 1)", parse=lr_schedule_text)
@@ -170,6 +177,13 @@ class TrainOptions:
             problems.append(f"--lr-schedule: {e}")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def feature_version(self) -> int:
+        """The net's input feature version (zeroloop.features)."""
+        from zeroloop.features import NAMES
+
+        return NAMES[self.features]
 
     @property
     def bucket_rule(self) -> BucketRule:
