@@ -5,7 +5,9 @@ rules and fills in its defaults before the operator sees it. ``parse`` turns
 that dict into frozen dataclasses (camelCase keys become snake_case fields)
 and then checks what a schema cannot: resource quantities that do not fit
 together, GPUs requested in two places, config keys that would override a
-typed field, a run name too long for its children's names. All problems are
+typed field, train flags the trainer would refuse (``spec.trainer.flags``,
+checked by the trainer's own settings), a run name too long for its
+children's names. All problems are
 collected and raised together as one ``SpecError``; the operator turns it
 into a Degraded condition and a Warning Event, never a crash loop.
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from zeroloop.train.options import extra_flag_problems
 from zeroloop_operator import naming
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -85,6 +88,7 @@ class TrainerSpec(Pods):
     batch_size: int = 256
     lr_scale: float = 1.0
     lr_warmup_samples: int = 10000
+    flags: dict = field(default_factory=dict)
     samples_per_epoch: int = 1000000
     max_train_bucket_per_new_data: float = 4.0
     max_train_bucket_size: int = 5000000
@@ -222,6 +226,7 @@ def _semantic_problems(spec: RunSpec) -> list[str]:
         problems += _resource_problems(f"spec.{name}.resources", getattr(spec, name).resources)
     for key in sorted(set(spec.selfplay.config) & MANAGED_SELFPLAY_KEYS):
         problems.append(f"spec.selfplay.config.{key} is set by a field of spec.selfplay or spec; set it there")
+    problems += extra_flag_problems(spec.trainer.flags, "spec.trainer.flags.", "a field of spec.trainer or spec")
     if spec.board_size_weights is not None and len(spec.board_size_weights) != len(spec.board_sizes):
         problems.append("spec.boardSizeWeights needs one weight per entry of spec.boardSizes")
     if spec.board_size_weights is not None and not sum(spec.board_size_weights) > 0:

@@ -47,7 +47,8 @@ def describe(spec: RunSpec, run: str = "") -> plan.RunDescription:
         taper_window_scale=sh.taper_window_scale, shuffle_processes=sh.num_processes,
         batch_size=tr.batch_size, samples_per_epoch=tr.samples_per_epoch,
         max_train_per_data=tr.max_train_bucket_per_new_data, max_train_bucket_size=tr.max_train_bucket_size,
-        lr_scale=tr.lr_scale, lr_warmup_samples=tr.lr_warmup_samples, katago_export=sh.katago_export)
+        lr_scale=tr.lr_scale, lr_warmup_samples=tr.lr_warmup_samples, train_extra=dict(tr.flags),
+        katago_export=sh.katago_export)
 
 
 def stop_search_seconds(grace_seconds: int) -> float:

@@ -31,6 +31,14 @@ SYNC_STAGES = ("gatekeeper", "selfplay", "shuffle", "train", "export")
 ASYNC_STAGES = ("selfplay", "shuffle-export-loop", "train", "gatekeeper")
 CHECKPOINT_INTERVAL_S = 120  # the trainer's checkpoints: at most two minutes of training lost to a kill
 GATING_GAMES_AT_ONCE = 32  # games a gating match plays at once, at most
+# train flags that train_args sets from the run and its placement: a run's further flags (train_extra) cannot
+TRAIN_FLAGS_SET = frozenset({
+    "name", "model-kind", "features", "batch-size", "export-mode", "samples-per-epoch",
+    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples", "swa-period-samples",
+    "initial-checkpoint",
+    "no-repeat-files", "print-every-batches", "checkpoint-interval-seconds", "stop-when-train-bucket-limited",
+    "quit-if-no-data", "data-poll-seconds", "device", "threads", "seed", "metrics-port", "log-format",
+})
 
 
 @dataclass(frozen=True)

@@ -140,12 +140,6 @@ class LoopSettings:
 # --- flags and config file ------------------------------------------------------------------
 
 PASS_THROUGH = {"selfplay_keys": "--selfplay-key", "train_flags": "--train-flag"}
-# train flags the loop sets itself from its own settings
-LOOP_TRAIN_FLAGS = {"name", "model-kind", "features", "batch-size", "export-mode", "samples-per-epoch",
-                    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples",
-                    "swa-period-samples", "initial-checkpoint", "no-repeat-files", "print-every-batches",
-                    "checkpoint-interval-seconds", "stop-when-train-bucket-limited", "quit-if-no-data",
-                    "data-poll-seconds", "device", "threads", "seed"}
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -209,27 +203,9 @@ def training_can_start(s: "LoopSettings") -> list[str]:
 def check_train_flags(flags: dict) -> list[str]:
     if not flags:
         return []
-    from zeroloop.train import main as train_main
+    from zeroloop.train.options import extra_flag_problems
 
-    parser = cliflags.ArgumentParser()
-    train_main.add_arguments(parser)
-    actions = {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
-    problems = []
-    for name, value in flags.items():
-        action = actions.get(name)
-        if action is None or name in LOOP_TRAIN_FLAGS:
-            problems.append(f"--train-flag {name}: {'set by the loop itself' if action else 'no such train flag'}")
-            continue
-        try:
-            if action.nargs == 0 and value is not True:
-                raise ValueError("a switch takes true")
-            if action.nargs != 0 and action.type is not None:
-                action.type(str(value))
-            if action.choices is not None and value not in action.choices:
-                raise ValueError(f"one of {', '.join(map(str, action.choices))}")
-        except (ValueError, argparse.ArgumentTypeError) as e:
-            problems.append(f"--train-flag {name}={value}: {e}")
-    return problems
+    return extra_flag_problems(flags, "--train-flag ", "the loop")
 
 
 SETTINGS_GROUP = "run settings (kept in BASEDIR/loop/settings.json; a flag or --config changes them)"
