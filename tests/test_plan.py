@@ -67,7 +67,24 @@ def test_the_flags_the_plan_sets_are_refused_as_further_train_flags(tmp_path):
     for synchronous in (True, False):
         run = S.describe(s).replace(features="katago-v7")
         rendered |= {w[2:] for w in plan.train_args(run, place, synchronous) if w.startswith("--")}
-    assert rendered == plan.TRAIN_FLAGS_SET
+    assert rendered - set(plan.METHODS_TRAIN) == plan.TRAIN_FLAGS_SET  # the methods are defaults a run may change
+
+
+def test_katago_methods_are_on_by_default_and_a_run_may_turn_each_off(tmp_path):
+    s = S.LoopSettings("m", device="cpu", threads=1, seed=7)
+    place = S.placement(BaseDir.open(str(tmp_path)), s)
+    run = S.describe(s)
+    config = plan.selfplay_config(run, place)
+    assert {k: config[k] for k in plan.METHODS_SELFPLAY} == plan.METHODS_SELFPLAY
+    args = plan.train_args(run, place, synchronous=True)
+    for flag, value in plan.METHODS_TRAIN.items():
+        assert args[args.index(f"--{flag}") + 1] == str(value)
+    off = run.replace(selfplay_extra={**run.selfplay_extra, "fresh_tree_full_search": False},
+                      train_extra={"soft-policy-weight": 0.0, "optimizer": "adamw"})
+    assert plan.selfplay_config(off, place)["fresh_tree_full_search"] is False
+    args = plan.train_args(off, place, synchronous=True)
+    assert args.count("--soft-policy-weight") == 1 and args[args.index("--soft-policy-weight") + 1] == "0.0"
+    assert "--weight-decay-mode" not in args  # KataGo's decay scaling is for SGD only
 
 
 def test_the_operator_refuses_train_flags_the_trainer_would_refuse():

@@ -31,6 +31,17 @@ SYNC_STAGES = ("gatekeeper", "selfplay", "shuffle", "train", "export")
 ASYNC_STAGES = ("selfplay", "shuffle-export-loop", "train", "gatekeeper")
 CHECKPOINT_INTERVAL_S = 120  # the trainer's checkpoints: at most two minutes of training lost to a kill
 GATING_GAMES_AT_ONCE = 32  # games a gating match plays at once, at most
+# KataGo's self-play and training methods that the learning benchmark showed to pay (docs/learning.md,
+# "7x7 ablation at 7M"): every run gets them unless its selfplay_extra / train_extra says otherwise.
+METHODS_SELFPLAY = {
+    "fresh_tree_full_search": True, "shaped_dirichlet_noise": True, "fpu_parent_weight_by_visited_policy_pow": 2.0,
+    "dynamic_score_utility_factor": 0.4, "score_utility_factor": 0.0, "subtree_value_bias_factor": 0.3,
+    "lcb_policy_target": True, "policy_surprise_data_weight": 0.5, "value_surprise_data_weight": 0.1,
+    "reduce_visits": True, "opponent_policy_from_search": True, "policy_init_area_prop": 0.04,
+    "early_fork_game_prob": 0.04,
+}
+METHODS_TRAIN = {"soft-policy-weight": 8.0, "head-lr-scale": 0.5, "lookahead-alpha": 0.5,
+                 "weight-decay-mode": "katago"}  # the last only with sgd and no --weight-decay (train_methods)
 # train flags that train_args sets from the run and its placement: a run's further flags (train_extra) cannot
 TRAIN_FLAGS_SET = frozenset({
     "name", "model-kind", "features", "batch-size", "export-mode", "samples-per-epoch",
@@ -159,6 +170,7 @@ def selfplay_config(run: RunDescription, place: Placement) -> dict:
         out["nn_precision"] = place.precision["selfplay"]
     if run.features != "zeroloop":
         out["features"] = run.features
+    out.update(METHODS_SELFPLAY)
     out.update(run.selfplay_extra)
     return out
 
@@ -259,7 +271,7 @@ def train_args(run: RunDescription, place: Placement, synchronous: bool, seed_of
             "--checkpoint-interval-seconds", str(CHECKPOINT_INTERVAL_S)]
     if run.features != "zeroloop":
         args += ["--features", run.features]
-    for name, value in run.train_extra.items():
+    for name, value in train_methods(run.train_extra).items():
         args += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     if place.initial_checkpoint is not None:
         args += ["--initial-checkpoint", place.initial_checkpoint]
@@ -268,6 +280,14 @@ def train_args(run: RunDescription, place: Placement, synchronous: bool, seed_of
     elif place.poll_seconds is not None:
         args += ["--data-poll-seconds", _num(float(place.poll_seconds))]
     return args + _placed("train", place, seed_offset)
+
+
+def train_methods(extra: dict) -> dict:
+    """METHODS_TRAIN under a run's own train flags; KataGo's weight decay only where the run keeps SGD's."""
+    methods = dict(METHODS_TRAIN)
+    if extra.get("optimizer", "sgd") != "sgd" or "weight-decay" in extra:
+        del methods["weight-decay-mode"]
+    return {**methods, **extra}
 
 
 def export_args(run: RunDescription, place: Placement) -> list[str]:
