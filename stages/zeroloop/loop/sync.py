@@ -112,10 +112,11 @@ def setup(base: BaseDir, settings: S.LoopSettings) -> None:
         import torch
 
         from zeroloop.nn import modelfile
+        from zeroloop.features import NAMES
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
-        net = build_model(settings.model_kind, settings.board_size).eval()
+        net = build_model(settings.model_kind, settings.board_size, NAMES[settings.features]).eval()
         info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
                                              extra={"note": "the random-weight net training starts from"})
         if base.storage.exists(path):
@@ -150,7 +151,9 @@ def fmt_seconds(s: float) -> str:
 
 
 def fmt_losses(losses: dict[str, float]) -> str:
-    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own"}
+    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own",
+             "soft_policy": "soft", "soft_opponent_policy": "soft-opp", "td_value_long": "td-long",
+             "td_value_mid": "td-mid", "td_value_short": "td-short", "td_score": "td-score"}
     return " ".join(f"{short.get(k, k)} {v:.3f}" for k, v in losses.items()) if losses else "none yet"
 
 

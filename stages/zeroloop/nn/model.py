@@ -31,6 +31,11 @@ Outputs (``NetOutputs``), all float32, from the view of the player to move:
   soft policy logits (N, 2, P*P+1): the same two distributions trained
   against targets raised to the power 1/4, which teaches the head about the
   moves a search rarely picks. Training only: inference never reads them.
+- with ``config.td_value``, ``Net.forward_train`` also gives KataGo's
+  short-term value outputs from the value head's hidden layer: win/loss/draw
+  logits (N, 3, 3) and scores (N, 3) for the three TD horizons (long, mid,
+  short; ``zeroloop.selfplay.tdtargets``). Training only, like the soft
+  policy: it teaches the trunk what the next few searches will say.
 - ``value`` (N, 3) logits of win, loss, draw (``rows.GT_WIN/LOSS/DRAW``).
 - ``score`` (N,) the expected final score in points (the last layer's
   output times ``SCORE_SCALE``, KataGo's multiplier, so that layer works in
@@ -62,6 +67,15 @@ class NetOutputs(NamedTuple):
     value: torch.Tensor  # (N, 3) win/loss/draw logits
     score: torch.Tensor  # (N,) points
     ownership: torch.Tensor  # (N, P, P) pre-tanh
+
+
+class TrainOutputs(NamedTuple):
+    """The outputs and the training-only heads (None where the net has no such head)."""
+
+    outputs: NetOutputs
+    soft_policy: torch.Tensor | None  # (N, 2, P*P+1) logits
+    td_value: torch.Tensor | None  # (N, 3, 3) win/loss/draw logits of the long, mid, short horizons
+    td_score: torch.Tensor | None  # (N, 3) points
 
 
 class BoardMask(NamedTuple):
@@ -241,12 +255,32 @@ class ValueHead(nn.Module):
         self.conv_ownership = conv1(v1, 1)
 
     def forward(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_hidden(x, bm)[:3]
+
+    def forward_hidden(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, ...]:
+        """value, score, ownership and the hidden layer (N, v2) they are read from."""
         v = act_mask(self.normv(self.conv1v(x), bm), bm)
         hidden = F.relu(self.linear2(pool_value(v, bm)))
         value = self.linear_value(hidden).float()
         score = self.linear_score(hidden).float().squeeze(1) * SCORE_SCALE
         ownership = (self.conv_ownership(v) * bm.mask).float().squeeze(1)
-        return value, score, ownership
+        return value, score, ownership, hidden
+
+
+class TDValueHead(nn.Module):
+    """KataGo's short-term value outputs: one linear layer on the value head's hidden layer, for each of
+    three horizons win/loss/draw logits and a score (times SCORE_SCALE, as KataGo's td_score_multiplier)."""
+
+    HORIZONS = 3
+
+    def __init__(self, v2: int):
+        super().__init__()
+        self.linear_td = nn.Linear(v2, self.HORIZONS * 4, bias=True)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.linear_td(hidden).float()
+        n = self.HORIZONS
+        return out[:, : 3 * n].reshape(-1, n, 3), out[:, 3 * n:] * SCORE_SCALE
 
 
 class Net(nn.Module):
@@ -260,7 +294,8 @@ class Net(nn.Module):
         self.pos_len = pos_len
         c = config.trunk
         num_spatial, num_global = features.shape(config.features)
-        self.conv_spatial = conv3(num_spatial, c)
+        k = config.input_kernel
+        self.conv_spatial = nn.Conv2d(num_spatial, c, k, padding=k // 2, bias=False)
         self.linear_global = nn.Linear(num_global, c, bias=False)
         self.blocks = nn.ModuleList(
             GPoolBlock(c, config.mid, config.gpool) if kind == "gpool" else ResBlock(c, config.mid)
@@ -272,6 +307,7 @@ class Net(nn.Module):
         self.reset_parameters()
         # Made last, so that the rest of the net draws the same initial weights with or without it.
         self.soft_policy_head = SoftPolicyHead(config.policy) if config.soft_policy else None
+        self.td_value_head = TDValueHead(config.value_hidden) if config.td_value else None
 
     def reset_parameters(self) -> None:
         """He init for convs, zero for the last conv of each residual branch."""
@@ -299,12 +335,18 @@ class Net(nn.Module):
         """The outputs and the soft policy logits (N, 2, P*P+1); needs config.soft_policy."""
         if self.soft_policy_head is None:
             raise ValueError(f"net {self.config.name} has no soft policy head")
+        out = self.forward_train(spatial, glob)
+        return out.outputs, out.soft_policy
+
+    def forward_train(self, spatial: torch.Tensor, glob: torch.Tensor) -> TrainOutputs:
+        """The outputs plus those of every training-only head the net has (the same numbers as forward)."""
         x, bm = self.trunk(spatial, glob)
         board, passes = self.policy_head.features(x, bm)
         policy = policy_logits(self.policy_head.conv2p(board), self.policy_head.linear_pass2(passes), bm.mask)
-        soft = self.soft_policy_head(board, passes, bm)
-        value, score, ownership = self.value_head(x, bm)
-        return NetOutputs(policy, value, score, ownership), soft
+        soft = self.soft_policy_head(board, passes, bm) if self.soft_policy_head is not None else None
+        value, score, ownership, hidden = self.value_head.forward_hidden(x, bm)
+        td_value, td_score = self.td_value_head(hidden) if self.td_value_head is not None else (None, None)
+        return TrainOutputs(NetOutputs(policy, value, score, ownership), soft, td_value, td_score)
 
 
 def build_model(config: NetConfig | str, pos_len: int, feature_version: int | None = None) -> Net:
