@@ -85,8 +85,8 @@ def test_the_operator_refuses_train_flags_the_trainer_would_refuse():
 
 
 def loop_settings() -> S.LoopSettings:
-    return S.LoopSettings("eq", model_kind="b2c32", board_size=7, komi=9.0, visits=64, cheap_visits=16,
-                          games_at_once=64, gating_games=40, gating_visits=48, gating_win_prop=0.55,
+    return S.LoopSettings("eq", model_kind="b2c32", features="katago-v7", board_size=7, komi=9.0, visits=64,
+                          cheap_visits=16, games_at_once=64, gating_games=40, gating_visits=48, gating_win_prop=0.55,
                           shuffle_min_rows=10_000, keep_target_rows=60_000, taper_window_scale=20_000,
                           batch_size=128, samples_per_epoch=5_000, max_train_per_data=3.0,
                           max_train_samples_per_cycle=100_000, lr_scale=0.5, lr_warmup_samples=3_000,
@@ -97,7 +97,7 @@ def the_same_training_run() -> runspec.RunSpec:
     """A TrainingRun that asks for what loop_settings() asks for, in the CRD's words."""
     obj = {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": "eq"},
            "spec": {"image": "zeroloop:test", "storage": {"storageClassName": "standard"},
-                    "modelKind": "b2c32", "boardSizes": [7], "komi": 9.0,
+                    "modelKind": "b2c32", "features": "katago-v7", "boardSizes": [7], "komi": 9.0,
                     "selfplay": {"gpusPerPod": 0, "visits": 64, "cheapVisits": 16, "gamesInParallel": 64,
                                  "config": dict(S.LOCAL_SELFPLAY)},
                     "shuffler": {"minRows": 10_000, "keepTargetRows": 60_000, "taperWindowScale": 20_000,
@@ -143,6 +143,7 @@ def test_the_loop_and_the_operator_start_every_stage_alike(tmp_path):
                         ("--checkpoint-interval-seconds", "120"), ("--print-every-batches", "9")):
         assert train[train.index(flag) + 1] == value, flag
     assert train[train.index("--lookahead-alpha") + 1] == "0.5" and "--use-bf16" in train  # trainer.flags
+    assert train[train.index("--features") + 1] == "katago-v7"  # spec.features
 
 
 def test_the_loop_and_the_operator_write_the_same_stage_configs(tmp_path):

@@ -139,6 +139,7 @@ class RunSpec:
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: list = field(default_factory=list)
     model_kind: str = "b6c96"
+    features: str = "zeroloop"
     run_name_prefix: str | None = None
     board_sizes: list = field(default_factory=lambda: [19])
     board_size_weights: list | None = None
@@ -155,7 +156,7 @@ class RunSpec:
 # Self-play config keys that typed spec fields set (stageconfig.selfplay_config).
 MANAGED_SELFPLAY_KEYS = frozenset({
     "num_games", "board_sizes", "board_size_weights", "data_board_len", "komi_mean", "max_visits",
-    "cheap_visits", "full_search_prob",
+    "cheap_visits", "full_search_prob", "features",
 })
 
 

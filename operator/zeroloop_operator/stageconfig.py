@@ -35,7 +35,8 @@ def describe(spec: RunSpec, run: str = "") -> plan.RunDescription:
     """The run a TrainingRun named run describes (``run`` names its models unless runNamePrefix does)."""
     sp, sh, tr, gk = spec.selfplay, spec.shuffler, spec.trainer, spec.gatekeeper
     return plan.RunDescription(
-        name_prefix=spec.run_name_prefix or run, model_kind=spec.model_kind, board_sizes=tuple(spec.board_sizes),
+        name_prefix=spec.run_name_prefix or run, model_kind=spec.model_kind, features=spec.features,
+        board_sizes=tuple(spec.board_sizes),
         board_size_weights=tuple(spec.board_size_weights) if spec.board_size_weights else None, komi=spec.komi,
         visits=sp.visits, cheap_visits=sp.cheap_visits, full_search_prob=sp.full_search_prob,
         games_at_once=sp.games_in_parallel, selfplay_extra=dict(sp.config),

@@ -204,6 +204,8 @@ def extra_flag_problems(flags: dict, where: str, owner: str) -> list[str]:
     A flag the run plan sets from the run's own settings is refused (``owner`` sets it), and a value is
     read as the flag would read it, then range-checked, so a bad one is refused before any stage starts.
     """
+    if not flags:
+        return []
     fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
     hints = typing.get_type_hints(TrainOptions)
     problems = []
