@@ -111,6 +111,7 @@ def test_bad_runs_are_refused_with_the_intended_message(obj, message):
 
 @pytest.mark.parametrize("change, message", [
     ({"modelKind": "b10c128"}, "modelKind is immutable"),
+    ({"features": "katago-v7"}, "features is immutable"),
     ({"runNamePrefix": "other"}, "runNamePrefix is immutable"),
     ({"storage": {"storageClassName": "premium-rwx"}}, "storage.storageClassName is immutable"),
     ({"storage": {"storageClassName": "standard-rwx", "size": "2Ti"}}, "storage.size is immutable"),

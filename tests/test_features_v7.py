@@ -155,3 +155,134 @@ def test_feature_names_and_versions_are_validated():
         F.parse("v8")
     with pytest.raises(ValueError, match="unknown feature version 3"):
         F.parse(3)
+
+
+# --- the stages: search leaves and self-play rows carry version 2's inputs, earlier boards included ----------
+
+
+def _path_moves(bs, g: int, node: int) -> list[int]:
+    """Policy indices from the root to a node of game g's tree."""
+    from zeroloop.search import tree
+
+    moves = []
+    while node != 0:
+        parent = int(bs.node_i[g, node, tree.N_PARENT])
+        first, count = bs.node_i[g, parent, tree.N_FIRST], bs.node_i[g, parent, tree.N_COUNT]
+        j = first + int(np.flatnonzero(bs.e_child[g, first:first + count] == node)[0])
+        moves.append(int(bs.e_move[g, j]))
+        node = parent
+    return moves[::-1]
+
+
+def test_search_leaves_get_the_features_of_their_position_with_its_earlier_boards():
+    from zeroloop.search.batch import BatchSearch, SearchParams
+    from zeroloop.search.evaluators import RandomEvaluator
+
+    n = 7
+    opening = [(2, 2), (2, 1), (1, 2), (3, 3), (3, 2)]  # a White stone in atari next to ladders
+    bs = BatchSearch(1, n, n, 40, 200, SearchParams(random_symmetry=False), feature_version=F.KATAGO_V7)
+    bs.new_game(0, n, 0, False, 7.0, 200)
+    game = Game(n, Rules("simple", False, 7.0))
+    for i, (x, y) in enumerate(opening):
+        bs.play(0, y * n + x, reuse=False)
+        game.play(BLACK if i % 2 == 0 else WHITE, (x, y))
+    evaluator = RandomEvaluator(n, seed=3, feature_version=F.KATAGO_V7)
+    checked = 0
+    bs.start_search(0, 40)
+    while bs.searching(0):
+        k = bs.step(lambda s, g, _games: evaluator.evaluate(s, g))
+        for i in range(k):
+            leaf = bs.leaves[i]
+            replay = Game(n, Rules("simple", False, 7.0))
+            for j, (x, y) in enumerate(opening):
+                replay.play(BLACK if j % 2 == 0 else WHITE, (x, y))
+            for m in _path_moves(bs, int(leaf[0]), int(leaf[1])):
+                replay.play(replay.to_move, None if m == n * n else (m % n, m // n))
+            want_s, want_g = F.encode(replay.board, replay.hist, 7.0, n, F.KATAGO_V7, replay.recent_boards())
+            np.testing.assert_array_equal(bs.spatial[i], want_s)
+            np.testing.assert_array_equal(bs.glob[i], want_g)
+            checked += 1
+    assert checked >= 30
+
+
+def test_selfplay_rows_of_a_version_2_model_hold_version_2_inputs(tmp_path):
+    import copy
+    import glob as globmod
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    from zeroloop import config as cfgmod
+    from zeroloop import rows
+    from zeroloop.go import board as B
+    from zeroloop.search.evaluators import RandomEvaluator
+    from zeroloop.selfplay import config as spconfig
+    from zeroloop.selfplay.engine import SelfplayEngine
+    from zeroloop.selfplay.models import FixedModel, LoadedModel
+    from zeroloop.storage import Storage
+
+    finished = {}
+
+    class Recording(SelfplayEngine):
+        def _finish_game(self, g, *args):
+            finished[self.slots[g].game_id] = copy.deepcopy(self.slots[g])
+            super()._finish_game(g, *args)
+
+    B.seed(5)
+    cfg = cfgmod.from_dict(spconfig.SelfplayConfig, dict(
+        num_games=2, board_sizes=[5], board_size_weights=[1.0], data_board_len=5, max_visits=8, cheap_visits=2,
+        full_search_prob=0.5, max_moves_per_area=2.0, features="katago-v7"))
+    model = LoadedModel("rnd", RandomEvaluator(5, seed=1, feature_version=F.KATAGO_V7))
+    storage = Storage(LocalFileSystem())
+    Recording(cfg, storage, str(tmp_path / "sp"), FixedModel(model), np.random.default_rng(2), max_games_total=2).run()
+    files = sorted(globmod.glob(str(tmp_path / "sp" / "rnd" / "tdata" / "*.npz")))
+    data = rows.concat([rows.read(storage, f) for f in files])
+    assert rows.feature_version_of(data) == F.KATAGO_V7 and data["globalInputNC"].shape[1] == 19
+    planes = rows.unpack_planes(data["binaryInputNCHWPacked"], 5)
+    checked = 0
+    for i in range(len(data["gameIdN"])):
+        state = finished[int(data["gameIdN"][i])]
+        game = Game(5, Rules(state.rules.ko_rule, state.rules.multi_stone_suicide, state.komi))
+        for j, m in enumerate(state.moves[:int(data["metaNC"][i, rows.META_TURN])]):
+            game.play(BLACK if j % 2 == 0 else WHITE, None if m == 25 else (m % 5, m // 5))
+        want_s, want_g = F.encode(game.board, game.hist, state.komi, 5, F.KATAGO_V7, game.recent_boards())
+        np.testing.assert_array_equal(planes[i], want_s)
+        np.testing.assert_array_equal(data["globalInputNC"][i], want_g)
+        checked += 1
+    assert checked >= 5 and planes[:, 14:20].any()
+    with pytest.raises(Exception, match="feature version 2, expected version 1"):
+        rows.validate(data, "rows", feature_version=1)
+
+
+def test_loop_setting_reaches_selfplay_and_training_and_is_fixed_for_a_run():
+    from zeroloop import plan
+    from zeroloop.loop import settings as S
+
+    v7 = S.LoopSettings("r", features="katago-v7")
+    assert S.selfplay_config(v7)["features"] == "katago-v7"
+    args = plan.train_args(S.describe(v7), S.placement(None, v7), synchronous=True)
+    assert args[args.index("--features") + 1] == "katago-v7"
+    default = S.LoopSettings("r")
+    assert "features" not in S.selfplay_config(default)  # the default's stage configs are as before
+    assert "--features" not in plan.train_args(S.describe(default), S.placement(None, default), synchronous=True)
+    assert "features" in S.LoopSettings.SHAPE
+
+
+def test_trainer_refuses_a_model_of_other_inputs_than_asked(tmp_path):
+    from zeroloop.errors import ModelFileError
+    from zeroloop.nn import modelfile
+    from zeroloop.nn.model import random_init_model
+    from zeroloop.storage import BaseDir
+    from zeroloop.train.loop import Trainer
+    from zeroloop.train.options import TrainOptions
+
+    base = BaseDir.open(str(tmp_path / "run"))
+    net = random_init_model("b1c16", 5, seed=1)  # feature version 1
+    path = str(tmp_path / "m1")
+    modelfile.save_model(base.storage, path, net, modelfile.ModelInfo.for_model(net, "m1"))
+    opts = dict(name="t", model_kind="b1c16", features="katago-v7", batch_size=4, export_mode="main", device="cpu")
+    trainer = Trainer(base, TrainOptions(**opts, initial_checkpoint=path))
+    with pytest.raises(ModelFileError, match="reads input feature version 1, this training was asked for version 2"):
+        trainer._start_fresh(5)
+    fresh = Trainer(base, TrainOptions(**opts))
+    fresh._start_fresh(5)
+    assert fresh.model.config.features == F.KATAGO_V7 and fresh.model.conv_spatial.weight.shape[1] == 22

@@ -112,7 +112,7 @@ def test_saved_games_keep_root_scores_and_older_pending_rows_upgrade():
     # a batch saved by the self-play of before (row format 2: eight target columns) still loads
     old_snap = dataclasses.replace(snap, pending=[PendingGame(9, "m", old, None)])
     orig = snapshot.versions
-    snapshot.versions = lambda: {**orig(), "row_format_version": 2}
+    snapshot.versions = lambda *a: {**orig(*a), "row_format_version": 2}
     try:
         data = snapshot.encode(old_snap)
     finally:

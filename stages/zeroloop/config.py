@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from zeroloop import cliflags
 from zeroloop.errors import ConfigError
 
 T = TypeVar("T")
@@ -41,6 +42,8 @@ def option(default: Any, doc: str, *, lo: float | None = None, hi: float | None 
 
     ``lo``/``hi`` bound it inclusively, ``above`` exclusively (``above=0``: positive); ``default`` may
     be ``dataclasses.MISSING`` (required). ``parse`` reads its flag's text (default: from the type).
+    ``choices`` may be a function giving them, called only when needed (a table that imports heavy
+    modules stays out of a light import).
     """
     meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices, "parse": parse,
             "metavar": metavar}
@@ -117,7 +120,7 @@ def load(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None
 
 def _check(where: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
     value = _coerce(where, value, hint)
-    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
+    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), choices_of(meta)
     items = value if isinstance(value, (list, tuple)) else [value]
     for v in items:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -134,10 +137,15 @@ def _check(where: str, value: Any, hint: Any, meta: typing.Mapping) -> Any:
     return value
 
 
+def choices_of(meta: typing.Mapping) -> tuple | None:
+    choices = meta.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
 def range_problem(f: dataclasses.Field, value: Any) -> str | None:
     """Why a flag's value is outside its field's range or choices (the flag named), or None."""
     meta = f.metadata
-    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
+    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), choices_of(meta)
     if value is None or isinstance(value, (bool, dict, list, tuple)):
         return None
     flag = flag_name(f.name)
@@ -217,19 +225,13 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _finite(text: str) -> float:
-    from zeroloop.cliflags import finite_float
-
-    return finite_float(text)
-
-
 def _flag_type(f: dataclasses.Field, hint: Any):
     """What reads this field's flag text: the field's own parse, else its (non-None) type."""
     if f.metadata.get("parse") is not None:
         return f.metadata["parse"]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return {int: int, float: _finite, str: str}.get(hint)
+    return {int: int, float: cliflags.finite_float, str: str}.get(hint)
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tuple[str, ...]] | None = None,
@@ -239,8 +241,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
     groups: help-section title -> field names (the rest go under "settings"). A bool field becomes
     ``--key``/``--no-key``; a field whose values cannot be spelt on a command line (a list) is file-only.
     """
-    from zeroloop import cliflags
-
     hints = typing.get_type_hints(cls)
     where = {name: title for title, names in (groups or {}).items() for name in names}
     sections: dict[str, Any] = {}
@@ -265,8 +265,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
         kind = _flag_type(f, hints[f.name])
         if kind is None:
             continue
-        if f.metadata.get("choices") and f.metadata.get("parse") is None:
-            kwargs["choices"] = f.metadata["choices"]
+        if choices_of(f.metadata) and f.metadata.get("parse") is None:
+            kwargs["choices"] = choices_of(f.metadata)
         if f.metadata.get("metavar"):
             kwargs["metavar"] = f.metadata["metavar"]
         cliflags.flag(g, flag_name(f.name), type=kind, **kwargs)
@@ -274,8 +274,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, groups: dict[str, tupl
 
 def add_config_flags(parser: argparse.ArgumentParser, what: str) -> None:
     """``--config FILE`` and ``--help-config`` of a stage whose settings are flags too."""
-    from zeroloop import cliflags
-
     cliflags.flag(parser, "--config", default=None, metavar="FILE",
                   help=f"{what} settings from a TOML or YAML file (keys: --help-config); flags override it")
     cliflags.flag(parser, "--help-config", action="store_true",

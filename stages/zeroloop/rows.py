@@ -82,7 +82,7 @@ MODEL_NAME_LEN = 64
 @dataclass(frozen=True)
 class ArraySpec:
     dtype: np.dtype
-    shape: object  # callable pos_len -> per-row shape
+    shape: object  # callable (pos_len, feature version = 1) -> per-row shape
 
 
 def _features():
@@ -98,20 +98,30 @@ def packed_len(pos_len: int) -> int:
 
 
 SPECS: dict[str, ArraySpec] = {
-    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P: (_features().NUM_SPATIAL, packed_len(P))),
-    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P: (_features().NUM_GLOBAL,)),
-    "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P: (2, P * P + 1)),
-    "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P: (NUM_GLOBAL_TARGETS,)),
-    "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P: (1, P, P)),
-    "metaNC": ArraySpec(np.dtype(np.int32), lambda P: (NUM_META,)),
-    "gameIdN": ArraySpec(np.dtype(np.int64), lambda P: ()),
-    "modelN": ArraySpec(np.dtype(f"S{MODEL_NAME_LEN}"), lambda P: ()),
+    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P, F=1: (_features().shape(F)[0], packed_len(P))),
+    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P, F=1: (_features().shape(F)[1],)),
+    "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P, F=1: (2, P * P + 1)),
+    "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P, F=1: (NUM_GLOBAL_TARGETS,)),
+    "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P, F=1: (1, P, P)),
+    "metaNC": ArraySpec(np.dtype(np.int32), lambda P, F=1: (NUM_META,)),
+    "gameIdN": ArraySpec(np.dtype(np.int64), lambda P, F=1: ()),
+    "modelN": ArraySpec(np.dtype(f"S{MODEL_NAME_LEN}"), lambda P, F=1: ()),
 }
 
 
-def empty(n: int, pos_len: int) -> dict[str, np.ndarray]:
-    """Zeroed arrays for n rows."""
-    return {k: np.zeros((n, *s.shape(pos_len)), dtype=s.dtype) for k, s in SPECS.items()}
+def empty(n: int, pos_len: int, feature_version: int = 1) -> dict[str, np.ndarray]:
+    """Zeroed arrays for n rows (inputs of a feature version, ``zeroloop.features``)."""
+    return {k: np.zeros((n, *s.shape(pos_len, feature_version)), dtype=s.dtype) for k, s in SPECS.items()}
+
+
+def feature_version_of(arrays: dict[str, np.ndarray], name: str = "rows") -> int:
+    """The feature version of a row set's inputs, from its plane count (12: version 1, 22: version 2)."""
+    planes = arrays["binaryInputNCHWPacked"]
+    if planes.ndim == 3:
+        for version, (num_spatial, _) in _features().SHAPES.items():
+            if planes.shape[1] == num_spatial:
+                return version
+    raise CorruptFileError(f"{name}: binaryInputNCHWPacked has shape {planes.shape}, which no feature version has")
 
 
 def pack_planes(planes: np.ndarray) -> np.ndarray:
@@ -132,8 +142,12 @@ def pos_len_of(arrays: dict[str, np.ndarray]) -> int:
     return int(arrays["valueTargetsNCHW"].shape[-1])
 
 
-def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None) -> int:
-    """Check keys, dtypes and shapes; return the row count or raise CorruptFileError."""
+def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None,
+             feature_version: int | None = None) -> int:
+    """Check keys, dtypes and shapes; return the row count or raise CorruptFileError.
+
+    feature_version: the inputs the rows must hold (default: whichever version their plane count is).
+    """
     missing = [k for k in SPECS if k not in arrays]
     if missing:
         raise CorruptFileError(f"{name}: missing arrays {', '.join(missing)}")
@@ -142,10 +156,13 @@ def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | N
         if v.ndim != 4:
             raise CorruptFileError(f"{name}: valueTargetsNCHW has shape {v.shape}, expected (N, 1, P, P)")
         pos_len = int(v.shape[-1])
+    got = feature_version_of(arrays, name)
+    if feature_version is not None and got != feature_version:
+        raise CorruptFileError(f"{name}: rows of feature version {got}, expected version {feature_version}")
     n = None
     for key, spec in SPECS.items():
         a = arrays[key]
-        want = spec.shape(pos_len)
+        want = spec.shape(pos_len, got)
         if a.dtype != spec.dtype:
             raise CorruptFileError(f"{name}: {key} has dtype {a.dtype}, expected {spec.dtype}")
         if a.shape[1:] != tuple(want):
@@ -158,6 +175,9 @@ def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | N
 
 
 def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    versions = {feature_version_of(p) for p in parts}
+    if len(versions) > 1:
+        raise CorruptFileError(f"rows of feature versions {sorted(versions)} cannot be mixed")
     return {k: np.concatenate([p[k] for p in parts]) for k in SPECS}
 
 
@@ -181,7 +201,8 @@ def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True, level: int | 
     return buf.getvalue()
 
 
-def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> dict[str, np.ndarray]:
+def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None,
+               feature_version: int | None = None) -> dict[str, np.ndarray]:
     """Parse and validate an npz; raise CorruptFileError naming the problem."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -189,7 +210,7 @@ def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> d
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise CorruptFileError(f"{name}: unreadable npz ({e})") from None
     upgrade(arrays)
-    validate(arrays, name, pos_len)
+    validate(arrays, name, pos_len, feature_version)
     return arrays
 
 

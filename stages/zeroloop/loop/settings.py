@@ -46,6 +46,9 @@ class LoopSettings:
 
     name_prefix: str = dataclasses.field(metadata={"doc": "the run's name: models are NAME-<net>-s<samples>-d<rows>"})
     model_kind: str = option("b2c32", "net size (zeroloop.nn.configs)", choices=tuple(sorted(CONFIGS)))
+    features: str = option("zeroloop", "the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7, "
+                                       "with ladder and area planes; docs/learning.md)",
+                           choices=("zeroloop", "katago-v7"))
     board_size: int = option(7, "board size of every game", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
     komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
                                 lo=-150.0, hi=150.0)
@@ -92,7 +95,7 @@ class LoopSettings:
                                      "run's), in a file a table", factory=dict)
 
     # fixed once a run has started
-    SHAPE = ("name_prefix", "model_kind", "board_size")
+    SHAPE = ("name_prefix", "model_kind", "features", "board_size")
 
     @property
     def run_komi(self) -> float:
@@ -137,12 +140,6 @@ class LoopSettings:
 # --- flags and config file ------------------------------------------------------------------
 
 PASS_THROUGH = {"selfplay_keys": "--selfplay-key", "train_flags": "--train-flag"}
-# train flags the loop sets itself from its own settings
-LOOP_TRAIN_FLAGS = {"name", "model-kind", "batch-size", "export-mode", "samples-per-epoch",
-                    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples",
-                    "swa-period-samples", "initial-checkpoint", "no-repeat-files", "print-every-batches",
-                    "checkpoint-interval-seconds", "stop-when-train-bucket-limited", "quit-if-no-data",
-                    "data-poll-seconds", "device", "threads", "seed"}
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -206,27 +203,9 @@ def training_can_start(s: "LoopSettings") -> list[str]:
 def check_train_flags(flags: dict) -> list[str]:
     if not flags:
         return []
-    from zeroloop.train import main as train_main
+    from zeroloop.train.options import extra_flag_problems
 
-    parser = cliflags.ArgumentParser()
-    train_main.add_arguments(parser)
-    actions = {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
-    problems = []
-    for name, value in flags.items():
-        action = actions.get(name)
-        if action is None or name in LOOP_TRAIN_FLAGS:
-            problems.append(f"--train-flag {name}: {'set by the loop itself' if action else 'no such train flag'}")
-            continue
-        try:
-            if action.nargs == 0 and value is not True:
-                raise ValueError("a switch takes true")
-            if action.nargs != 0 and action.type is not None:
-                action.type(str(value))
-            if action.choices is not None and value not in action.choices:
-                raise ValueError(f"one of {', '.join(map(str, action.choices))}")
-        except (ValueError, argparse.ArgumentTypeError) as e:
-            problems.append(f"--train-flag {name}={value}: {e}")
-    return problems
+    return extra_flag_problems(flags, "--train-flag ", "the loop")
 
 
 SETTINGS_GROUP = "run settings (kept in BASEDIR/loop/settings.json; a flag or --config changes them)"
@@ -261,8 +240,8 @@ def resolve(args: argparse.Namespace, stored: dict | None, from_file: dict | Non
     if stored:
         values.update({k: v for k, v in stored.items() if k in names})
         for k in LoopSettings.SHAPE:
-            if k in given and given[k] != stored.get(k):
-                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {stored.get(k)}; it cannot change "
+            if k in given and given[k] != values[k]:  # (a key the stored run predates: its default)
+                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {values[k]}; it cannot change "
                                 f"to {given[k]} (start a new BASEDIR)")
     values.update(given)
     if values["komi"] is None:  # fixed when the run starts
@@ -309,7 +288,8 @@ def _toml(values: dict) -> str:
 def describe(s: LoopSettings) -> plan.RunDescription:
     """The run these settings describe (``zeroloop.plan``): what the stages are started with."""
     return plan.RunDescription(
-        name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
+        name_prefix=s.name_prefix, model_kind=s.model_kind, features=s.features, board_sizes=(s.board_size,),
+        komi=s.run_komi,
         visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
         games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
         gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,

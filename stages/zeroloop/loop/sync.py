@@ -112,10 +112,11 @@ def setup(base: BaseDir, settings: S.LoopSettings) -> None:
         import torch
 
         from zeroloop.nn import modelfile
+        from zeroloop.features import NAMES
         from zeroloop.nn.model import build_model
 
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
-        net = build_model(settings.model_kind, settings.board_size).eval()
+        net = build_model(settings.model_kind, settings.board_size, NAMES[settings.features]).eval()
         info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
                                              extra={"note": "the random-weight net training starts from"})
         if base.storage.exists(path):

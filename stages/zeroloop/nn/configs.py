@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from zeroloop.errors import ConfigError
 
 BLOCK_KINDS = ("regular", "gpool")
-OPTIONAL_KEYS = {"soft_policy", "td_value", "features"}  # keys added later: files from before lack them
+OPTIONAL_KEYS = {"soft_policy", "td_value", "features", "input_kernel"}  # keys added later: files from before lack them
 HEAD_KEYS = ("soft_policy", "td_value")  # training-only heads, off by default: omitted from a file when off
 
 
@@ -45,6 +45,9 @@ class NetConfig:
     # The input feature version the net reads (``zeroloop.features``): 1, zeroloop's 12 planes, or 2, KataGo's
     # inputs v7. Version 1 is omitted from the file's config, so nets from before read as what they are.
     features: int = 1
+    # Kernel size of the first (input) convolution: 3, or 5 as KataGo's g170 nets (imported ones); 3 is omitted
+    # from the file's config.
+    input_kernel: int = 3
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,6 +68,8 @@ class NetConfig:
         if not isinstance(self.features, int) or isinstance(self.features, bool) or self.features not in features.SHAPES:
             problems.append(f"features must be one of the feature versions {sorted(features.SHAPES)}, "
                             f"got {self.features!r}")
+        if self.input_kernel not in (1, 3, 5, 7, 9) or isinstance(self.input_kernel, bool):
+            problems.append(f"input_kernel must be an odd size 1-9, got {self.input_kernel!r}")
         if "gpool" in self.blocks and isinstance(self.gpool, int) and isinstance(self.mid, int) \
                 and self.gpool >= self.mid:
             problems.append(f"gpool ({self.gpool}) must be less than mid ({self.mid})")
@@ -83,6 +88,8 @@ class NetConfig:
                 del d[key]  # files of nets without the head stay as they were
         if self.features == 1:
             del d["features"]
+        if self.input_kernel == 3:
+            del d["input_kernel"]
         return d
 
     @classmethod

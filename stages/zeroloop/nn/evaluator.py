@@ -214,7 +214,7 @@ def measure_throughput(evaluator: NetEvaluator, batch_size: int, board_size: int
     by default; ``time.thread_time`` with one torch thread gives CPU time,
     steadier on a shared machine) and reports positions per second.
     """
-    spatial, glob = random_inputs(batch_size, evaluator.pos_len, board_size, seed)
+    spatial, glob = random_inputs(batch_size, evaluator.pos_len, board_size, seed, evaluator.feature_version)
     for _ in range(max(0, warmup)):
         evaluator.evaluate(spatial, glob)
     batches = 0

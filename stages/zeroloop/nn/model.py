@@ -294,7 +294,8 @@ class Net(nn.Module):
         self.pos_len = pos_len
         c = config.trunk
         num_spatial, num_global = features.shape(config.features)
-        self.conv_spatial = conv3(num_spatial, c)
+        k = config.input_kernel
+        self.conv_spatial = nn.Conv2d(num_spatial, c, k, padding=k // 2, bias=False)
         self.linear_global = nn.Linear(num_global, c, bias=False)
         self.blocks = nn.ModuleList(
             GPoolBlock(c, config.mid, config.gpool) if kind == "gpool" else ResBlock(c, config.mid)

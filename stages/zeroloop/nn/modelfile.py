@@ -36,6 +36,7 @@ import torch
 from zeroloop import features, layout
 from zeroloop.errors import ConfigError, ModelFileError
 from zeroloop.modelnames import check_model_name
+from zeroloop.nn import MAX_POS_LEN
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
 from zeroloop.storage import Storage, open_location
@@ -44,7 +45,6 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = layout.MODEL_WEIGHTS
 INFO_FILE = layout.MODEL_INFO
 KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
-MAX_POS_LEN = 32
 log = logging.getLogger(__name__)
 
 

@@ -107,10 +107,12 @@ def data_policy(moves: np.ndarray, weights: np.ndarray, size: int, pos_len: int)
 
 
 def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
-                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
-    """A row's inputs (encoded at pos_len) and its policy target from child weights."""
+                    moves: np.ndarray, weights: np.ndarray, model: str = "",
+                    feature_version: int = features.FEATURE_VERSION,
+                    prev: tuple[np.ndarray, np.ndarray] | None = None) -> RecordedMove:
+    """A row's inputs (encoded at pos_len; prev: the boards before the last two moves) and its policy target."""
     size = int(board[B.H_SIZE])
-    spatial, glob = features.encode(board, hist, komi, pos_len)
+    spatial, glob = features.encode(board, hist, komi, pos_len, feature_version, prev)
     planes = rows.pack_planes(spatial[None])[0]
     return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, data_policy(moves, weights, size, pos_len),
                         model)
@@ -127,7 +129,11 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
     it was kept, else (and by default) a one-hot of the move played.
     """
     n = len(state.recorded)
-    out = rows.empty(n, pos_len)
+    version = features.FEATURE_VERSION
+    if n:
+        num_spatial = state.recorded[0].planes.shape[0]
+        version = next(v for v, shape in features.SHAPES.items() if shape[0] == num_spatial)
+    out = rows.empty(n, pos_len, version)
     size = state.size
     length = len(state.moves)
     final = state.final_model

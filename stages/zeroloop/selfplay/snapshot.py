@@ -70,17 +70,19 @@ class Snapshot:
     pending: list[PendingGame] = field(default_factory=list)
     saved_at: float = 0.0
     process: str = ""
+    feature_version: int = features.FEATURE_VERSION  # of the recorded inputs (zeroloop.features)
 
     @property
     def game_ids(self) -> list[int]:
         return [g.game_id for g in self.playing] + [p.game_id for p in self.pending]
 
 
-def versions() -> dict[str, int]:
-    """What a file must match to be read by this code."""
-    return {"format": FORMAT_VERSION, "feature_version": features.FEATURE_VERSION,
+def versions(feature_version: int = features.FEATURE_VERSION) -> dict[str, int]:
+    """What a file must match to be read by this code (its inputs: any feature version, its shapes matching)."""
+    num_spatial, num_global = features.shape(feature_version)
+    return {"format": FORMAT_VERSION, "feature_version": feature_version,
             "row_format_version": rows.ROW_FORMAT_VERSION, "rules_version": RULES_VERSION,
-            "num_spatial": features.NUM_SPATIAL, "num_global": features.NUM_GLOBAL}
+            "num_spatial": num_spatial, "num_global": num_global}
 
 
 # --- writing --------------------------------------------------------------------
@@ -89,6 +91,7 @@ def versions() -> dict[str, int]:
 def encode(snap: Snapshot) -> bytes:
     """The file's bytes."""
     p = snap.pos_len
+    num_spatial, num_global = features.shape(snap.feature_version)
     models: dict[str, int] = {}
     games, moves, move_off, values, scores = [], [], [0], [], []
     recs: list[RecordedMove] = []
@@ -108,8 +111,8 @@ def encode(snap: Snapshot) -> bytes:
         "game_id": np.array([st.game_id for st in snap.playing], dtype=np.int64),
         "moves": np.array(moves, dtype=np.int16),
         "move_off": np.array(move_off, dtype=np.int64),
-        "rec_planes": _stack([r.planes for r in recs], np.uint8, (features.NUM_SPATIAL, rows.packed_len(p))),
-        "rec_glob": _stack([r.glob for r in recs], np.float32, (features.NUM_GLOBAL,)),
+        "rec_planes": _stack([r.planes for r in recs], np.uint8, (num_spatial, rows.packed_len(p))),
+        "rec_glob": _stack([r.glob for r in recs], np.float32, (num_global,)),
         "rec_policy": _stack([r.policy for r in recs], np.float32, (p * p + 1,)),
         "rec_turn": np.array([r.turn for r in recs], dtype=np.int32),
         "rec_to_move": np.array([r.to_move for r in recs], dtype=np.int8),
@@ -126,11 +129,11 @@ def encode(snap: Snapshot) -> bytes:
     if any(r.next_policy is not None for r in recs):  # (only with opponent_policy_from_search: kept small)
         arrays["rec_next_policy"] = _stack([np.zeros(p * p + 1, np.float32) if r.next_policy is None
                                             else r.next_policy for r in recs], np.float32, (p * p + 1,))
-    pend_rows = rows.concat([g.rows for g in snap.pending]) if snap.pending else rows.empty(0, p)
+    pend_rows = rows.concat([g.rows for g in snap.pending]) if snap.pending else rows.empty(0, p, snap.feature_version)
     for k in rows.SPECS:
         arrays["pending_" + k] = pend_rows[k]
     header = {
-        **versions(), "batch": snap.batch, "pos_len": p, "saved_at": snap.saved_at, "process": snap.process,
+        **versions(snap.feature_version), "batch": snap.batch, "pos_len": p, "saved_at": snap.saved_at, "process": snap.process,
         "models": list(models), "games": games,
         "pending": [{"model_dir": g.model_dir, "sgf": g.sgf, "sgf_file": g.sgf_file,
                      "pieces": [list(x) for x in g.pieces]} for g in snap.pending],
@@ -198,11 +201,16 @@ def _header(raw: np.ndarray, name: str) -> dict:
         raise SnapshotError(f"{name}: header is not JSON ({e})") from None
     if not isinstance(h, dict):
         raise SnapshotError(f"{name}: header is not a JSON object")
-    for key, want in versions().items():
+    fv = h.get("feature_version")
+    if not isinstance(fv, int) or fv not in features.SHAPES:
+        raise IncompatibleSnapshot(f"{name}: feature_version {fv!r}, this self-play encodes "
+                                   f"{', '.join(map(str, sorted(features.SHAPES)))}")
+    for key, want in versions(fv).items():
         if key == "row_format_version" and h.get(key) in READABLE_ROW_FORMATS:
             continue
         if h.get(key) != want:
-            raise IncompatibleSnapshot(f"{name}: {key} {h.get(key)!r}, this self-play needs {want}")
+            why = f" (feature_version {fv} has {want})" if key.startswith("num_") else f", this self-play needs {want}"
+            raise IncompatibleSnapshot(f"{name}: {key} {h.get(key)!r}{why}")
     pos_len = h.get("pos_len")
     if not isinstance(pos_len, int) or not B.MIN_SIZE <= pos_len <= B.MAX_SIZE:
         raise SnapshotError(f"{name}: bad pos_len {pos_len!r}")
@@ -269,8 +277,10 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     move_off = _offsets(_array(arrays, "move_off", np.int64, (), n + 1, name), len(moves), "move_off", name)
     turns = _array(arrays, "rec_turn", np.int32, (), None, name)
     r = len(turns)
-    planes = _array(arrays, "rec_planes", np.uint8, (features.NUM_SPATIAL, rows.packed_len(p)), r, name)
-    glob = _array(arrays, "rec_glob", np.float32, (features.NUM_GLOBAL,), r, name)
+    fv = h["feature_version"]
+    num_spatial, num_global = features.shape(fv)
+    planes = _array(arrays, "rec_planes", np.uint8, (num_spatial, rows.packed_len(p)), r, name)
+    glob = _array(arrays, "rec_glob", np.float32, (num_global,), r, name)
     policy = _array(arrays, "rec_policy", np.float32, (area,), r, name)
     to_move = _array(arrays, "rec_to_move", np.int8, (), r, name)
     rec_model = _array(arrays, "rec_model", np.int32, (), r, name)
@@ -326,7 +336,7 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     if any(v is None for v in prow.values()):
         raise SnapshotError(f"{name}: missing pending rows")
     rows.upgrade(prow)
-    total = rows.validate(prow, name + " pending rows", p)
+    total = rows.validate(prow, name + " pending rows", p, fv)
     poff = _offsets(_array(arrays, "pending_off", np.int64, (), m + 1, name), total, "pending_off", name)
     pending = []
     for i, g in enumerate(pend):
@@ -352,4 +362,4 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     saved_at = h.get("saved_at")
     if not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at):
         raise SnapshotError(f"{name}: bad saved_at {saved_at!r}")
-    return Snapshot(str(h["batch"]), p, playing, pending, float(saved_at), str(h.get("process", "")))
+    return Snapshot(str(h["batch"]), p, playing, pending, float(saved_at), str(h.get("process", "")), fv)

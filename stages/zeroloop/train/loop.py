@@ -230,6 +230,11 @@ class Trainer:
         except (KeyError, ValueError, TypeError) as e:
             raise ModelFileError(f"{where}: bad net config ({e})") from None
 
+    def _check_features(self, config: NetConfig, what: str) -> None:
+        if config.features != self.opts.feature_version:
+            raise ModelFileError(f"{what} reads input feature version {config.features}, this training was asked "
+                                 f"for version {self.opts.feature_version} (--features): the net would misread its inputs")
+
     def _resume(self) -> bool:
         """Load train/<name>/checkpoint.ckpt (or a prev) if any; True if resumed."""
         found = checkpoint.load_latest(self.storage, self.traindir)
@@ -237,6 +242,7 @@ class Trainer:
             return False
         payload, path = found
         config, pos_len = self._config_of(payload, path)
+        self._check_features(config, f"checkpoint {path}")
         if config.name != self.opts.model_kind:
             log.warning("checkpoint %s holds a %s net; --model-kind %s is ignored", path, config.name,
                         self.opts.model_kind)
@@ -265,12 +271,15 @@ class Trainer:
         """A new net: from --initial-checkpoint (checkpoint file or model dir) or --model-kind."""
         src = self.opts.initial_checkpoint
         if src is None:
-            self._build(get_config(self.opts.model_kind), pos_len)
-            log.info("new %s net for pos_len %d", self.opts.model_kind, pos_len)
+            config = dataclasses.replace(get_config(self.opts.model_kind), features=self.opts.feature_version)
+            self._build(config, pos_len)
+            log.info("new %s net for pos_len %d (feature version %d)", self.opts.model_kind, pos_len,
+                     self.opts.feature_version)
             return
         storage, path = open_location(src)
         if storage.fs.isdir(path):
             net, info = modelfile.load_model(storage, path, "cpu")
+            self._check_features(info.config, f"model {path}")
             self._build(info.config, info.pos_len)
             assert self.model is not None and self.averaged is not None
             self._load_weights(self.model, net.state_dict())
@@ -279,6 +288,7 @@ class Trainer:
         else:
             payload = checkpoint.load_file(storage, path)
             config, ckpt_pos_len = self._config_of(payload, path)
+            self._check_features(config, f"checkpoint {path}")
             self._build(config, ckpt_pos_len)
             assert self.model is not None and self.averaged is not None
             try:
@@ -448,7 +458,8 @@ class Trainer:
         assert st.epoch is not None and self.model is not None
         shuffle_dir = posixpath.join(self.base.shuffleddata, st.epoch.shuffle_dir)
         source = data.epoch_batches(self.storage, shuffle_dir, st.epoch, self.opts.batch_size,
-                                    self.model.pos_len, pin=self.device.type == "cuda")
+                                    self.model.pos_len, pin=self.device.type == "cuda",
+                                    feature_version=self.model.config.features)
         prefetch = data.Prefetcher(source, self.opts.prefetch_batches)
         try:
             for hb in prefetch:

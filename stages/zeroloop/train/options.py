@@ -3,25 +3,65 @@
 Each field is a ``zeroloop train`` flag (``--lr-warmup-samples`` is
 ``lr_warmup_samples``) and a key of its ``--config`` file, with its doc and
 range (``zeroloop.config``); ``zeroloop train --help-config`` lists them.
+``extra_flag_problems`` checks the further train flags a run asks for (the
+loop's ``--train-flag``, a TrainingRun's ``spec.trainer.flags``). This
+module imports without torch or numpy: the operator checks with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import re
+import typing
 from dataclasses import MISSING, dataclass
 
+from zeroloop import config, plan
 from zeroloop.config import option
 from zeroloop.errors import ConfigError
-from zeroloop.nn.configs import CONFIGS
-from zeroloop.nn.modelfile import MAX_POS_LEN
+from zeroloop.nn import MAX_POS_LEN
 from zeroloop.train.bucket import BucketRule
-from zeroloop.train.optim import OPTIMIZERS, WEIGHT_DECAY_MODES, check_lr_schedule, parse_lr_schedule
 
 EXPORT_MODES = ("main", "extra", "trainonly")
+OPTIMIZERS = ("sgd", "adamw")
+WEIGHT_DECAY_MODES = ("flat", "katago")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=]*")
 # Exports are named <NAME>-s<samples>-d<rows> and models <RUN>-<that>: keep room in the 64-byte limit.
 MAX_NAME_LEN = 24
+
+
+def parse_lr_schedule(text: str) -> tuple[tuple[int, float], ...]:
+    """KataGo's -lr-schedule: '(0,1.0),(200K,0.5)': from each sample count on, the rate's factor
+    (K, M, B suffixes). Must start at 0, counts increasing, factors positive; raises ValueError."""
+    points = re.findall(r"\(\s*([0-9.]+)\s*([KMB]?)\s*,\s*([0-9.eE+-]+)\s*\)", text.strip())
+    rest = re.sub(r"\(\s*[0-9.]+\s*[KMB]?\s*,\s*[0-9.eE+-]+\s*\)", "", text).replace(",", "").replace(";", "")
+    if not points or rest.strip():
+        raise ValueError(f"expected points like '(0,1.0),(200K,0.5)', got {text!r}")
+    out = []
+    for count, suffix, factor in points:
+        samples = float(count) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}[suffix]
+        out.append((int(samples), float(factor)))
+    try:
+        return check_lr_schedule(tuple(out))
+    except ValueError as e:
+        raise ValueError(f"{e}: {text!r}") from None
+
+
+def check_lr_schedule(points: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+    """points if they make a schedule (none, or from 0 samples on, counts increasing, factors positive)."""
+    if points and points[0][0] != 0:
+        raise ValueError("the schedule must start at 0 samples")
+    if any(b[0] <= a[0] for a, b in itertools.pairwise(points)) or any(not f > 0 for _, f in points):
+        raise ValueError("sample counts must increase and factors be positive")
+    return points
+
+
+def net_sizes() -> list[str]:
+    """The named net sizes (zeroloop.nn.configs builds them with the feature shapes: numpy)."""
+    from zeroloop.nn.configs import CONFIGS
+
+    return sorted(CONFIGS)
 
 
 def count(text: str) -> int:
@@ -44,7 +84,7 @@ def lr_schedule_text(text: str) -> tuple[tuple[int, float], ...]:
 
 # help sections of `zeroloop train --help`
 GROUPS = {
-    "run": ("name", "model_kind", "batch_size", "export_mode", "pos_len", "initial_checkpoint"),
+    "run": ("name", "model_kind", "features", "batch_size", "export_mode", "pos_len", "initial_checkpoint"),
     "schedule": ("samples_per_epoch", "epochs_per_export", "max_epochs_this_instance", "max_training_samples"),
     "data gating (the train bucket)": ("max_train_bucket_per_new_data", "max_train_bucket_size",
                                        "stop_when_train_bucket_limited", "max_train_steps_since_last_reload",
@@ -61,7 +101,10 @@ GROUPS = {
 class TrainOptions:
     # run
     name: str = option(MISSING, "training name: train/<NAME>/ and exports <NAME>-s<samples>-d<rows>")
-    model_kind: str = option("b6c96", "net size for a new net", choices=tuple(sorted(CONFIGS)))
+    model_kind: str = option("b6c96", "net size for a new net", choices=lambda: net_sizes())
+    features: str = option("zeroloop", "the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7: "
+                                       "ladders, area); a model, checkpoint or data rows of other inputs are refused",
+                           choices=("zeroloop", "katago-v7"))
     batch_size: int = option(MISSING, "samples per step (match the shuffle's --batch-size)", lo=1)
     export_mode: str = option(MISSING, "main: export to torchmodels_toexport; extra: to torchmodels_toexport_extra; "
                                        "trainonly: never", choices=EXPORT_MODES)
@@ -136,6 +179,13 @@ class TrainOptions:
             raise ConfigError("; ".join(problems))
 
     @property
+    def feature_version(self) -> int:
+        """The net's input feature version (zeroloop.features)."""
+        from zeroloop.features import NAMES
+
+        return NAMES[self.features]
+
+    @property
     def bucket_rule(self) -> BucketRule:
         return BucketRule(self.samples_per_epoch, self.max_train_bucket_per_new_data, self.max_train_bucket_size)
 
@@ -144,3 +194,36 @@ class TrainOptions:
         if self.swa_period_samples is not None:
             return self.swa_period_samples
         return max(1, self.samples_per_epoch // 2)
+
+
+def extra_flag_problems(flags: dict, where: str, owner: str) -> list[str]:
+    """Why these further train flags (name without dashes -> value; True: a switch) cannot be passed.
+
+    where prefixes each name in a problem ("--train-flag "), owner says who sets the plan's own.
+
+    A flag the run plan sets from the run's own settings is refused (``owner`` sets it), and a value is
+    read as the flag would read it, then range-checked, so a bad one is refused before any stage starts.
+    """
+    if not flags:
+        return []
+    fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
+    hints = typing.get_type_hints(TrainOptions)
+    problems = []
+    for name, value in flags.items():
+        f = fields.get(str(name).replace("-", "_"))
+        if f is None or name in plan.TRAIN_FLAGS_SET:
+            problems.append(f"{where}{name}: {f'set by {owner} itself' if f else 'no such train flag'}")
+            continue
+        try:
+            if hints[f.name] is bool:
+                if value is not True:
+                    raise ValueError("a switch takes true")
+                continue
+            parse = f.metadata.get("parse")
+            checked = parse(str(value)) if parse else config.checked(TrainOptions, {f.name: value}, "")[f.name]
+            problem = config.range_problem(f, checked)
+            if problem:
+                raise ValueError(problem.split(": ", 1)[1])
+        except (ValueError, argparse.ArgumentTypeError, ConfigError) as e:
+            problems.append(f"{where}{name}={value}: {str(e).removeprefix(': ')}")
+    return problems
