@@ -47,6 +47,7 @@ import tqdm
 from zeroloop import decisions, exits, layout, modellist, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
+from zeroloop.loop import forking
 from zeroloop.loop.children import Child
 from zeroloop.runstats import RunStats
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME
@@ -93,27 +94,36 @@ class LoopState:
         base.storage.write_bytes(layout.loop_state(base.root), (json.dumps(asdict(self), indent=1) + "\n").encode())
 
 
-def setup(base: BaseDir, settings: S.LoopSettings) -> None:
-    """Directories, stage configs and the run's first (random-weight) model."""
+def setup(base: BaseDir, settings: S.LoopSettings, fork: bool = False) -> None:
+    """Directories, stage configs and the run's first (random-weight) model (made in a forked child
+    with fork, so that this process runs no torch operation before it forks stages)."""
     for d in (base.selfplay, base.models, base.modelstobetested, base.rejectedmodels, base.gatekeepersgf,
               base.logs, layout.loop(base.root)):
         base.storage.makedirs(d)
     S.save(base, settings)
     S.write_stage_configs(base, settings)
     path = layout.loop_init_model(base.root)
-    if not modellist.is_model_dir(base.storage, path):
-        import torch
+    if modellist.is_model_dir(base.storage, path):
+        return
+    if not fork:
+        _make_init_model(base, settings, path)
+    elif forking.in_child(lambda: _make_init_model(base, settings, path)) != 0:
+        raise UserError(f"could not write the run's first model to {path} (the error is above)")
 
-        from zeroloop.nn import modelfile
-        from zeroloop.nn.model import build_model
 
-        torch.manual_seed(settings.seed if settings.seed is not None else 0)
-        net = build_model(settings.model_kind, settings.board_size).eval()
-        info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
-                                             extra={"note": "the random-weight net training starts from"})
-        if base.storage.exists(path):
-            base.storage.remove_tree(path)  # an incomplete one from a killed start
-        modelfile.save_model(base.storage, path, net, info)
+def _make_init_model(base: BaseDir, settings: S.LoopSettings, path: str) -> None:
+    import torch
+
+    from zeroloop.nn import modelfile
+    from zeroloop.nn.model import build_model
+
+    torch.manual_seed(settings.seed if settings.seed is not None else 0)
+    net = build_model(settings.model_kind, settings.board_size).eval()
+    info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
+                                         extra={"note": "the random-weight net training starts from"})
+    if base.storage.exists(path):
+        base.storage.remove_tree(path)  # an incomplete one from a killed start
+    modelfile.save_model(base.storage, path, net, info)
 
 
 @contextlib.contextmanager
@@ -134,6 +144,7 @@ def run_lock(base: BaseDir):
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        forking.close_in_child(f.fileno())
         yield
 
 
@@ -150,8 +161,9 @@ def fmt_losses(losses: dict[str, float]) -> str:
 class SyncLoop:
     def __init__(self, base: BaseDir, settings: S.LoopSettings, cycles: int | None = None,
                  max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout,
-                 max_nn_evals: int | None = None):
+                 max_nn_evals: int | None = None, fork_stages: bool = False):
         self.base = base
+        self.fork_stages = fork_stages  # fork each stage from this (warm) process: forking.py
         self.s = settings
         self.cycles = cycles
         self.max_nn_evals = max_nn_evals
@@ -194,7 +206,8 @@ class SyncLoop:
         """Run one stage to its end; its exit status, or None if the loop is stopping."""
         if self.stopping is not None:
             return None
-        child = Child.start(name, argv, layout.log(self.base.root, name), f"cycle {state.cycle}")
+        child = Child.start(name, argv, layout.log(self.base.root, name), f"cycle {state.cycle}",
+                            fork=self.fork_stages)
         self.child = child
         running = {"cycle": state.cycle, "step": name, "pid": child.pid, "loop_pid": os.getpid()}
         self.base.storage.write_bytes(layout.loop_running(self.base.root), json.dumps(running).encode())
@@ -415,7 +428,7 @@ class SyncLoop:
 
     def _write_report(self, state: LoopState, wait: bool = False) -> None:
         child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
-                            f"after cycle {state.cycle - 1}")
+                            f"after cycle {state.cycle - 1}", fork=self.fork_stages)
         rc = child.stop(grace_s=300) if self.stopping and not wait else child.proc.wait()
         if rc != 0:
             self.say(f"(report failed, exit status {rc}; see {child.log_path})")
