@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if fork:
             from zeroloop.loop import forking
 
-            forking.warm_up()
+            forking.warm_up(S.placement(base, settings).config_file("selfplay"))
         max_seconds = args.max_hours * 3600 if args.max_hours else None
         if args.async_mode:
             from zeroloop.loop.asyncmode import AsyncLoop

@@ -12,7 +12,8 @@ It stays a process of its own, as a started one: its own session, log file
 on stdout and stderr, SIGINT when the loop dies (``PR_SET_PDEATHSIG``), the
 default signal handlers, its exit status that of the command (or minus the
 signal that killed it), and on exit the interpreter's own steps (joining
-threads, atexit) before ``os._exit``, never a return into the loop's code.
+threads, its own atexit handlers, not the loop's) before ``os._exit``, never
+a return into the loop's code.
 
 What makes forking safe here: the loop is one thread, and it never runs a
 torch operation (a forked OpenMP thread pool can hang a child); the run's
@@ -22,6 +23,7 @@ first model is made in a forked child too (``in_child``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import os
@@ -31,11 +33,12 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 
-# The modules the synchronous loop's stages import at start (the report draws with matplotlib,
-# imported by the report when it runs: a sixth of the cost, once per cycle, kept out of the loop).
-STAGE_MODULES = ("torch", "zeroloop.nn.modelfile", "zeroloop.selfplay.main", "zeroloop.shuffle",
+# The modules the synchronous loop's stages import: torch._dynamo is what torch.optim imports on its
+# first optimizer (seconds), matplotlib what the report after every cycle draws with.
+STAGE_MODULES = ("torch", "torch._dynamo", "zeroloop.nn.modelfile", "zeroloop.selfplay.main", "zeroloop.shuffle",
                  "zeroloop.train.main", "zeroloop.export", "zeroloop.gatekeeper", "zeroloop.report")
 
 # File descriptors a forked stage must not keep open (the loop's lock: a stage outliving a killed
@@ -43,21 +46,54 @@ STAGE_MODULES = ("torch", "zeroloop.nn.modelfile", "zeroloop.selfplay.main", "ze
 _CLOSE_IN_CHILD: set[int] = set()
 
 
-def close_in_child(fd: int) -> None:
+@contextlib.contextmanager
+def closed_in_children(fd: int):
+    """While open, fd is closed in every forked child (the number is forgotten when it closes)."""
     _CLOSE_IN_CHILD.add(fd)
+    try:
+        yield
+    finally:
+        _CLOSE_IN_CHILD.discard(fd)
 
 
-def warm_up() -> float:
-    """Import what the stages import and load numba's CPU target; the seconds it took."""
+def warm_up(selfplay_config: str | None = None) -> float:
+    """Import what the stages import and load numba's compiled search (a few steps of self-play without a
+    net, with selfplay_config: the run's); the seconds it took."""
     import importlib
 
     t = time.perf_counter()
     for name in STAGE_MODULES:
         importlib.import_module(name)
-    from zeroloop.go import board
+    import matplotlib
 
-    board.seed(0)  # the first call of a compiled function sets up numba's target (most of a second)
+    matplotlib.use("Agg")  # as the report does, before pyplot
+    importlib.import_module("matplotlib.pyplot")
+    _load_compiled_search(selfplay_config)
     return time.perf_counter() - t
+
+
+def _load_compiled_search(config_path: str | None) -> None:
+    """Self-play steps with the null evaluator (numpy only: no torch operation here), in a scratch directory:
+    numba's functions of the search and the features are loaded from its cache (or compiled) once."""
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+    from fsspec.implementations.local import LocalFileSystem
+
+    from zeroloop.search.evaluators import NullEvaluator
+    from zeroloop.selfplay import config as spconfig
+    from zeroloop.selfplay.engine import SelfplayEngine
+    from zeroloop.selfplay.models import FixedModel, LoadedModel
+    from zeroloop.storage import Storage
+
+    cfg = spconfig.load(config_path)
+    cfg = dataclasses.replace(cfg, num_games=2, save_games_in_progress=False)
+    with tempfile.TemporaryDirectory(prefix="zeroloop-warm-") as tmp:
+        model = FixedModel(LoadedModel("null", NullEvaluator(cfg.data_board_len)))
+        engine = SelfplayEngine(cfg, Storage(LocalFileSystem()), tmp, model, np.random.default_rng(0))
+        for _ in range(8):
+            engine.tick()
 
 
 class ForkedProcess:
@@ -108,9 +144,18 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
+def _forget_parent_exit() -> None:
+    """Drop the exit handlers the child inherited: they belong to the loop (a temporary directory of the
+    loop's, removed at its exit, must not go when a stage exits); the child's own still run."""
+    atexit._clear()
+    weakref.finalize._registry.clear()
+    weakref.finalize._registered_with_atexit = False
+
+
 def _run_child(args: list[str], log_fd: int, parent: int, preexec: Callable[[], None] | None) -> None:
     code = 1
     try:
+        _forget_parent_exit()
         os.setsid()
         if preexec is not None:
             preexec()
@@ -177,6 +222,7 @@ def in_child(fn: Callable[[], None]) -> int:
     if pid == 0:
         code = 1
         try:
+            _forget_parent_exit()
             fn()
             code = 0
         except BaseException:

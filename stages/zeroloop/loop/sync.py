@@ -29,6 +29,7 @@ after every cycle in ``BASEDIR/report/``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -128,15 +129,19 @@ def _make_init_model(base: BaseDir, settings: S.LoopSettings, path: str) -> None
 
 @contextlib.contextmanager
 def run_lock(base: BaseDir):
-    """One loop per BASEDIR (local directories; the lock goes with the process, even on SIGKILL)."""
+    """One loop per BASEDIR (local directories; the lock goes with the process, even on SIGKILL). A POSIX
+    record lock, which a forked child does not inherit: a stage still stopping after its loop was killed
+    does not keep the next loop out (nor does a started one)."""
     if not base.storage.local:
         yield
         return
     path = layout.loop_lock(base.root)
     with open(path, "a+") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             f.seek(0)
             raise UserError(f"another zeroloop loop is running on {base.root} (pid {f.read().strip() or '?'})") \
                 from None
@@ -144,8 +149,8 @@ def run_lock(base: BaseDir):
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
-        forking.close_in_child(f.fileno())
-        yield
+        with forking.closed_in_children(f.fileno()):
+            yield
 
 
 def fmt_seconds(s: float) -> str:
