@@ -15,8 +15,9 @@ Each stage runs ``--repeats`` times in each of two ways, medians reported:
 - ``warm``: forked from this process once it has imported what the stages
   import (``zeroloop.loop.forking``), as the synchronous loop starts them.
 
-``fixed_cost_*_s`` sums one cycle's worth (the five steps, self-play's
-start and stop, and the report); ``fixed_share_*`` divides it by
+``fixed_cost_*_s`` sums one cycle's worth: the five steps, self-play's
+start and stop (the report, ``report_*``, runs beside the next cycle, off
+its critical path, so it is not counted); ``fixed_share_*`` divides it by
 ``--cycle-seconds``, a default 7x7 cycle (about a minute on the 2-core
 development machine, docs/learning.md), and ``warm_over_fresh`` compares
 the two. ``python_s`` and ``import_torch_s`` are a bare interpreter and one
@@ -158,10 +159,11 @@ def measure(args: argparse.Namespace) -> dict:
         out["warm_up_s"] = round(forking.warm_up(S.placement(base, s).config_file("selfplay")), 3)
         out.update(_measure_stages(names, base, s, True, args.repeats))
     for way in ("fresh", "warm"):
-        figures = [v for k, v in out.items() if k.endswith(f"_{way}_s")]
-        starts = [v for k, v in out.items() if k.endswith(f"_{way}_s") and ("first_step" in k or "start_to" in k)]
+        stages = {k: v for k, v in out.items() if k.endswith(f"_{way}_s") and not k.startswith("report_")}
+        figures = list(stages.values())
+        starts = [v for k, v in stages.items() if "first_step" in k or "start_to" in k]
         out[f"fixed_cost_{way}_s"] = round(sum(figures), 3)
         out[f"fixed_share_{way}"] = round(sum(figures) / args.cycle_seconds, 4)
-        out[f"max_start_to_first_step_{way}_s"] = max(starts)
+        out[f"max_start_to_first_step_{way}_s"] = max(starts, default=0.0)
     out["warm_over_fresh"] = round(out["fixed_cost_warm_s"] / max(out["fixed_cost_fresh_s"], 1e-9), 3)
     return out

@@ -17,7 +17,9 @@ a return into the loop's code.
 
 What makes forking safe here: the loop is one thread, and it never runs a
 torch operation (a forked OpenMP thread pool can hang a child); the run's
-first model is made in a forked child too (``in_child``).
+first model is made in a forked child too (``in_child``). Each stage sets
+torch's thread count after numba's (``runtime.set_threads``): numba's
+OpenMP layer, started in a forked child, reset it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from collections.abc import Callable, Sequence
 STAGE_MODULES = ("torch", "torch._dynamo", "zeroloop.nn.modelfile", "zeroloop.selfplay.main", "zeroloop.shuffle",
                  "zeroloop.train.main", "zeroloop.export", "zeroloop.gatekeeper", "zeroloop.report")
 
-# File descriptors a forked stage must not keep open (the loop's lock: a stage outliving a killed
-# loop must not keep the next loop out, as a started process, which inherits no descriptors, does not).
+# File descriptors a forked stage must not keep open, as a started process inherits none (the loop's
+# lock file; its POSIX lock is the loop's alone in any case).
 _CLOSE_IN_CHILD: set[int] = set()
 
 

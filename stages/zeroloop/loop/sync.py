@@ -23,7 +23,7 @@ BASEDIR: a lock file refuses a second.
 Output: one line per step when it ends (with a progress bar while it runs
 on a terminal), a summary per cycle (also appended to
 ``loop/cycles.jsonl``), and the report (``zeroloop report``) rewritten
-after every cycle in ``BASEDIR/report/``.
+after every cycle in ``BASEDIR/report/`` (beside the next cycle).
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ class SyncLoop:
         self._targets = {d: modellist.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
+        self.report_child: Child | None = None  # the report of the last cycle, running beside the next one
 
     # --- output -------------------------------------------------------------------
 
@@ -387,6 +388,7 @@ class SyncLoop:
         try:
             return self._run_cycles(state)
         finally:
+            self._reap_report(interrupt=self.stopping is not None)
             for s, h in previous.items():
                 signal.signal(s, h)
 
@@ -432,10 +434,21 @@ class SyncLoop:
                 return self._stopped(state)
 
     def _write_report(self, state: LoopState, wait: bool = False) -> None:
-        child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
-                            f"after cycle {state.cycle - 1}", fork=self.fork_stages)
-        rc = child.stop(grace_s=300) if self.stopping and not wait else child.proc.wait()
-        if rc != 0:
+        """Start the report of the cycles so far. It runs beside the next cycle (it only reads BASEDIR, as in
+        the asynchronous loop), off the cycle's critical path, unless wait or the loop is stopping."""
+        self._reap_report()
+        self.report_child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
+                                        f"after cycle {state.cycle - 1}", fork=self.fork_stages)
+        if wait or self.stopping is not None:
+            self._reap_report(interrupt=self.stopping is not None and not wait)
+
+    def _reap_report(self, interrupt: bool = False) -> None:
+        """Wait for the report in progress (interrupt: ask it to stop first); say if it failed."""
+        child, self.report_child = self.report_child, None
+        if child is None:
+            return
+        rc = child.stop(grace_s=300) if interrupt else child.proc.wait()
+        if rc != 0 and not interrupt:
             self.say(f"(report failed, exit status {rc}; see {child.log_path})")
 
     def _stopped(self, state: LoopState) -> int:
