@@ -20,7 +20,6 @@ from zeroloop.nn import modelfile
 from zeroloop.nn.model import build_model
 from zeroloop.selfplay.sgfs import parse_game_info
 from zeroloop.shuffle import main as shuffle_main
-from zeroloop.shuffle import window
 from zeroloop.shuffle_export_loop import ShuffleExportLoop, _Interrupted
 from zeroloop.storage import BaseDir
 
@@ -83,8 +82,8 @@ def test_shuffle_export_loop_shuffles_new_data_exports_and_stops_on_sigterm(tmp_
 def test_a_signal_during_a_shuffle_abandons_it_cleanly(tmp_path, monkeypatch):
     base = BaseDir.open(str(tmp_path))
     synthetic.write_tdata(base, "m1", 3, 200, 5, np.random.default_rng(1))
-    opts = shuffle_main.ShuffleOptions(window.WindowParams(min_rows=100), num_processes=1,
-                                       approx_rows_per_bucket=50, cleanup_grace_s=0.0)
+    opts = shuffle_main.ShuffleOptions(min_rows=100, num_processes=1, approx_rows_per_bucket=50,
+                                       cleanup_grace_seconds=0.0)
     loop = ShuffleExportLoop(base, opts, "run", False, 1, 0.0, 1.0)
     real_gather = shuffle_main.scatter.gather
     calls = []

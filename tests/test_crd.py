@@ -85,6 +85,7 @@ BAD_RUNS = [
     (run(gatekeeper={"sprt": {"elo0": 10, "elo1": 5}}), "gatekeeper.sprt.elo0 must be below gatekeeper.sprt.elo1"),
     (run(shuffler={"minRows": 1000, "maxRows": 10}), "shuffler.maxRows must be at least shuffler.minRows"),
     (run(trainer={"batchSize": 512, "samplesPerEpoch": 100}), "trainer.samplesPerEpoch must be at least"),
+    (run(trainer={"lrWarmupSamples": -1}), "-1 is less than the minimum of 0"),
     (run("a-very-long-training-run-name-that-is-too-long"), "at most 44"),
     (run("7x7-run"), "start with a letter"),
     (run("go19.v2"), "no '.'"),  # a valid object name, but NAME-selfplay-metrics would not be a Service name
@@ -110,6 +111,7 @@ def test_bad_runs_are_refused_with_the_intended_message(obj, message):
 
 @pytest.mark.parametrize("change, message", [
     ({"modelKind": "b10c128"}, "modelKind is immutable"),
+    ({"features": "katago-v7"}, "features is immutable"),
     ({"runNamePrefix": "other"}, "runNamePrefix is immutable"),
     ({"storage": {"storageClassName": "premium-rwx"}}, "storage.storageClassName is immutable"),
     ({"storage": {"storageClassName": "standard-rwx", "size": "2Ti"}}, "storage.size is immutable"),

@@ -228,3 +228,23 @@ def test_every_index_entry_is_checked_in_turn(tmp_path, monkeypatch):
     for _ in range(3):  # 5 settled directories, 2 checked per scan
         totals.append(datasummary.Summaries(base, datasummary.TDATA, verify_per_scan=2).survey().total())
     assert totals[-1] == 6 * 4 * 5 - 5
+
+
+def test_decisions_of_a_period_come_from_one_streamed_listing(tmp_path):
+    from zeroloop import decisions
+    from zeroloop.bench.latency import LatencyFileSystem
+    from zeroloop.storage import Storage
+
+    fs = LatencyFileSystem(0.0)
+    storage, root = Storage(fs), str(tmp_path / "gatekeepersgf")
+    for i in range(6):
+        decisions.write(storage, root, decisions.DecisionRecord(f"c{i}", "random", "accepted", "match", time=OLD + i))
+        os.utime(os.path.join(root, f"c{i}"), (OLD + i * 100, OLD + i * 100))
+    open(os.path.join(root, "stray.txt"), "w").close()  # not a directory: left out
+    found = dict(storage.scan_subdirs(root))
+    assert found == {os.path.join(root, f"c{i}"): OLD + i * 100 for i in range(6)}
+    calls = fs.calls
+    got = decisions.read_since(storage, root, OLD + 400)
+    assert [r.candidate for r in got] == ["c4", "c5"]
+    assert fs.calls - calls == 1 + 2  # one listing, then the two records of the period
+    assert list(storage.scan_subdirs(str(tmp_path / "missing"))) == []

@@ -258,7 +258,7 @@ def test_export_publishes_without_the_katago_file_where_the_net_has_no_katago_fo
     base.storage.makedirs(base.toexport())
     modelfile.save_model(base.storage, os.path.join(base.toexport(), "t-s1-d1"), net,
                          modelfile.ModelInfo.for_model(net, "t-s1-d1"))
-    monkeypatch.setattr(netexport, "MAPPED_FEATURE_VERSION", 99)  # as if zeroloop's features had moved on
+    monkeypatch.setattr(netexport, "INPUT_MAPS", {})  # as if zeroloop's features had moved on
     (written,) = export.export_pending(base, "run1", gating=False, katago=True)
     assert not os.path.exists(os.path.join(written, modelfile.KATAGO_FILE))
     assert "cannot write run1-t-s1-d1 in KataGo's format" in caplog.text

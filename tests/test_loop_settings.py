@@ -51,3 +51,51 @@ def test_an_unknown_net_is_refused_by_its_flag():
 def test_defaults_pass_and_a_flag_changes_one():
     s = parse("--visits", "32")
     assert s.visits == 32 and s.komi == S.fair_komi(7) and s.check() is None
+
+
+def test_a_config_file_gives_settings_and_flags_override_it(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('name_prefix = "f"\nvisits = 48\ngating = false\nlr_warmup_samples = 500\n'
+                    'train_flags = {lookahead-alpha = 0.5}\n')
+    parser = cliflags.ArgumentParser()
+    parser.add_argument("--name-prefix", default=None)
+    S.add_flags(parser)
+    from_file = S.read_config(str(path))
+    s = S.resolve(parser.parse_args(["--visits", "32"]), None, from_file)
+    assert (s.name_prefix, s.visits, s.gating, s.lr_warmup_samples) == ("f", 32, False, 500)
+    assert s.train_flags == {"lookahead-alpha": 0.5}
+    with pytest.raises(UserError, match="cannot change to 9"):  # the run's shape, from a file too
+        S.resolve(parser.parse_args([]), {**dataclasses.asdict(s), "board_size": 7}, {**from_file, "board_size": 9})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("visits = 64\nvisist = 3\n", "unknown key visist"),
+    ("visits = 0\n", "visits = 0 is below the minimum 1"),
+    ("lr_scale = 0.0\n", "lr_scale = 0.0 must be positive"),
+    ('selfplay_keys = "x"\n', "selfplay_keys = 'x' is not a table of keys"),
+])
+def test_a_bad_config_file_is_refused_by_key_and_file(tmp_path, text, message):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    with pytest.raises(UserError) as e:
+        S.read_config(str(path))
+    assert str(path) in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_help_config_lists_every_setting_with_its_doc(capsys):
+    from zeroloop import cli
+
+    assert cli.main(["loop", "--help-config"]) == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(S.LoopSettings):
+        assert f"# {f.metadata['doc']}\n" in text and f"{f.name} = " in text, f.name
+
+
+def test_loop_refuses_a_bad_config_file_before_touching_basedir(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "run.yaml"
+    path.write_text("name_prefix: r\nboard_size: 30\n")
+    r = run_cli("loop", str(tmp_path / "base"), "--config", str(path), timeout=120)
+    assert r.returncode == 2 and "board_size = 30 is above the maximum 19" in r.stderr, r.stderr
+    assert not (tmp_path / "base").exists()

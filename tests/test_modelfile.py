@@ -217,7 +217,7 @@ def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_cha
         os.utime(models / name / WEIGHTS_FILE, (1000 + i, 1000 + i))
     old = 1_000_000_000.0
     os.utime(models, (old, old))  # settled long ago (a fresh mtime is listed again at every look)
-    assert listing.models() == modellist.list_models(storage, str(models))
+    assert list(listing.models()) == modellist.list_models(storage, str(models))
     calls = fs.calls
     for _ in range(5):
         assert listing.latest() == str(models / "c")
@@ -225,7 +225,7 @@ def test_model_listing_follows_the_directory_and_costs_one_stat_when_nothing_cha
     shutil.rmtree(models / "c")  # rejected, removed: the directory changes
     saved(str(models / "d"), seed=5)
     os.utime(models / "d" / WEIGHTS_FILE, (900, 900))
-    assert listing.models() == modellist.list_models(storage, str(models))
+    assert list(listing.models()) == modellist.list_models(storage, str(models))
     assert [os.path.basename(p) for _, p in listing.models()] == ["d", "a", "b"]
     shutil.rmtree(models)
-    assert listing.models() == [] and listing.latest() is None
+    assert listing.models() == () and listing.latest() is None

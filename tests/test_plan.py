@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tomllib
@@ -42,26 +43,68 @@ def test_the_plan_imports_without_torch_numba_or_numpy():
     assert out.stdout.strip() == "['train', '/b']"
 
 
+def test_the_trainers_settings_import_without_torch_numba_or_numpy():
+    """The operator checks spec.trainer.flags with the trainer's own settings, in an image without them."""
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'numpy', 'numba', 'fsspec'):\n"
+            "            raise ImportError('blocked: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from zeroloop.train import options\n"
+            "print(options.extra_flag_problems({'pos-len': 40, 'lookahead-alpha': 0.5}, '', 'x'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['pos-len=40: pos_len = 40 is above the maximum 32']"
+
+
+def test_the_flags_the_plan_sets_are_refused_as_further_train_flags(tmp_path):
+    """plan.TRAIN_FLAGS_SET names every flag train_args renders itself, so a run's own flags cannot clash."""
+    s = S.LoopSettings("eq", device="cpu", threads=1, seed=7)
+    place = dataclasses.replace(S.placement(BaseDir.open(str(tmp_path)), s), poll_seconds=5.0, metrics_port=9,
+                                log_format="json")
+    rendered = set()
+    for synchronous in (True, False):
+        run = S.describe(s).replace(features="katago-v7")
+        rendered |= {w[2:] for w in plan.train_args(run, place, synchronous) if w.startswith("--")}
+    assert rendered == plan.TRAIN_FLAGS_SET
+
+
+def test_the_operator_refuses_train_flags_the_trainer_would_refuse():
+    spec = the_same_training_run()
+    raw = {**dataclasses.asdict(spec)}
+    with pytest.raises(runspec.SpecError) as e:
+        runspec.parse({"image": "i", "storage": {"storageClassName": "s"},
+                       "trainer": {"flags": {"batch-size": 3, "lookahead-k": 0, "no-such": 1, "use-fp16": False}}},
+                      "eq")
+    assert e.value.problems == ["spec.trainer.flags.batch-size: set by a field of spec.trainer or spec itself",
+                                "spec.trainer.flags.lookahead-k=0: lookahead_k = 0 is below the minimum 1",
+                                "spec.trainer.flags.no-such: no such train flag",
+                                "spec.trainer.flags.use-fp16=False: a switch takes true"]
+    assert raw["trainer"]["flags"] == {"lookahead-alpha": 0.5, "use-bf16": True}
+
+
 def loop_settings() -> S.LoopSettings:
-    return S.LoopSettings("eq", model_kind="b2c32", board_size=7, komi=9.0, visits=64, cheap_visits=16,
-                          games_at_once=64, gating_games=40, gating_visits=48, gating_win_prop=0.55,
+    return S.LoopSettings("eq", model_kind="b2c32", features="katago-v7", board_size=7, komi=9.0, visits=64,
+                          cheap_visits=16, games_at_once=64, gating_games=40, gating_visits=48, gating_win_prop=0.55,
                           shuffle_min_rows=10_000, keep_target_rows=60_000, taper_window_scale=20_000,
                           batch_size=128, samples_per_epoch=5_000, max_train_per_data=3.0,
-                          max_train_samples_per_cycle=100_000, lr_scale=0.5, lr_warmup_samples=10_000,
-                          device="cpu", threads=1, seed=7)
+                          max_train_samples_per_cycle=100_000, lr_scale=0.5, lr_warmup_samples=3_000,
+                          train_flags={"lookahead-alpha": 0.5, "use-bf16": True}, device="cpu", threads=1, seed=7)
 
 
 def the_same_training_run() -> runspec.RunSpec:
     """A TrainingRun that asks for what loop_settings() asks for, in the CRD's words."""
     obj = {"apiVersion": "zeroloop.io/v1alpha1", "kind": "TrainingRun", "metadata": {"name": "eq"},
            "spec": {"image": "zeroloop:test", "storage": {"storageClassName": "standard"},
-                    "modelKind": "b2c32", "boardSizes": [7], "komi": 9.0,
+                    "modelKind": "b2c32", "features": "katago-v7", "boardSizes": [7], "komi": 9.0,
                     "selfplay": {"gpusPerPod": 0, "visits": 64, "cheapVisits": 16, "gamesInParallel": 64,
                                  "config": dict(S.LOCAL_SELFPLAY)},
                     "shuffler": {"minRows": 10_000, "keepTargetRows": 60_000, "taperWindowScale": 20_000,
                                  "numProcesses": 1},
                     "trainer": {"gpus": 0, "batchSize": 128, "samplesPerEpoch": 5_000,
-                                "maxTrainBucketPerNewData": 3.0, "maxTrainBucketSize": 100_000, "lrScale": 0.5},
+                                "maxTrainBucketPerNewData": 3.0, "maxTrainBucketSize": 100_000, "lrScale": 0.5,
+                                "lrWarmupSamples": 3_000, "flags": {"lookahead-alpha": 0.5, "use-bf16": True}},
                     "gatekeeper": {"gpus": 0, "games": 40, "visits": 48, "requiredCandidateWinProp": 0.55}}}
     defaulted, errors = crd_rules.admit(obj)
     assert errors == []
@@ -96,9 +139,11 @@ def test_the_loop_and_the_operator_start_every_stage_alike(tmp_path):
         assert ours == theirs, component
     # the trainer's warm-up, weight averaging and checkpoint interval reach the cluster too
     train = podtemplates.stage_args("trainer", "eq", spec)
-    for flag, value in (("--lr-warmup-samples", "10000"), ("--swa-period-samples", "1250"),
+    for flag, value in (("--lr-warmup-samples", "3000"), ("--swa-period-samples", "1250"),
                         ("--checkpoint-interval-seconds", "120"), ("--print-every-batches", "9")):
         assert train[train.index(flag) + 1] == value, flag
+    assert train[train.index("--lookahead-alpha") + 1] == "0.5" and "--use-bf16" in train  # trainer.flags
+    assert train[train.index("--features") + 1] == "katago-v7"  # spec.features
 
 
 def test_the_loop_and_the_operator_write_the_same_stage_configs(tmp_path):
@@ -157,6 +202,7 @@ def test_operator_render_prints_what_the_operator_creates(tiny_yaml):
     (container,) = trainer["spec"]["template"]["spec"]["containers"]
     admitted, _ = crd_rules.admit(yaml.safe_load(open(tiny_yaml)))
     assert container["args"] == podtemplates.stage_args("trainer", "tiny", runspec.parse(admitted["spec"], "tiny"))
+    assert container["args"][container["args"].index("--lr-warmup-samples") + 1] == "10000"  # the CRD's default
 
 
 @pytest.mark.parametrize("text, message", [

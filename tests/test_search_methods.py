@@ -293,11 +293,12 @@ def test_gtp_lcb_flag_reaches_the_search_player(tmp_path):
     from test_search_player import HandMade, capture_game
     from zeroloop import gtp
     from zeroloop.nn.model import random_init_model
-    from zeroloop.nn.modelfile import ModelInfo, save_model, storage_at
+    from zeroloop.nn.modelfile import ModelInfo, save_model
     from zeroloop.search import player
+    from zeroloop.storage import open_location
 
     net = random_init_model("b1c16", 5, seed=4)
-    storage, path = storage_at(str(tmp_path / "m"))
+    storage, path = open_location(str(tmp_path / "m"))
     save_model(storage, path, net, ModelInfo.for_model(net, "m"))
     parser = argparse.ArgumentParser()
     gtp.add_arguments(parser)

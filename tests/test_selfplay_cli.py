@@ -135,16 +135,18 @@ def test_restarts_with_the_same_seed_play_new_games_and_a_logged_nonce_replays_o
 
 
 def test_bench_selfplay_reports_its_ratio_and_overhead():
-    """`zeroloop bench selfplay --json` with a tiny net: every figure present, the precision passed through."""
+    """`zeroloop bench selfplay --json` with a tiny net: every figure present, the precision and the features
+    passed through (KataGo's v7 inputs: their overhead against the default's, measured in the same run)."""
     import json
 
     r = run_cli("bench", "selfplay", "--json", "--net", "b1c16", "--board-size", "5", "--games", "4",
                 "--visits", "8", "--cheap-visits", "2", "--seconds", "1", "--null-seconds", "1",
                 "--raw-seconds", "1", "--warmup-seconds", "0.3", "--rounds", "2", "--nn-precision", "bf16",
-                "--threads", "1", timeout=300)
+                "--features", "katago-v7", "--threads", "1", timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["nn_precision"] == "bf16" and out["games_at_once"] == 4
+    assert out["nn_precision"] == "bf16" and out["games_at_once"] == 4 and out["features"] == "katago-v7"
+    assert out["null_evals_per_s_zeroloop_features"] > 0 and out["features_overhead_ratio"] > 0
     assert out["nn_evals_per_s"] > 0 and out["raw_evals_per_s"] > 0 and out["null_evals_per_s"] > 0
     assert out["ratio"] == pytest.approx(out["nn_evals_per_s"] / out["raw_evals_per_s"], abs=2e-3)  # of rounded figures
     assert 0 < out["overhead_us_per_eval"] < 1e6 and out["mean_batch_size"] <= 4

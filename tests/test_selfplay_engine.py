@@ -175,6 +175,11 @@ def test_rows_read_back_equal_what_was_recorded(played):
             assert gt[rows.GT_SCORE] == pytest.approx(sign * score_black)
             assert gt[rows.GT_WIN] == (sign * score_black > 0) and gt[rows.GT_LOSS] == (sign * score_black < 0)
             assert np.array_equal(data["valueTargetsNCHW"][i, 0], sign * own_black)
+            # TD targets from every move's search (zeroloop.selfplay.tdtargets; tests/test_td_targets.py)
+            assert len(state.root_values) == len(state.root_scores) == len(state.moves)
+            assert gt[rows.GT_TD_WEIGHT] == 1.0
+            td = gt[rows.GT_TD_VALUE:rows.GT_TD_SCORE].reshape(rows.TD_HORIZONS, 3)
+            assert np.all(td >= 0) and td.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
             if rec.turn + 1 < len(state.moves):
                 nxt = state.moves[rec.turn + 1]
                 assert data["policyTargetsNCMove"][i, 1, nxt] == 1.0 and gt[rows.GT_OPP_POLICY_WEIGHT] == 1.0

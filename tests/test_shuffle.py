@@ -57,7 +57,7 @@ def test_random_rows_count_at_most_min_rows_and_selection_is_newest_first():
 
 
 def _opts(**kw) -> main.ShuffleOptions:
-    defaults = dict(params=window.WindowParams(min_rows=100), num_processes=1, worker_group_rows=700,
+    defaults = dict(min_rows=100, num_processes=1, worker_group_size=700,
                     approx_rows_per_bucket=900, approx_rows_per_out_file=400, batch_size=32, seed=5)
     defaults.update(kw)
     return main.ShuffleOptions(**defaults)

@@ -249,10 +249,10 @@ def test_two_writers_of_one_name_never_mix(tmp_path):
 def test_object_store_urls_are_refused_with_the_reason(url, tmp_path):
     """Object stores cannot publish, claim or lock atomically: a BASEDIR (or model path, or scratch) there is
     refused before anything is written, with what to use instead."""
-    from zeroloop.nn import modelfile
+    from zeroloop.storage import open_location
 
     with pytest.raises(UserError, match=r"not supported.*network filesystem"):
         BaseDir.open(url)
     with pytest.raises(UserError, match="not supported"):
-        modelfile.storage_at(url + "/models/m")
+        open_location(url + "/models/m")
     assert BaseDir.open(f"file://{tmp_path}/run").storage.local  # file:// is a local path

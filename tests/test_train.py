@@ -21,7 +21,6 @@ from zeroloop import exits, shuffled
 from zeroloop.bench import synthetic
 from zeroloop.nn import modelfile
 from zeroloop.shuffle import main as shuffle_main
-from zeroloop.shuffle import window
 from zeroloop.storage import BaseDir
 from zeroloop.train import checkpoint
 from zeroloop.train.loop import Trainer, TrainState
@@ -43,16 +42,16 @@ def add_rows(base: BaseDir, n: int, seed: int, first_id: int) -> int:
 
 
 def shuffle(base: BaseDir, seed: int, batch: int = 16) -> str:
-    opts = shuffle_main.ShuffleOptions(params=window.WindowParams(min_rows=64), num_processes=1,
-                                       approx_rows_per_out_file=64, approx_rows_per_bucket=100_000,
-                                       batch_size=batch, seed=seed, cleanup_grace_s=0, keep_newest=5)
+    opts = shuffle_main.ShuffleOptions(min_rows=64, num_processes=1, approx_rows_per_out_file=64,
+                                       approx_rows_per_bucket=100_000, batch_size=batch, seed=seed,
+                                       cleanup_grace_seconds=0, keep_shuffled_dirs=5)
     return shuffle_main.shuffle_once(base, opts).out_dir
 
 
 def opts(**kw) -> TrainOptions:
     d = dict(name="t", model_kind="b1c16", batch_size=16, samples_per_epoch=128, device="cpu", seed=3,
-             warmup_samples=0, swa_period_samples=32, data_poll_s=0.05, print_every_batches=4,
-             checkpoint_interval_s=1e9)
+             lr_warmup_samples=0, swa_period_samples=32, data_poll_seconds=0.05, print_every_batches=4,
+             checkpoint_interval_seconds=1e9, export_mode="main")
     d.update(kw)
     return TrainOptions(**d)
 

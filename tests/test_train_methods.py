@@ -18,7 +18,7 @@ from zeroloop.nn import modelfile
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import build_model
 from zeroloop.storage import BaseDir
-from zeroloop.train import checkpoint, losses, optim
+from zeroloop.train import checkpoint, losses, optim, options
 from zeroloop.train.loop import Trainer
 
 
@@ -31,13 +31,13 @@ def one_thread():
 
 
 def test_lr_schedule_parses_katago_format_and_refuses_bad_ones():
-    s = optim.parse_lr_schedule("(0,2.0),(500K,1.0); (1.5M,0.25)")
+    s = options.parse_lr_schedule("(0,2.0),(500K,1.0); (1.5M,0.25)")
     assert s == ((0, 2.0), (500_000, 1.0), (1_500_000, 0.25))
     assert [optim.schedule_factor(n, s) for n in (0, 499_999, 500_000, 2_000_000)] == [2.0, 2.0, 1.0, 0.25]
     assert optim.schedule_factor(10, ()) == 1.0
     for bad in ("", "(10,1.0)", "(0,1.0),(0,2.0)", "(0,-1)", "(0,1.0) junk", "0:1"):
         with pytest.raises(ValueError):
-            optim.parse_lr_schedule(bad)
+            options.parse_lr_schedule(bad)
 
 
 def test_soft_target_is_the_fourth_root_renormalised():

@@ -5,7 +5,9 @@ rules and fills in its defaults before the operator sees it. ``parse`` turns
 that dict into frozen dataclasses (camelCase keys become snake_case fields)
 and then checks what a schema cannot: resource quantities that do not fit
 together, GPUs requested in two places, config keys that would override a
-typed field, a run name too long for its children's names. All problems are
+typed field, train flags the trainer would refuse (``spec.trainer.flags``,
+checked by the trainer's own settings), a run name too long for its
+children's names. All problems are
 collected and raised together as one ``SpecError``; the operator turns it
 into a Degraded condition and a Warning Event, never a crash loop.
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from zeroloop.train.options import extra_flag_problems
 from zeroloop_operator import naming
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -84,6 +87,8 @@ class ShufflerSpec(Pods):
 class TrainerSpec(Pods):
     batch_size: int = 256
     lr_scale: float = 1.0
+    lr_warmup_samples: int = 10000
+    flags: dict = field(default_factory=dict)
     samples_per_epoch: int = 1000000
     max_train_bucket_per_new_data: float = 4.0
     max_train_bucket_size: int = 5000000
@@ -134,6 +139,7 @@ class RunSpec:
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: list = field(default_factory=list)
     model_kind: str = "b6c96"
+    features: str = "zeroloop"
     run_name_prefix: str | None = None
     board_sizes: list = field(default_factory=lambda: [19])
     board_size_weights: list | None = None
@@ -150,7 +156,7 @@ class RunSpec:
 # Self-play config keys that typed spec fields set (stageconfig.selfplay_config).
 MANAGED_SELFPLAY_KEYS = frozenset({
     "num_games", "board_sizes", "board_size_weights", "data_board_len", "komi_mean", "max_visits",
-    "cheap_visits", "full_search_prob",
+    "cheap_visits", "full_search_prob", "features",
 })
 
 
@@ -221,6 +227,7 @@ def _semantic_problems(spec: RunSpec) -> list[str]:
         problems += _resource_problems(f"spec.{name}.resources", getattr(spec, name).resources)
     for key in sorted(set(spec.selfplay.config) & MANAGED_SELFPLAY_KEYS):
         problems.append(f"spec.selfplay.config.{key} is set by a field of spec.selfplay or spec; set it there")
+    problems += extra_flag_problems(spec.trainer.flags, "spec.trainer.flags.", "a field of spec.trainer or spec")
     if spec.board_size_weights is not None and len(spec.board_size_weights) != len(spec.board_sizes):
         problems.append("spec.boardSizeWeights needs one weight per entry of spec.boardSizes")
     if spec.board_size_weights is not None and not sum(spec.board_size_weights) > 0:

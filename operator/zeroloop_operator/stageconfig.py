@@ -35,7 +35,8 @@ def describe(spec: RunSpec, run: str = "") -> plan.RunDescription:
     """The run a TrainingRun named run describes (``run`` names its models unless runNamePrefix does)."""
     sp, sh, tr, gk = spec.selfplay, spec.shuffler, spec.trainer, spec.gatekeeper
     return plan.RunDescription(
-        name_prefix=spec.run_name_prefix or run, model_kind=spec.model_kind, board_sizes=tuple(spec.board_sizes),
+        name_prefix=spec.run_name_prefix or run, model_kind=spec.model_kind, features=spec.features,
+        board_sizes=tuple(spec.board_sizes),
         board_size_weights=tuple(spec.board_size_weights) if spec.board_size_weights else None, komi=spec.komi,
         visits=sp.visits, cheap_visits=sp.cheap_visits, full_search_prob=sp.full_search_prob,
         games_at_once=sp.games_in_parallel, selfplay_extra=dict(sp.config),
@@ -47,7 +48,8 @@ def describe(spec: RunSpec, run: str = "") -> plan.RunDescription:
         taper_window_scale=sh.taper_window_scale, shuffle_processes=sh.num_processes,
         batch_size=tr.batch_size, samples_per_epoch=tr.samples_per_epoch,
         max_train_per_data=tr.max_train_bucket_per_new_data, max_train_bucket_size=tr.max_train_bucket_size,
-        lr_scale=tr.lr_scale, katago_export=sh.katago_export)
+        lr_scale=tr.lr_scale, lr_warmup_samples=tr.lr_warmup_samples, train_extra=dict(tr.flags),
+        katago_export=sh.katago_export)
 
 
 def stop_search_seconds(grace_seconds: int) -> float:

@@ -152,7 +152,8 @@ class Arena:
                 raise ValueError(f"{c.name} is a net for boards up to {c.evaluator.pos_len}x"
                                  f"{c.evaluator.pos_len}; this match plays {size}x{size}")
         self.searches = tuple(BatchSearch(s.num_games_at_once, size, c.evaluator.pos_len, s.max_visits,
-                                          s.max_moves(size), s.search) for c in (a, b))
+                                          s.max_moves(size), s.search, getattr(c.evaluator, "feature_version", 1))
+                              for c in (a, b))
         self._size_p = np.asarray(s.board_size_weights, dtype=np.float64)
         self._size_p = self._size_p / self._size_p.sum()
         self.nn_evals = [0, 0]

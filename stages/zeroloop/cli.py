@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("zeroloop.report", "plots and a summary of a run"),
     "bench": ("zeroloop.bench", "measure speed: rules, selfplay, train, shuffle, ..."),
     "export-katago-model": ("zeroloop.katago.modelcli", "write a zeroloop model in KataGo's .bin.gz format"),
+    "import-katago-model": ("zeroloop.katago.importcli", "turn a KataGo net (g170 and later batch-norm) into a "
+                                                         "zeroloop model"),
     "import-katago-data": ("zeroloop.katago.importdata", "convert KataGo self-play data into a run's training rows"),
     "operator": ("zeroloop_operator.run", "run the Kubernetes operator (needs zeroloop[operator])"),
 }

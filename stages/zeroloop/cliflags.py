@@ -42,12 +42,15 @@ def flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, *
     return parser.add_argument(*names, **kwargs)
 
 
-def add_common(parser: argparse.ArgumentParser, *, device: bool = False, metrics: bool = False) -> None:
-    """Flags every stage has: logging and seed; device and metrics on request."""
+def add_common(parser: argparse.ArgumentParser, *, device: bool = False, metrics: bool = False,
+               seed: bool = True) -> None:
+    """Flags every stage has: logging and threads; seed unless its settings have one; device and metrics
+    on request."""
     g = parser.add_argument_group("common")
     flag(g, "--log-format", choices=("text", "json"), default="text", help="log line format")
     flag(g, "--log-level", default="INFO", help="logging level")
-    flag(g, "--seed", type=int, default=None, help="random seed (default: from the OS)")
+    if seed:
+        flag(g, "--seed", type=int, default=None, help="random seed (default: from the OS)")
     flag(g, "--threads", type=int, default=None,
          help="CPU threads for torch/numba (default: from the cgroup CPU quota)")
     if device:

@@ -36,10 +36,12 @@ them is correct.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import posixpath
 import time
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 SETTLE_S = 3600.0
 VERIFY_PER_SCAN = 8
+FRESH_S = 2.0  # selfplay/ modified this recently is listed at every survey (mtimes may be as coarse as 1 s)
 VERIFIED_WRITE_S = 60.0  # the index is rewritten for its check times alone at most this often
 RANDOM_MODEL_DIR = "random"  # self-play without a model writes here (DESIGN: the "random" net)
 
@@ -128,14 +131,28 @@ class DirTotals:
 
 @dataclass
 class Survey:
-    """Every directory of one kind: totals of all, the files of those read in full."""
+    """Every directory of one kind: totals of all, the files of those read in full.
 
-    dirs: dict[str, DirTotals] = field(default_factory=dict)
+    ``index`` is the summaries' index itself, shared, not a copy (read it, never change it): a survey of a
+    long history allocates only for the directories read now."""
+
+    read: dict[str, DirTotals] = field(default_factory=dict)  # directories read in full now
     files: dict[str, list[CountedFile]] = field(default_factory=dict)  # model -> files, for directories read now
     skipped: list[tuple[str, str, bool]] = field(default_factory=list)  # (path, why, corrupt)
+    index: Mapping[str, DirTotals] = field(default_factory=dict)  # settled directories, from their summaries
+
+    @property
+    def dirs(self) -> Mapping[str, DirTotals]:
+        """Every directory's totals (those read now over their index entries)."""
+        return ChainMap(self.read, self.index)
+
+    def totals(self) -> Iterator[DirTotals]:
+        """Every directory's totals, once each, without building a merged mapping."""
+        yield from self.read.values()
+        yield from (e for m, e in self.index.items() if m not in self.read)
 
     def total(self, pos_len: int | None = None) -> int:
-        return sum(n for d in self.dirs.values() for p, n in d.counts.items() if pos_len is None or p == pos_len)
+        return sum(n for d in self.totals() for p, n in d.counts.items() if pos_len is None or p == pos_len)
 
 
 def _sealed(body: dict) -> bytes:
@@ -159,6 +176,10 @@ class Summaries:
         (published files never change)."""
         self.cache = cache
         self._parsed: tuple[tuple, dict[str, DirTotals]] | None = None  # (the index file's stamp, its entries)
+        self._index: dict[str, DirTotals] | None = None
+        self._listing: tuple[float, tuple[str, ...]] | None = None  # (selfplay/'s mtime, its model directories)
+        self._seen: tuple | None = None  # (listing, index) the last survey compared
+        self._unknown: list[str] = []  # directories not in the index after the last survey
         self._index_written = 0.0
         self.base = base
         self.storage = base.storage
@@ -182,22 +203,30 @@ class Summaries:
     def survey(self, now: float | None = None) -> Survey:
         """Totals of every directory: from the index where it holds, else read in full (and summarised)."""
         now = time.time() if now is None else now
-        models = self.storage.list_names(self.base.selfplay)  # (names only: no stat per entry)
-        index = self._read_index()
-        present = set(models)
-        changed = any(m not in present for m in index)
-        index = {m: e for m, e in index.items() if m in present}
+        models = self._list_models(now)
+        index = self._read_index()  # (the parsed index itself: changed in place, written when it changes)
+        changed = False
+        if self._seen is None or models is not self._seen[0] or index is not self._seen[1]:
+            # Directories gone, and directories not in the index: compared only when either changed.
+            present = set(models)
+            vanished = [m for m in index if m not in present]
+            for model in vanished:
+                del index[model]
+            changed = bool(vanished)
+            unknown = [m for m in models if m not in index]
+        else:
+            unknown = list(self._unknown)
         for model in self._stale(index, now):
             log.info("summary of %s is stale (the directory changed): reading it again", self.data_dir(model))
             del index[model]
+            unknown.append(model)
             changed = True
-        out = Survey()
-        unknown = [m for m in models if m not in index]
+        out = Survey(index=index)
         for model, read in zip(unknown, self._map(self._read_dir, unknown)):
             if read is None:
                 continue
             totals, files, skipped = read
-            out.dirs[model] = totals
+            out.read[model] = totals
             out.files[model] = files
             out.skipped.extend(skipped)
             if not skipped and now - totals.dir_mtime >= self.settle_s:
@@ -207,14 +236,31 @@ class Summaries:
                     changed = True
             else:
                 totals.settled = False
-        for model, entry in index.items():
-            out.dirs.setdefault(model, entry)
         # Check times are kept too (so that the checks go round across processes), at most once a minute.
         if changed or now - self._index_written >= VERIFIED_WRITE_S:
             self._write_index(index)
             self._index_written = now
         self._index = index
+        self._unknown = [m for m in unknown if m not in index]
+        self._seen = (models, self._parsed[1] if self._parsed is not None else None)
         return out
+
+    def _list_models(self, now: float) -> tuple[str, ...]:
+        """selfplay/'s model directories: listed again only when selfplay/ changed (a directory made or
+        removed), or when it changed within the last FRESH_S seconds (mtimes may be coarse)."""
+        if self.storage.local:
+            try:
+                mtime = self.storage.mtime(self.base.selfplay)
+            except (FileNotFoundError, NotADirectoryError):
+                mtime = None
+            if mtime is not None and self._listing is not None and self._listing[0] == mtime \
+                    and now - mtime >= FRESH_S:
+                return self._listing[1]
+        else:
+            mtime = None
+        models = tuple(self.storage.list_names(self.base.selfplay))  # (names only: no stat per entry)
+        self._listing = (mtime, models) if mtime is not None else None
+        return models
 
     def refresh(self, model: str, now: float | None = None) -> tuple[DirTotals, list[CountedFile],
                                                                       list[tuple[str, str, bool]]] | None:
@@ -224,7 +270,7 @@ class Summaries:
         if read is None:
             return None
         totals, files, skipped = read
-        index = getattr(self, "_index", None)
+        index = self._index
         if index is not None:
             index.pop(model, None)
             if not skipped and now - totals.dir_mtime >= self.settle_s and self._write_file_list(model, totals, files):
@@ -232,6 +278,7 @@ class Summaries:
                 index[model] = totals
             else:
                 totals.settled = False
+                self._unknown.append(model)
             self._write_index(index)
         return read
 
@@ -308,7 +355,7 @@ class Summaries:
 
     def _stale(self, index: dict[str, DirTotals], now: float) -> list[str]:
         """Check the least recently checked entries against their directories; the stale ones."""
-        due = sorted(index, key=lambda m: (index[m].verified, m))[: self.verify_per_scan]
+        due = heapq.nsmallest(self.verify_per_scan, index, key=lambda m: (index[m].verified, m))
 
         def mtime(model: str) -> float | None:
             try:
@@ -336,7 +383,7 @@ class Summaries:
             return {}
         stamp = (info.get("mtime"), info.get("size"), info.get("ino"))
         if self._parsed is not None and self._parsed[0] == stamp and stamp[0] is not None:
-            return dict(self._parsed[1])
+            return self._parsed[1]
         self._index_written = float(stamp[0] or 0.0)
         try:
             data = self.storage.read_bytes(self.index_path)
@@ -352,7 +399,7 @@ class Summaries:
             log.warning("ignoring corrupt summary index (reading every directory again): %s", e)
             return {}
         self._parsed = (stamp, index)
-        return dict(index)
+        return index
 
     def _write_index(self, index: dict[str, DirTotals]) -> None:
         body = {"version": VERSION, "kind": self.kind.name, "dirs": {m: e.to_json() for m, e in sorted(index.items())}}
@@ -364,7 +411,7 @@ class Summaries:
             log.warning("cannot write %s: %s", self.index_path, e)
             self._parsed = None
             return
-        self._parsed = ((info.get("mtime"), info.get("size"), info.get("ino")), dict(index))
+        self._parsed = ((info.get("mtime"), info.get("size"), info.get("ino")), index)
 
     def _write_file_list(self, model: str, totals: DirTotals, files: list[CountedFile]) -> bool:
         body = {"version": VERSION, "model": model, "dir_mtime": totals.dir_mtime,

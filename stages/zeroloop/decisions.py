@@ -103,7 +103,7 @@ def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRe
     to read: the cost follows the decisions of the period, not all of them.
     """
     out = []
-    for d, mtime in _subdirs_with_mtime(storage, sgf_root):
+    for d, mtime in storage.scan_subdirs(sgf_root):  # (streamed: memory follows the period, not the history)
         if mtime is not None and mtime < since - 1.0:
             continue
         path = posixpath.join(d, RECORD_NAME)
@@ -114,16 +114,6 @@ def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRe
         except (OSError, ValueError, TypeError) as e:
             log.warning("ignoring unreadable gating record %s: %s", path, e)
     return sorted(out, key=lambda r: (r.time, r.candidate))
-
-
-def _subdirs_with_mtime(storage: Storage, root: str) -> list[tuple[str, float | None]]:
-    """(path, mtime or None where the store has none) of root's subdirectories, from one listing."""
-    try:
-        entries = storage.fs.ls(root, detail=True)
-    except FileNotFoundError:
-        return []
-    return [(e["name"].rstrip("/"), float(e["mtime"]) if e.get("mtime") is not None else None)
-            for e in entries if e.get("type") == "directory"]
 
 
 FRESH_S = 2.0  # a directory changed this recently may change again within its mtime's tick: not cached
@@ -148,7 +138,7 @@ def read_all_cached(storage: Storage, sgf_root: str, cache_path: str) -> list[De
         log.warning("ignoring corrupt gating record cache (reading every record again): %s", e)
     now = time.time()
     out, kept, changed = [], {}, False
-    for d, mtime in _subdirs_with_mtime(storage, sgf_root):
+    for d, mtime in storage.scan_subdirs(sgf_root):
         name = posixpath.basename(d)
         entry = cache.get(name)
         record = None

@@ -1,6 +1,7 @@
-"""Neural-net inputs from a position, KataGo-style (a subset of inputs v7).
+"""Neural-net inputs from a position, KataGo-style: two versions.
 
-Spatial planes, from the view of the player to move (``NUM_SPATIAL``):
+Version 1 (the default, ``FEATURE_VERSION``) is a subset of KataGo's inputs
+v7. Spatial planes, from the view of the player to move (``NUM_SPATIAL``):
     0  on board (the mask: a board smaller than the net is padded with 0)
     1  own stones            2  opponent stones
     3  stones in atari (1 liberty)   4  2 liberties   5  3 liberties
@@ -14,6 +15,21 @@ Global features (``NUM_GLOBAL``):
     8    multi-stone suicide legal
     9    komi parity wave (where a draw is possible), as KataGo's input 18
 
+Version 2 (``KATAGO_V7``) is KataGo's inputs v7 plane for plane (22
+spatial, 19 global, KataGo's indices), with the inputs for rules zeroloop
+does not play left 0 (encore planes 7, 8, 20, 21; territory scoring, tax,
+encore, playout doubling and button globals 9-13, 15-17). Beyond version 1:
+    spatial 14-16  stones of ladder-captured or ladderable chains, now and
+                   1 and 2 moves ago (``zeroloop.go.ladders``)
+    spatial 17     moves that start a working ladder on an opponent chain
+    spatial 18,19  the mover's / the opponent's area as KataGo scores it for
+                   the net (pass-alive area, one-colour regions, stones;
+                   ``passalive.scoring_area``)
+    global 14      a pass would end the game (the last move was a pass)
+The ladder planes of earlier moves need the boards before the last and
+the last two moves: callers pass them (the board itself where there is no
+history, as KataGo does).
+
 The board sits at the top-left of a pos_len x pos_len grid. Encoding runs
 compiled over a batch of board arrays (``encode_batch``); ``encode`` is the
 one-position convenience.
@@ -25,10 +41,35 @@ import numpy as np
 from numba import njit
 
 from zeroloop.go import board as B
+from zeroloop.go import ladders, passalive
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 1  # the default
 NUM_SPATIAL = 12
 NUM_GLOBAL = 10
+KATAGO_V7 = 2
+# version -> (spatial planes, global features)
+SHAPES = {FEATURE_VERSION: (NUM_SPATIAL, NUM_GLOBAL), KATAGO_V7: (22, 19)}
+NAMES = {"zeroloop": FEATURE_VERSION, "katago-v7": KATAGO_V7}
+
+
+def shape(version: int) -> tuple[int, int]:
+    """(spatial planes, global features) of a feature version; ValueError for an unknown one."""
+    if version not in SHAPES:
+        known = ", ".join(f"{v} ({k})" for k, v in NAMES.items())
+        raise ValueError(f"unknown feature version {version!r}: this zeroloop encodes {known}")
+    return SHAPES[version]
+
+
+def parse(text: str | int) -> int:
+    """A feature version from its name ('zeroloop', 'katago-v7') or number."""
+    if isinstance(text, str) and text.strip().lower() in NAMES:
+        return NAMES[text.strip().lower()]
+    try:
+        version = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"unknown feature set {text!r}: choose one of {', '.join(NAMES)}") from None
+    shape(version)
+    return version
 
 
 @njit(cache=True)
@@ -88,6 +129,63 @@ def encode_into(b, t, komi, spatial, glob):
 
 
 @njit(cache=True)
+def encode_v7_into(b, prev1, prev2, t, komi, spatial, glob):
+    """KataGo's inputs v7 of b into spatial (22,P,P) and glob (19,).
+
+    prev1, prev2: the boards before the last move and the one before it
+    (read only where b's move history has those moves).
+    """
+    spatial[:] = 0.0
+    glob[:] = 0.0
+    encode_into(b, t, komi, spatial[:12], glob[:10])
+    # version 1 keeps the move planes at 7-11 and the komi wave at 9: move them to KataGo's 9-13 and 18
+    for i in range(4, -1, -1):
+        spatial[9 + i] = spatial[7 + i]
+    spatial[7] = 0.0
+    spatial[8] = 0.0
+    glob[18] = glob[9]
+    glob[9] = 0.0
+    n = b[B.H_SIZE]
+    s = n + 2
+    me = b[B.H_TO_MOVE]
+    stack, buf = _ladder_workspace(n)
+    ladders.ladder_planes(b, stack, buf, spatial[14], spatial[17], me)
+    p1 = b if b[B.H_LAST] == B.NO_MOVE else prev1
+    p2 = p1 if b[B.H_LAST + 1] == B.NO_MOVE else prev2
+    none = spatial[0, :0, :0]
+    ladders.ladder_planes(p1, stack, buf, spatial[15], none, me)
+    ladders.ladder_planes(p2, stack, buf, spatial[16], none, me)
+    area = np.empty(n * n, np.int64)
+    work = np.empty(passalive.WORK_PER_POINT * s * s + 1, np.int64)
+    passalive.scoring_area(b, area, work)
+    mine = 1 if me == B.BLACK else -1
+    for y in range(n):
+        for x in range(n):
+            a = area[y * n + x]
+            if a == mine:
+                spatial[18, y, x] = 1.0
+            elif a == -mine:
+                spatial[19, y, x] = 1.0
+    if b[B.H_PASSES] >= 1:
+        glob[14] = 1.0
+
+
+@njit(cache=True)
+def _ladder_workspace(n):
+    d = ladders.max_plies(n)
+    return np.empty((d + 1, B.board_len(n)), np.int64), np.empty(4 * (n + 2) * (n + 2) + 4 * d, np.int64)
+
+
+@njit(cache=True)
+def encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob):
+    """Features of a version (FEATURE_VERSION or KATAGO_V7) into spatial and glob."""
+    if version == KATAGO_V7:
+        encode_v7_into(b, prev1, prev2, t, komi, spatial, glob)
+    else:
+        encode_into(b, t, komi, spatial, glob)
+
+
+@njit(cache=True)
 def encode_batch(boards, hists, komis, rows, spatial, glob):
     """Encode boards[rows[i]] into spatial[i], glob[i] for each i."""
     for i in range(rows.shape[0]):
@@ -95,12 +193,19 @@ def encode_batch(boards, hists, komis, rows, spatial, glob):
         encode_into(boards[g], hists[g], komis[g], spatial[i], glob[i])
 
 
-def encode(b: np.ndarray, t: np.ndarray, komi: float, pos_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features of one position: (NUM_SPATIAL, pos_len, pos_len), (NUM_GLOBAL,)."""
+def encode(b: np.ndarray, t: np.ndarray, komi: float, pos_len: int, version: int = FEATURE_VERSION,
+           prev: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features of one position: (spatial planes, pos_len, pos_len), (globals,) of the version.
+
+    prev: the boards before the last move and before the one earlier
+    (version 2's ladder planes; default b itself, as where there is no history).
+    """
     n = int(b[B.H_SIZE])
     if n > pos_len:
         raise ValueError(f"board size {n} exceeds the net's pos_len {pos_len}")
-    spatial = np.zeros((NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
-    glob = np.zeros(NUM_GLOBAL, dtype=np.float32)
-    encode_into(b, t, float(komi), spatial, glob)
+    ns, ng = shape(version)
+    spatial = np.zeros((ns, pos_len, pos_len), dtype=np.float32)
+    glob = np.zeros(ng, dtype=np.float32)
+    p1, p2 = prev if prev is not None else (b, b)
+    encode_version_into(version, b, p1, p2, t, float(komi), spatial, glob)
     return spatial, glob

@@ -202,6 +202,11 @@ def summary_index(base: str, kind: str) -> str:
     return _join(base, SUMMARIES, f"{kind}.json")
 
 
+def train_summary(base: str, name: str) -> str:
+    """summaries/train/<name>.json: what has been read of a training run's metrics (``zeroloop.trainlog``)."""
+    return _join(base, SUMMARIES, TRAIN, f"{name}.json")
+
+
 def decision_cache(base: str) -> str:
     """summaries/decisions.json: the gating records read so far (``decisions.read_all_cached``)."""
     return _join(base, SUMMARIES, "decisions.json")

@@ -95,22 +95,24 @@ class ModelListing:
         self.models_dir = models_dir
         self._dir_mtime: float | None = None
         self._known: dict[str, tuple[tuple, float | None]] = {}  # path -> (identity, weights mtime or None)
-        self._ranked: list[tuple[float, str]] = []
+        self._ranked: tuple[tuple[float, str], ...] = ()
 
-    def models(self, now: float | None = None) -> list[tuple[float, str]]:
-        """(mtime of the weights, path) of every complete model, oldest first (as ``list_models``)."""
+    def models(self, now: float | None = None) -> tuple[tuple[float, str], ...]:
+        """(mtime of the weights, path) of every complete model, oldest first (as ``list_models``).
+
+        The same tuple while nothing changed: a look allocates nothing, however long the history."""
         if not self.storage.local:
-            return list_models(self.storage, self.models_dir, now)
+            return tuple(list_models(self.storage, self.models_dir, now))
         try:
             dir_mtime = self.storage.mtime(self.models_dir)
         except (FileNotFoundError, NotADirectoryError):
-            self._dir_mtime, self._known, self._ranked = None, {}, []
-            return []
+            self._dir_mtime, self._known, self._ranked = None, {}, ()
+            return ()
         if dir_mtime != self._dir_mtime or time.time() - dir_mtime < self.FRESH_S or now is not None:
             self._refresh()
             self._dir_mtime = dir_mtime
-            self._ranked = ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now)
-        return list(self._ranked)  # (ranked once per change: a look costs no sort of the whole history)
+            self._ranked = tuple(ranked([(t, p) for p, (_, t) in self._known.items() if t is not None], now))
+        return self._ranked  # (ranked once per change: a look costs no sort of the whole history)
 
     def latest(self) -> str | None:
         models = self.models()

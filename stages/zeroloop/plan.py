@@ -31,6 +31,14 @@ SYNC_STAGES = ("gatekeeper", "selfplay", "shuffle", "train", "export")
 ASYNC_STAGES = ("selfplay", "shuffle-export-loop", "train", "gatekeeper")
 CHECKPOINT_INTERVAL_S = 120  # the trainer's checkpoints: at most two minutes of training lost to a kill
 GATING_GAMES_AT_ONCE = 32  # games a gating match plays at once, at most
+# train flags that train_args sets from the run and its placement: a run's further flags (train_extra) cannot
+TRAIN_FLAGS_SET = frozenset({
+    "name", "model-kind", "features", "batch-size", "export-mode", "samples-per-epoch",
+    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples", "swa-period-samples",
+    "initial-checkpoint",
+    "no-repeat-files", "print-every-batches", "checkpoint-interval-seconds", "stop-when-train-bucket-limited",
+    "quit-if-no-data", "data-poll-seconds", "device", "threads", "seed", "metrics-port", "log-format",
+})
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class RunDescription:
 
     name_prefix: str  # models are <name_prefix>-<training name>-s<samples>-d<rows>
     model_kind: str = "b6c96"  # the net (zeroloop.nn.configs); also the training name
+    features: str = "zeroloop"  # the net's inputs (zeroloop.features: zeroloop or katago-v7)
     board_sizes: tuple[int, ...] = (19,)
     board_size_weights: tuple[float, ...] | None = None  # None: equal weights
     komi: float = 7.5
@@ -148,6 +157,8 @@ def selfplay_config(run: RunDescription, place: Placement) -> dict:
         out["inprogress_stop_search_seconds"] = place.stop_search_seconds
     if "selfplay" in place.precision:
         out["nn_precision"] = place.precision["selfplay"]
+    if run.features != "zeroloop":
+        out["features"] = run.features
     out.update(run.selfplay_extra)
     return out
 
@@ -246,6 +257,8 @@ def train_args(run: RunDescription, place: Placement, synchronous: bool, seed_of
             "--no-repeat-files",
             "--print-every-batches", str(max(1, run.samples_per_epoch // run.batch_size // 4)),
             "--checkpoint-interval-seconds", str(CHECKPOINT_INTERVAL_S)]
+    if run.features != "zeroloop":
+        args += ["--features", run.features]
     for name, value in run.train_extra.items():
         args += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     if place.initial_checkpoint is not None:

@@ -6,7 +6,9 @@ the loop (after each cycle) or by hand. It writes, in ``BASEDIR/report/``
 by default:
 
 - ``losses.png``: each training loss term against samples trained
-  (``train/<name>/metrics_train.jsonl``);
+  (``train/<name>/metrics_train.jsonl``, through its bounded, persisted
+  summary ``zeroloop.trainlog``: a report reads only the lines appended
+  since the last);
 - ``data.png``: self-play games and training rows against hours since the
   run's first file;
 - ``models.png``: accepted models (samples trained when exported) and each
@@ -31,7 +33,7 @@ import os
 import posixpath
 import time
 
-from zeroloop import cliflags, layout
+from zeroloop import cliflags, layout, trainlog
 from zeroloop.errors import UserError
 from zeroloop.runstats import RunStats
 from zeroloop.storage import BaseDir
@@ -114,18 +116,21 @@ def _save(fig, path: str) -> bool:
     return True
 
 
-def plot_losses(reports: list[dict], path: str) -> bool:
-    lines = [r for r in reports if "event" not in r and "samples" in r]
-    terms = sorted({k for r in lines for k in r if k.startswith("loss_")})
-    if not lines or not terms:
+def plot_losses(series: dict[str, trainlog.Series], path: str) -> bool:
+    """Each loss term against samples, one line per training run (downsampled: ``zeroloop.trainlog``)."""
+    terms = sorted({t for s in series.values() for t in s.terms()})
+    if not terms:
         return False
     plt = _plt()
     fig, axes = plt.subplots(len(terms), 1, figsize=(8, 1.9 * len(terms)), sharex=True, squeeze=False)
     for ax, term in zip(axes[:, 0], terms):
-        pts = [(r["samples"], r[term]) for r in lines if isinstance(r.get(term), (int, float))]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
-        ax.set_ylabel(term[len("loss_"):].replace("_", " "), fontsize=9)
+        for name, s in series.items():
+            xs, ys = s.curve(term)
+            ax.plot(xs, ys, lw=1, label=name)
+        ax.set_ylabel(term.replace("_", " "), fontsize=9)
         ax.grid(alpha=0.3)
+    if len(series) > 1:
+        axes[0, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel("samples trained")
     axes[0, 0].set_title("training losses (mean per row between reports)")
     return _save(fig, path)
@@ -270,7 +275,7 @@ def make_report(base: BaseDir, out_dir: str) -> str:
     t0 = min(firsts) if firsts else time.time()
     plots = []
     ladder = _read_json(base, layout.ladder_results(base.root))
-    for name, make in (("losses.png", lambda p: plot_losses(stats.train_reports(), p)),
+    for name, make in (("losses.png", lambda p: plot_losses(stats.loss_series(), p)),
                        ("data.png", lambda p: plot_data(stats, t0, p)),
                        ("models.png", lambda p: plot_models(stats, t0, p)),
                        ("elo.png", lambda p: plot_elo(ladder or {}, t0, p))):

@@ -13,11 +13,15 @@ board size; smaller boards sit top-left, padded):
   (one-hot, or with self-play's ``opponent_policy_from_search`` the next
   turn's search distribution, summing to 1; zero after the last move).
   Pass is the last entry.
-- ``globalTargetsNC`` float32 (8,): see ``GT_*``: the game result
+- ``globalTargetsNC`` float32 (21,): see ``GT_*``: the game result
   win/loss/draw and the final score for the player to move, target weights.
   ``GT_ROW_WEIGHT`` multiplies every loss term of the row: 1, or with
   self-play's reduced visits and surprise weighting any value >= 0 (a
-  game's weights then sum to about its row count).
+  game's weights then sum to about its row count). Then KataGo's
+  short-term (TD) value targets (``zeroloop.selfplay.tdtargets``):
+  ``GT_TD_WEIGHT`` (1 where the row has them, 0 masks them), win/loss/draw
+  at ``GT_TD_VALUE`` and the score at ``GT_TD_SCORE`` for each of the
+  three horizons (long, mid, short).
 - ``valueTargetsNCHW`` int8 (1, P, P): final ownership, +1 the mover's.
 - ``metaNC`` int32 (7,): see ``META_*``: board size, turn, komi, ..., and
   ``META_MODEL_SWITCH``: flags of a game that changed models mid-game (a
@@ -28,7 +32,9 @@ board size; smaller boards sit top-left, padded):
 
 Files are read with ``allow_pickle=False``: nothing from the shared volume is
 unpickled. Files written before the model-switch column (format 1, six
-metaNC columns) read as format-2 rows with that column 0. A file that
+metaNC columns) read with that column 0, and files from before the TD
+targets (formats 1 and 2, eight globalTargetsNC columns) with TD weight 0
+(``upgrade``). A file that
 cannot be read raises ``DataFileError``; one whose content is malformed
 raises its subclass ``CorruptFileError`` (reading again will not help: the
 shuffler quarantines such files). A file's row count and data board length are also written beside it as
@@ -49,7 +55,7 @@ import numpy as np
 from zeroloop.errors import CorruptFileError, DataFileError
 from zeroloop.storage import Storage
 
-ROW_FORMAT_VERSION = 2  # 2: metaNC gained META_MODEL_SWITCH
+ROW_FORMAT_VERSION = 3  # 2: metaNC gained META_MODEL_SWITCH; 3: globalTargetsNC gained the TD targets
 
 # globalTargetsNC columns (mover's view).
 GT_WIN, GT_LOSS, GT_DRAW, GT_SCORE = 0, 1, 2, 3
@@ -57,7 +63,12 @@ GT_POLICY_WEIGHT = 4  # 1 for a recorded full search
 GT_OPP_POLICY_WEIGHT = 5  # 0 where there is no next move
 GT_ROW_WEIGHT = 6  # >= 0: 1, or reduced-visit and surprise weights (zeroloop.selfplay.weighting)
 GT_OWNERSHIP_WEIGHT = 7
-NUM_GLOBAL_TARGETS = 8
+GT_TD_WEIGHT = 8  # 1: the row has TD targets; 0 (rows from before them, or without a search's values): masked
+TD_HORIZONS = 3  # long, mid, short (KataGo's order)
+GT_TD_VALUE = 9  # win, loss, draw of each horizon: columns GT_TD_VALUE + 3*h + (0, 1, 2)
+GT_TD_SCORE = GT_TD_VALUE + 3 * TD_HORIZONS  # the score of each horizon: GT_TD_SCORE + h
+NUM_GLOBAL_TARGETS = GT_TD_SCORE + TD_HORIZONS
+OLD_GLOBAL_TARGETS = 8  # formats 1 and 2
 
 # metaNC columns.
 META_BOARD_SIZE, META_TURN, META_KOMI_X2, META_GAME_LENGTH, META_TO_MOVE, META_VERSION, META_MODEL_SWITCH = range(7)
@@ -71,7 +82,7 @@ MODEL_NAME_LEN = 64
 @dataclass(frozen=True)
 class ArraySpec:
     dtype: np.dtype
-    shape: object  # callable pos_len -> per-row shape
+    shape: object  # callable (pos_len, feature version = 1) -> per-row shape
 
 
 def _features():
@@ -87,20 +98,30 @@ def packed_len(pos_len: int) -> int:
 
 
 SPECS: dict[str, ArraySpec] = {
-    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P: (_features().NUM_SPATIAL, packed_len(P))),
-    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P: (_features().NUM_GLOBAL,)),
-    "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P: (2, P * P + 1)),
-    "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P: (NUM_GLOBAL_TARGETS,)),
-    "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P: (1, P, P)),
-    "metaNC": ArraySpec(np.dtype(np.int32), lambda P: (NUM_META,)),
-    "gameIdN": ArraySpec(np.dtype(np.int64), lambda P: ()),
-    "modelN": ArraySpec(np.dtype(f"S{MODEL_NAME_LEN}"), lambda P: ()),
+    "binaryInputNCHWPacked": ArraySpec(np.dtype(np.uint8), lambda P, F=1: (_features().shape(F)[0], packed_len(P))),
+    "globalInputNC": ArraySpec(np.dtype(np.float32), lambda P, F=1: (_features().shape(F)[1],)),
+    "policyTargetsNCMove": ArraySpec(np.dtype(np.float32), lambda P, F=1: (2, P * P + 1)),
+    "globalTargetsNC": ArraySpec(np.dtype(np.float32), lambda P, F=1: (NUM_GLOBAL_TARGETS,)),
+    "valueTargetsNCHW": ArraySpec(np.dtype(np.int8), lambda P, F=1: (1, P, P)),
+    "metaNC": ArraySpec(np.dtype(np.int32), lambda P, F=1: (NUM_META,)),
+    "gameIdN": ArraySpec(np.dtype(np.int64), lambda P, F=1: ()),
+    "modelN": ArraySpec(np.dtype(f"S{MODEL_NAME_LEN}"), lambda P, F=1: ()),
 }
 
 
-def empty(n: int, pos_len: int) -> dict[str, np.ndarray]:
-    """Zeroed arrays for n rows."""
-    return {k: np.zeros((n, *s.shape(pos_len)), dtype=s.dtype) for k, s in SPECS.items()}
+def empty(n: int, pos_len: int, feature_version: int = 1) -> dict[str, np.ndarray]:
+    """Zeroed arrays for n rows (inputs of a feature version, ``zeroloop.features``)."""
+    return {k: np.zeros((n, *s.shape(pos_len, feature_version)), dtype=s.dtype) for k, s in SPECS.items()}
+
+
+def feature_version_of(arrays: dict[str, np.ndarray], name: str = "rows") -> int:
+    """The feature version of a row set's inputs, from its plane count (12: version 1, 22: version 2)."""
+    planes = arrays["binaryInputNCHWPacked"]
+    if planes.ndim == 3:
+        for version, (num_spatial, _) in _features().SHAPES.items():
+            if planes.shape[1] == num_spatial:
+                return version
+    raise CorruptFileError(f"{name}: binaryInputNCHWPacked has shape {planes.shape}, which no feature version has")
 
 
 def pack_planes(planes: np.ndarray) -> np.ndarray:
@@ -121,8 +142,12 @@ def pos_len_of(arrays: dict[str, np.ndarray]) -> int:
     return int(arrays["valueTargetsNCHW"].shape[-1])
 
 
-def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None) -> int:
-    """Check keys, dtypes and shapes; return the row count or raise CorruptFileError."""
+def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | None = None,
+             feature_version: int | None = None) -> int:
+    """Check keys, dtypes and shapes; return the row count or raise CorruptFileError.
+
+    feature_version: the inputs the rows must hold (default: whichever version their plane count is).
+    """
     missing = [k for k in SPECS if k not in arrays]
     if missing:
         raise CorruptFileError(f"{name}: missing arrays {', '.join(missing)}")
@@ -131,10 +156,13 @@ def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | N
         if v.ndim != 4:
             raise CorruptFileError(f"{name}: valueTargetsNCHW has shape {v.shape}, expected (N, 1, P, P)")
         pos_len = int(v.shape[-1])
+    got = feature_version_of(arrays, name)
+    if feature_version is not None and got != feature_version:
+        raise CorruptFileError(f"{name}: rows of feature version {got}, expected version {feature_version}")
     n = None
     for key, spec in SPECS.items():
         a = arrays[key]
-        want = spec.shape(pos_len)
+        want = spec.shape(pos_len, got)
         if a.dtype != spec.dtype:
             raise CorruptFileError(f"{name}: {key} has dtype {a.dtype}, expected {spec.dtype}")
         if a.shape[1:] != tuple(want):
@@ -147,6 +175,9 @@ def validate(arrays: dict[str, np.ndarray], name: str = "rows", pos_len: int | N
 
 
 def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    versions = {feature_version_of(p) for p in parts}
+    if len(versions) > 1:
+        raise CorruptFileError(f"rows of feature versions {sorted(versions)} cannot be mixed")
     return {k: np.concatenate([p[k] for p in parts]) for k in SPECS}
 
 
@@ -170,23 +201,30 @@ def to_bytes(arrays: dict[str, np.ndarray], compress: bool = True, level: int | 
     return buf.getvalue()
 
 
-def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None) -> dict[str, np.ndarray]:
+def from_bytes(data: bytes, name: str = "rows", pos_len: int | None = None,
+               feature_version: int | None = None) -> dict[str, np.ndarray]:
     """Parse and validate an npz; raise CorruptFileError naming the problem."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k in SPECS}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise CorruptFileError(f"{name}: unreadable npz ({e})") from None
-    _upgrade(arrays)
-    validate(arrays, name, pos_len)
+    upgrade(arrays)
+    validate(arrays, name, pos_len, feature_version)
     return arrays
 
 
-def _upgrade(arrays: dict[str, np.ndarray]) -> None:
-    """Format-1 rows (metaNC without META_MODEL_SWITCH) as format 2: no model switch."""
+def upgrade(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rows of older formats as this one, in place: format 1's metaNC gains META_MODEL_SWITCH (no model
+    switch), formats 1-2's globalTargetsNC the TD columns (zero, so GT_TD_WEIGHT 0 masks them)."""
     meta = arrays.get("metaNC")
     if meta is not None and meta.ndim == 2 and meta.shape[1] == NUM_META - 1:
         arrays["metaNC"] = np.concatenate([meta, np.zeros((len(meta), 1), dtype=meta.dtype)], axis=1)
+    gt = arrays.get("globalTargetsNC")
+    if gt is not None and gt.ndim == 2 and gt.shape[1] == OLD_GLOBAL_TARGETS:
+        pad = np.zeros((len(gt), NUM_GLOBAL_TARGETS - OLD_GLOBAL_TARGETS), dtype=gt.dtype)
+        arrays["globalTargetsNC"] = np.concatenate([gt, pad], axis=1)
+    return arrays
 
 
 def count_path(npz_path: str) -> str:

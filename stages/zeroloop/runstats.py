@@ -6,14 +6,16 @@ answer is already on disk, written by the stages:
 
 - games: one line per game in ``selfplay/<model>/sgfs/*.sgfs``;
 - rows: each tdata file's row count (``<name>.json`` beside it);
-- training: the report lines of ``train/<name>/metrics_train.jsonl``;
+- training: the report lines of ``train/<name>/metrics_train.jsonl``
+  (``zeroloop.trainlog``: a bounded summary, persisted);
 - models: ``models/`` (accepted, with their model.json);
 - gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``).
 
 Files never change once published, so nothing is read twice: self-play
 totals come from the settled-directory summaries (``zeroloop.datasummary``)
 plus the recent directories, counted files are remembered, training
-reports are read from where the last read ended, the accepted models are
+reports are read from where the last read ended (in this process or,
+through the persisted summary, an earlier one), the accepted models are
 listed again only when ``models/`` changes, and gating decisions of a
 period are found by their directories' mtimes. A process that asks every
 second (the loop's progress bar) pays for what is new, not for the run's
@@ -22,14 +24,14 @@ history.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import posixpath
 import re
 import time
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions, layout, modellist
+from zeroloop import datasummary, decisions, layout, modellist, trainlog
 from zeroloop.errors import ModelFileError
 from zeroloop.storage import BaseDir, is_tmp
 
@@ -61,11 +63,12 @@ class RunStats:
     def __init__(self, base: BaseDir):
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
-        self._reports: dict[str, tuple[int, list[dict]]] = {}  # jsonl path -> (bytes read, items)
+        self._train_logs_by_name: dict[str, trainlog.TrainLog] = {}
         self._models = modellist.ModelListing(base.storage, base.models)
-        self._model_info: dict[str, tuple[int, int] | None] = {}
+        self._model_info: dict[str, AcceptedModel | None] = {}  # path -> model (None: unreadable)
+        self._accepted: tuple[tuple, tuple[AcceptedModel, ...]] | None = None  # (the listing, its models)
         self._summaries: dict[str, datasummary.Summaries] = {}
-        self._listed: tuple[float, list[tuple[float, str]]] | None = None  # (models/'s mtime, its listing)
+        self._listed: tuple[float, tuple[tuple[float, str], ...]] | None = None  # (models/'s mtime, its listing)
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -94,65 +97,58 @@ class RunStats:
 
     # --- training ---------------------------------------------------------------------------------
 
-    def _read_jsonl(self, path: str) -> list[dict]:
-        """The items of an append-only JSONL file, reading only what was appended since the last call."""
-        done, items = self._reports.get(path, (0, []))
-        try:
-            size = self.base.storage.fs.size(path)
-        except FileNotFoundError:
-            self._reports.pop(path, None)
-            return []
-        if size < done:  # rewritten (a new run in the same place): start over
-            done, items = 0, []
-        if size > done:
-            with self.base.storage.fs.open(path, "rb") as f:
-                f.seek(done)
-                data = f.read(size - done)
-            end = data.rfind(b"\n") + 1  # a line still being written is read next time
-            items = items + [item for item in (_parse(line) for line in data[:end].splitlines()) if item]
-            done += end
-        self._reports[path] = (done, items)
-        return items
-
-    def train_reports(self) -> list[dict]:
-        """The report and event lines of every training run's metrics_train.jsonl, in time order."""
+    def _train_logs(self) -> list[trainlog.Summary]:
+        """The summary of every training run's metrics_train.jsonl, each read only where it grew."""
+        names = self.base.storage.list_names(layout.train_root(self.base.root))
+        for name in set(self._train_logs_by_name) - set(names):
+            del self._train_logs_by_name[name]
         out = []
-        for d in self.base.storage.list_subdirs(layout.train_root(self.base.root)):
-            name = posixpath.basename(d)
-            for item in self._read_jsonl(layout.train_metrics(self.base.root, name)):
-                out.append({**item, "training": name})
-        return sorted(out, key=lambda d: d.get("time", 0.0))
+        for name in sorted(names):
+            if name not in self._train_logs_by_name:
+                self._train_logs_by_name[name] = trainlog.TrainLog(self.base, name)
+            out.append(self._train_logs_by_name[name].update())
+        return out
+
+    def loss_series(self) -> dict[str, trainlog.Series]:
+        """Per training run with reports: its loss terms against samples, downsampled (``zeroloop.trainlog``)."""
+        self._train_logs()
+        return {name: t.summary.series for name, t in sorted(self._train_logs_by_name.items())
+                if t.summary is not None and t.summary.series.points}
 
     def last_losses(self) -> dict[str, float]:
         """The loss terms of the last training report (empty before any)."""
-        for item in reversed(self.train_reports()):
-            if "event" not in item and any(k.startswith("loss_") for k in item):
-                return {k[len("loss_"):]: float(v) for k, v in item.items() if k.startswith("loss_")}
-        return {}
+        summaries = [s for s in self._train_logs() if s.last_losses]
+        return dict(max(summaries, key=lambda s: s.last_time).last_losses) if summaries else {}
 
     def samples_trained(self) -> int:
-        reports = [r for r in self.train_reports() if "samples" in r]
-        return max((int(r["samples"]) for r in reports), default=0)
+        return max((s.samples for s in self._train_logs()), default=0)
 
     # --- models and gating ----------------------------------------------------------------------
 
-    def accepted_models(self) -> list[AcceptedModel]:
+    def accepted_models(self) -> tuple[AcceptedModel, ...]:
         """Models in models/, oldest first (samples and rows from an exported model's name, else its model.json).
 
         Locally from one listing, each model dated by its directory's mtime (when it was published or
-        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model)."""
-        out = []
-        for mtime, path in self._model_dirs():
-            name = posixpath.basename(path)
-            if path not in self._model_info:
-                self._model_info[path] = self._info(name, path)
-            info = self._model_info[path]
-            if info is not None:
-                out.append(AcceptedModel(name, path, mtime, *info))
-        return out
+        accepted; self-play's exact order by the weights' mtime is ``ModelListing``'s, one stat per model).
+        The same tuple while models/ is unchanged: asking again allocates nothing."""
+        listed = self._model_dirs()
+        if self._accepted is not None and self._accepted[0] is listed:
+            return self._accepted[1]
+        known, out = self._model_info, []
+        self._model_info = {}  # (models that left models/ are forgotten)
+        for mtime, path in listed:
+            model = known[path] if path in known else self._model(path, mtime)
+            if model is not None and model.mtime != mtime:
+                model = dataclasses.replace(model, mtime=mtime)
+            self._model_info[path] = model
+            if model is not None:
+                out.append(model)
+        self._accepted = (listed, tuple(out))
+        return self._accepted[1]
 
-    def _model_dirs(self) -> list[tuple[float, str]]:
-        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed."""
+    def _model_dirs(self) -> tuple[tuple[float, str], ...]:
+        """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed
+        (the same tuple until then)."""
         storage = self.base.storage
         if not storage.local:
             return self._models.models()
@@ -160,18 +156,18 @@ class RunStats:
             changed = storage.mtime(self.base.models)
             if self._listed is not None and self._listed[0] == changed and time.time() - changed >= 2.0:
                 return self._listed[1]
-            entries = storage.fs.ls(self.base.models, detail=True)
         except (FileNotFoundError, NotADirectoryError):
-            return []
-        listed = modellist.ranked([(float(e["mtime"]), e["name"].rstrip("/")) for e in entries
-                                   if e.get("type") == "directory" and not is_tmp(e["name"])])
+            return ()
+        listed = tuple(modellist.ranked([(mtime, path) for path, mtime in storage.scan_subdirs(self.base.models)
+                                         if mtime is not None and not is_tmp(path)]))
         self._listed = (changed, listed)
         return listed
 
-    def _info(self, name: str, path: str) -> tuple[int, int] | None:
+    def _model(self, path: str, mtime: float) -> AcceptedModel | None:
+        name = posixpath.basename(path)
         m = _SAMPLES_IN_NAME.search(name)
         if m:
-            return int(m.group(1)), int(m.group(2))
+            return AcceptedModel(name, path, mtime, int(m.group(1)), int(m.group(2)))
         try:
             from zeroloop.nn import modelfile  # (torch: only for a model not named by its export)
 
@@ -179,7 +175,7 @@ class RunStats:
         except ModelFileError as e:
             log.debug("skipping %s: %s", path, e)
             return None
-        return info.samples_trained, info.data_rows
+        return AcceptedModel(name, path, mtime, info.samples_trained, info.data_rows)
 
     def decisions(self) -> list[decisions.DecisionRecord]:
         """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
@@ -190,10 +186,3 @@ class RunStats:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""
         return [r for r in decisions.read_since(self.base.storage, self.base.gatekeepersgf, since) if r.time >= since]
 
-
-def _parse(line: bytes) -> dict | None:
-    try:
-        item = json.loads(line)
-    except ValueError:
-        return None  # a line cut short by a kill
-    return item if isinstance(item, dict) else None

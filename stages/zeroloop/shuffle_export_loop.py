@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shuffle.add_arguments(parser)
     parser.epilog = "Runs until SIGTERM or SIGINT, then exits 0."
     g = parser.add_argument_group("the loops")
-    cliflags.flag(g, "--name-prefix", required=True, help="the run's name, prefixed to every exported model")
+    cliflags.flag(g, "--name-prefix", default=None,
+                  help="the run's name, prefixed to every exported model (required)")
     cliflags.flag(g, "--gating", action="store_true",
                   help="export to modelstobetested/ for the gatekeeper (default: straight to models/)")
     cliflags.flag(g, "--katago", action="store_true",
@@ -145,7 +146,12 @@ class ShuffleExportLoop:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.help_config:
+        print(shuffle.help_config(), end="")
+        return 0
     opts = shuffle.options_from_args(args)
+    if args.basedir is None or args.name_prefix is None:
+        raise UserError("BASEDIR and --name-prefix are required")
     problem = modelnames.check_model_name(f"{args.name_prefix}-x")
     if problem:
         raise UserError(f"--name-prefix {args.name_prefix!r}: {problem}")

@@ -370,6 +370,32 @@ class Storage:
         names = (posixpath.basename(p.rstrip("/")) for p in paths)
         return sorted(n for n in names if not is_tmp(n) and n != COMPLETE_MARKER)
 
+    def scan_subdirs(self, parent: str) -> Iterator[tuple[str, float | None]]:
+        """(path, mtime or None where the store has none) of parent's subdirectories, streamed: however
+        many there are, memory holds one entry at a time (locally ``os.scandir``, one round trip on a
+        network filesystem: READDIRPLUS brings each entry's attributes with the listing)."""
+        if not self.local:
+            try:
+                entries = self.fs.ls(parent, detail=True)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            for e in entries:
+                if e.get("type") == "directory":
+                    yield e["name"].rstrip("/"), float(e["mtime"]) if e.get("mtime") is not None else None
+            return
+        scandir = getattr(self.fs, "scandir", os.scandir)  # (a slow test filesystem delays it)
+        try:
+            listing = scandir(parent)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with listing:
+            for entry in listing:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        yield posixpath.join(parent, entry.name), entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:  # removed while we looked
+                    continue
+
     def list_files(self, parent: str, suffix: str = "") -> list[str]:
         """Complete files in parent ending with suffix (full paths), sorted."""
         return sorted(

@@ -16,6 +16,7 @@ counts the delayed calls (a benchmark reports them).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -37,6 +38,11 @@ class LatencyFileSystem(LocalFileSystem):
         self.calls = 0
         self._count_lock = threading.Lock()
         self._inside = threading.local()  # a call made by another delayed call is part of its round trip
+
+    def scandir(self, path: str):
+        """``os.scandir`` of path: one round trip, as a listing (``Storage.scan_subdirs`` streams it)."""
+        self.delay()
+        return os.scandir(self._strip_protocol(path))
 
     def delay(self) -> None:
         with self._count_lock:

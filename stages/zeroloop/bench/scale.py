@@ -61,6 +61,7 @@ ROWS_PER_FILE = 4
 POS_LEN = 7
 MODEL_KIND = "b1c16"
 PREFIX = "bench"
+DIRS_PER_TEMPLATE = 1000  # directories whose files link to one copy of the template files (<= 40,000 links)
 OLD = time.time() - 90 * 86400.0  # history is this old and older
 
 OPERATIONS = ("shuffle_plan", "selfplay_poll", "export_pass", "gatekeeper_start", "gatekeeper_poll", "runstats",
@@ -142,10 +143,19 @@ class History:
         newest = self.base.tdata(model_name(self.layout.dirs - 1))
         os.utime(newest)  # the newest self-play directory is still being written
 
+    def _template(self, i: int) -> str:
+        """The templates directory i links to: a copy per DIRS_PER_TEMPLATE directories, as a filesystem
+        limits the links to one file (ext4: 65,000)."""
+        copy = os.path.join(self.templates, f"copy{i // DIRS_PER_TEMPLATE}")
+        if not os.path.isdir(copy):
+            shutil.copytree(self.templates, copy + ".tmp", ignore=shutil.ignore_patterns("copy*"))
+            os.replace(copy + ".tmp", copy)
+        return copy
+
     def _add_dir(self, i: int) -> None:
         b = self.base
         name = model_name(i)
-        t = self.templates
+        t = self._template(i)
         when = OLD + i * 600.0
         tdata, sgfs = b.tdata(name), b.sgfs(name)
         os.makedirs(tdata, exist_ok=True)

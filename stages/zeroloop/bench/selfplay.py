@@ -24,6 +24,11 @@ theirs; ``ratio_best_rounds`` (best round of each) and ``ratio_of_totals``
 the null phase finished with the same settings (a window of a minute with
 the net finishes too few games to measure their length directly).
 Self-play writes its rows and SGFs to a temporary directory, as for real.
+
+``--features katago-v7`` plays with KataGo's inputs v7 (ladder and area
+planes: ``zeroloop.features`` version 2), the null phase and the net alike;
+a null phase with the default features runs first in the same process, and
+``features_overhead_ratio`` is the v7 overhead per evaluation over it.
 """
 
 from __future__ import annotations
@@ -58,13 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw-seconds", type=float, default=30.0,
                         help="measured seconds of raw inference (as long as --seconds: best rounds compare fairly)")
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="warm-up before each measurement")
+    parser.add_argument("--features", choices=("zeroloop", "katago-v7"), default="zeroloop",
+                        help="the net inputs self-play encodes (katago-v7 also measures the default's null phase)")
     parser.add_argument("--rounds", type=int, default=10,
                         help="alternate self-play and raw inference this many times (load drift hits both)")
 
 
-def _config(args: argparse.Namespace) -> SelfplayConfig:
+def _config(args: argparse.Namespace, features: str | None = None) -> SelfplayConfig:
     n = args.board_size
     return from_dict(SelfplayConfig, {
+        "features": features or args.features,
         "num_games": args.games, "board_sizes": [n], "board_size_weights": [1.0], "data_board_len": n,
         "max_visits": args.visits, "cheap_visits": args.cheap_visits, "full_search_prob": args.full_search_prob,
         "max_rows_per_file": 10000, "log_every_seconds": 86400.0,
@@ -130,16 +138,15 @@ def measure(args: argparse.Namespace) -> dict:
     storage = Storage(LocalFileSystem())
     n = args.board_size
     rounds = max(1, args.rounds)
+    version = cfg.feature_version
+    baseline = None
     with tempfile.TemporaryDirectory(prefix="zeroloop-bench-selfplay-") as tmp:
-        engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel("null", NullEvaluator(n))),
-                                np.random.default_rng(seed))
-        _warm_up(engine, args.warmup_seconds)
-        null = _Window()
-        null.run(engine, args.null_seconds)
-        engine.shutdown()
+        if args.features != "zeroloop":
+            baseline = _null_phase(args, _config(args, "zeroloop"), storage, tmp, seed, 1)
+        null = _null_phase(args, cfg, storage, tmp, seed, version)
 
-        evaluator = net_evaluator(random_init_model(args.net, n, seed=seed), args.net, device, args.games,
-                                  args.nn_precision)
+        evaluator = net_evaluator(random_init_model(args.net, n, seed=seed, feature_version=version), args.net,
+                                  device, args.games, args.nn_precision)
         engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel(args.net, evaluator)),
                                 np.random.default_rng(seed + 1))
         _warm_up(engine, args.warmup_seconds)
@@ -161,8 +168,14 @@ def measure(args: argparse.Namespace) -> dict:
     med_net, med_raw = float(np.median(net_rounds)), float(np.median(raw_rounds))
     length = null.mean_game_length
     known = not np.isnan(length)
+    extra = {}
+    if baseline is not None:
+        extra = {"null_evals_per_s_zeroloop_features": round(baseline.rate("nn_evals"), 1),
+                 "overhead_us_per_eval_zeroloop_features": round(baseline.cpu_us_per_eval, 2),
+                 "features_overhead_ratio": round(null.cpu_us_per_eval / baseline.cpu_us_per_eval, 2)}
     return {
         "net": args.net,
+        "features": args.features,
         "board_size": n,
         "games_at_once": args.games,
         "visits": args.visits,
@@ -188,4 +201,16 @@ def measure(args: argparse.Namespace) -> dict:
         "mean_game_length": round(length, 1) if known else None,
         "null_games_finished": null.totals["games_finished"],
         "rounds": rounds,
+        **extra,
     }
+
+
+def _null_phase(args, cfg: SelfplayConfig, storage: Storage, tmp: str, seed: int, version: int) -> "_Window":
+    """Self-play with the null evaluator (inputs of the feature version) for --null-seconds after a warm-up."""
+    engine = SelfplayEngine(cfg, storage, tmp, FixedModel(LoadedModel("null", NullEvaluator(
+        args.board_size, feature_version=version))), np.random.default_rng(seed))
+    _warm_up(engine, args.warmup_seconds)
+    window = _Window()
+    window.run(engine, args.null_seconds)
+    engine.shutdown()
+    return window

@@ -41,13 +41,11 @@ def _rss_now_kb() -> int:
 
 def _child(basedir: str, window: int, opts: dict, out) -> None:
     from zeroloop.shuffle import main as shuffle_main
-    from zeroloop.shuffle import window as win
     from zeroloop.storage import BaseDir
 
     base = BaseDir.open(basedir)
     before = _rss_now_kb()
-    params = win.WindowParams(min_rows=window, max_rows=window)
-    o = shuffle_main.ShuffleOptions(params=params, cleanup_grace_s=1e9, seed=1, **opts)
+    o = shuffle_main.ShuffleOptions(min_rows=window, max_rows=window, cleanup_grace_seconds=1e9, seed=1, **opts)
     t0 = time.perf_counter()
     outcome = shuffle_main.shuffle_once(base, o)
     seconds = time.perf_counter() - t0
@@ -84,7 +82,7 @@ def measure(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         synthetic.write_tdata(base, "bench", files, args.rows_per_file, args.pos_len, rng)
         gen_s = time.perf_counter() - t0
-        opts = dict(num_processes=args.num_processes, worker_group_rows=args.worker_group_size,
+        opts = dict(num_processes=args.num_processes, worker_group_size=args.worker_group_size,
                     approx_rows_per_bucket=args.approx_rows_per_bucket, batch_size=args.batch_size)
         small = _measure_shuffle(tmp, w, opts)
         large = _measure_shuffle(tmp, 4 * w, opts)

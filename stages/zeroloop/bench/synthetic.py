@@ -2,8 +2,8 @@
 
 Rows pass ``rows.validate`` and look like self-play rows to the trainer (a
 full-board mask plane, a policy target that is a distribution over a few
-moves, a one-hot opponent move, a decided game result, +-1 ownership), with
-random content. ``gameIdN`` numbers rows consecutively from ``first_id`` so
+moves, a one-hot opponent move, a decided game result, TD targets that
+follow it, +-1 ownership), with random content. ``gameIdN`` numbers rows consecutively from ``first_id`` so
 a test can follow each row through a shuffle.
 """
 
@@ -34,6 +34,14 @@ def random_rows(n: int, pos_len: int, rng: np.random.Generator, first_id: int = 
     gt[:, rows.GT_LOSS] = ~win
     gt[:, rows.GT_SCORE] = np.where(win, 1.0, -1.0) * rng.integers(1, 20, size=n)
     gt[:, [rows.GT_POLICY_WEIGHT, rows.GT_OPP_POLICY_WEIGHT, rows.GT_ROW_WEIGHT, rows.GT_OWNERSHIP_WEIGHT]] = 1.0
+    # TD targets (no random draws, so the rest of the rows stay as they were): the result, softened more
+    # for the shorter horizons, and a fraction of the final score
+    gt[:, rows.GT_TD_WEIGHT] = 1.0
+    for h, keep in enumerate((0.8, 0.6, 0.4)):
+        col = rows.GT_TD_VALUE + 3 * h
+        gt[:, col] = keep * win + (1 - keep) / 2
+        gt[:, col + 1] = keep * ~win + (1 - keep) / 2
+        gt[:, rows.GT_TD_SCORE + h] = keep * gt[:, rows.GT_SCORE]
     a["valueTargetsNCHW"][:] = np.where(rng.random((n, 1, pos_len, pos_len)) < 0.5, 1, -1).astype(np.int8)
     meta = a["metaNC"]
     meta[:, rows.META_BOARD_SIZE] = pos_len

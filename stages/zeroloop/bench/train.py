@@ -43,7 +43,6 @@ def measure(args: argparse.Namespace) -> dict:
     from zeroloop import runtime
     from zeroloop.bench import synthetic
     from zeroloop.shuffle import main as shuffle_main
-    from zeroloop.shuffle import window
     from zeroloop.storage import BaseDir
     from zeroloop.train import data, files
     from zeroloop.train.loop import Trainer
@@ -61,12 +60,12 @@ def measure(args: argparse.Namespace) -> dict:
         base = BaseDir.open(tmp)
         synthetic.write_tdata(base, "bench", -(-rows // args.rows_per_file), args.rows_per_file, args.pos_len,
                               np.random.default_rng(0))
-        sopts = shuffle_main.ShuffleOptions(params=window.WindowParams(min_rows=bs), num_processes=1,
+        sopts = shuffle_main.ShuffleOptions(min_rows=bs, num_processes=1,
                                             approx_rows_per_out_file=args.rows_per_file, batch_size=bs, seed=0)
         out = shuffle_main.shuffle_once(base, sopts)
         refs = tuple(files.FileRef.of(f) for f in out.summary.files)
         opts = TrainOptions(name="bench", model_kind=args.model_kind, batch_size=bs, device=args.device,
-                            optimizer=args.optimizer, warmup_samples=0, seed=0)
+                            optimizer=args.optimizer, lr_warmup_samples=0, seed=0, export_mode="main")
         trainer = Trainer(base, opts, threading.Event())
         trainer._start_fresh(args.pos_len)
         device, pos_len = trainer.device, args.pos_len

@@ -198,6 +198,12 @@ class Game:
         self.moves.append((colour, move))
         return int(captured)
 
+    def recent_boards(self) -> tuple[np.ndarray, np.ndarray]:
+        """The boards before the last move and before the one earlier (the current board where there is none)."""
+        prev1 = self._undo[-1].board if self._undo else self.board
+        prev2 = self._undo[-2].board if len(self._undo) >= 2 else prev1
+        return prev1, prev2
+
     def resign(self, colour: int) -> None:
         self.resigned = colour
 

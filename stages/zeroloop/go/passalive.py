@@ -51,14 +51,17 @@ def _adjacent_to_colour(b, p, pla):
     return False
 
 
-WORK_PER_POINT = 12  # int64 scratch per grid point used by _mark_area_for
+WORK_PER_POINT = 13  # int64 scratch per grid point used by _mark_area_for
 
 
 @njit(cache=True)
-def _mark_area_for(b, pla, out, sign, work):
+def _mark_area_for(b, pla, out, sign, work, big):
     """Set out[index] = sign on pla's pass-alive stones and territory (policy indices y*n+x).
 
     work: int64 scratch of WORK_PER_POINT * (n+2)**2 + 1 (one allocation for both colours).
+    big: also KataGo's big territories: an empty region bordered only by pla
+    and no chain Benson dropped is pla's whatever its size, and one bordered
+    only by pla but also by a dropped chain is pla's where out is still 0.
     """
     n = b[B.H_SIZE]
     s = n + 2
@@ -77,11 +80,13 @@ def _mark_area_for(b, pla, out, sign, work):
     count = work[9 * area + 1:10 * area + 1]  # vital regions per chain head
     dead = work[10 * area + 1:11 * area + 1]  # by chain head
     spoiled = work[11 * area + 1:12 * area + 1]  # regions bordering a dead chain
+    has_opp = work[12 * area + 1:13 * area + 1]  # regions holding an opponent's stone
     region[:] = -1
     internal[:] = 0
     count[:] = 0
     dead[:] = 0
     spoiled[:] = 0
+    has_opp[:] = 0
     has_pla = False
     nreg = 0
     total = 0
@@ -124,6 +129,8 @@ def _mark_area_for(b, pla, out, sign, work):
                     k = kept
                 if internal[r] < 2 and not _adjacent_to_colour(b, q, pla):
                     internal[r] += 1
+                if b[co + q] == opp:
+                    has_opp[r] = 1
                 for d in range(4):
                     t = q + (-1 if d == 0 else 1 if d == 1 else -s if d == 2 else s)
                     ct = b[co + t]
@@ -165,10 +172,15 @@ def _mark_area_for(b, pla, out, sign, work):
             if b[co + p] == pla and dead[b[hd + p]] == 0:
                 out[y * n + x] = sign
     for r in range(nreg):
-        if internal[r] <= 1 and spoiled[r] == 0:
+        if spoiled[r] == 0 and (internal[r] <= 1 or (big and has_opp[r] == 0)):
             for i in range(start[r], start[r + 1]):
                 p = points[i]
                 out[(p // s - 1) * n + p % s - 1] = sign
+        elif big and has_opp[r] == 0:
+            for i in range(start[r], start[r + 1]):
+                p = points[i]
+                if out[(p // s - 1) * n + p % s - 1] == 0:
+                    out[(p // s - 1) * n + p % s - 1] = sign
 
 
 @njit(cache=True, inline="always")
@@ -208,13 +220,37 @@ def pass_alive_area(b, out):
     for i in range(n * n):
         out[i] = 0
     work = np.empty(WORK_PER_POINT * (n + 2) * (n + 2) + 1, dtype=np.int64)
-    _mark_area_for(b, B.BLACK, out, 1, work)
-    _mark_area_for(b, B.WHITE, out, -1, work)
+    _mark_area_for(b, B.BLACK, out, 1, work, False)
+    _mark_area_for(b, B.WHITE, out, -1, work, False)
     unsettled = 0
     for i in range(n * n):
         if out[i] == 0:
             unsettled += 1
     return unsettled
+
+
+@njit(cache=True)
+def scoring_area(b, out, work):
+    """KataGo's area for its v7 net inputs (``calculateArea`` with every option on): out[y*n+x] = +1 Black, -1 White.
+
+    Pass-alive stones and territory, then empty regions bordered by one
+    colour only, then every other stone for its colour; dame stays 0.
+    work: int64 scratch of WORK_PER_POINT * (n+2)**2 + 1.
+    """
+    n = b[B.H_SIZE]
+    s = n + 2
+    for i in range(n * n):
+        out[i] = 0
+    _mark_area_for(b, B.BLACK, out, 1, work, True)
+    _mark_area_for(b, B.WHITE, out, -1, work, True)
+    for y in range(n):
+        for x in range(n):
+            if out[y * n + x] == 0:
+                c = b[B.HEADER + (y + 1) * s + x + 1]
+                if c == B.BLACK:
+                    out[y * n + x] = 1
+                elif c == B.WHITE:
+                    out[y * n + x] = -1
 
 
 def settled_ownership(board: np.ndarray) -> np.ndarray | None:

@@ -45,7 +45,7 @@ def within_tolerance(diff: dict[str, float]) -> list[str]:
 
 def zeroloop_views(net: Net, pos_list: list[dict]) -> list[dict]:
     """zeroloop's evaluation of each position, as KataGo would report it for the exported net."""
-    encoded = [positions.encode(pos, net.pos_len) for pos in pos_list]
+    encoded = [positions.encode(pos, net.pos_len, net.config.features) for pos in pos_list]
     e = NetEvaluator(net, jit=False).evaluate(np.stack([x[1] for x in encoded]), np.stack([x[2] for x in encoded]))
     return [netexport.engine_view(e.policy[i], e.value[i], float(e.score[i]), e.ownership[i], legal, game.size,
                                   pos["ko_rule"] == "simple", game.to_move == WHITE)

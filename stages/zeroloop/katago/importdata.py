@@ -26,7 +26,7 @@ import posixpath
 import re
 from collections import Counter
 
-from zeroloop import cliflags, layout, rows
+from zeroloop import cliflags, layout, modelnames, rows
 from zeroloop.errors import CorruptFileError, UserError
 from zeroloop.katago import tdata
 from zeroloop.nn import modelfile
@@ -61,7 +61,7 @@ def default_model_name(path: str) -> str:
     parts = path.split("/")
     katago_model = parts[-3] if len(parts) >= 3 and parts[-2] == "tdata" else ""
     name = "katago-" + re.sub(r"[^A-Za-z0-9._+=-]", "_", katago_model) if katago_model else "katago"
-    return name[: modelfile.MAX_NAME_LEN]
+    return name[: modelnames.MAX_NAME_LEN]
 
 
 def import_file(base: BaseDir, path: str, model: str, pos_len: int | None) -> tuple[str, tdata.Converted | None]:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pos_len is not None and not 2 <= args.pos_len <= modelfile.MAX_POS_LEN:
         raise UserError(f"--pos-len {args.pos_len}: must be in 2..{modelfile.MAX_POS_LEN}")
     if args.model_name is not None:
-        problem = modelfile.check_model_name(args.model_name)
+        problem = modelnames.check_model_name(args.model_name)
         if problem:
             raise UserError(f"--model-name: {problem}")
     src_storage, src = open_location(args.src, "SRC")

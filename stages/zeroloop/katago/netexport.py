@@ -5,11 +5,13 @@ residual and global-pooling blocks, KataGo's pooling, the v15 pass path,
 value pooling, ownership from the value head), so every layer maps to one
 KataGo layer with its weights unchanged:
 
-- Inputs: zeroloop's 12 planes and 10 globals are KataGo's v7 planes
-  0-6, 9-13 and globals 0-8, 18 (``SPATIAL_TO_KATAGO``, ``GLOBAL_TO_KATAGO``);
-  the input conv and global matmul get zero weights for every other KataGo
-  input (ladders, pass-alive area, encore, scoring, tax, button, ...), so
-  whatever KataGo puts there the net computes zeroloop's function.
+- Inputs: zeroloop's feature version 1 (12 planes and 10 globals) is
+  KataGo's v7 planes 0-6, 9-13 and globals 0-8, 18 (``SPATIAL_TO_KATAGO``,
+  ``GLOBAL_TO_KATAGO``); the input conv and global matmul get zero weights
+  for every other KataGo input (ladders, pass-alive area, encore, scoring,
+  tax, button, ...), so whatever KataGo puts there the net computes
+  zeroloop's function. Feature version 2 is KataGo's v7 index for index
+  (``INPUT_MAPS``), its weights copied as they are.
 - Norms: each ``MaskedBatchNorm`` is a KataGo batch-norm layer (mean,
   variance, scale, bias, epsilon), which the engine merges as zeroloop's
   eval mode does.
@@ -45,7 +47,9 @@ NUM_SPATIAL = 22  # KataGo's inputs v7
 NUM_GLOBAL = 19
 SPATIAL_TO_KATAGO = (0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13)
 GLOBAL_TO_KATAGO = (0, 1, 2, 3, 4, 5, 6, 7, 8, 18)
-MAPPED_FEATURE_VERSION = 1
+# zeroloop feature version -> (KataGo plane of each zeroloop plane, KataGo global of each zeroloop global)
+INPUT_MAPS = {features.FEATURE_VERSION: (SPATIAL_TO_KATAGO, GLOBAL_TO_KATAGO),
+              features.KATAGO_V7: (tuple(range(NUM_SPATIAL)), tuple(range(NUM_GLOBAL)))}
 MULTIPLIERS = {"td_score": 20.0, "score_mean": M.SCORE_SCALE, "score_stdev": 20.0, "lead": M.SCORE_SCALE,
                "variance_time": 40.0, "shortterm_value_error": 0.25, "shortterm_score_error": 150.0}
 # What KataGo reports for the outputs zeroloop has no head for.
@@ -101,12 +105,21 @@ def _block(name: str, b: M.ResBlock | M.GPoolBlock) -> F.OrdinaryBlock | F.GPool
                            _bn(f"{name}.norm2", b.norm2), _relu(f"{name}.act2"), _conv(f"{name}.conv2", b.conv2))
 
 
+def input_map(feature_version: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """KataGo's v7 input indices of a zeroloop feature version's planes and globals; ValueError if it has none."""
+    if feature_version not in INPUT_MAPS:
+        raise ValueError(f"zeroloop feature version {feature_version} has no mapping to KataGo's inputs v7 "
+                         f"(mapped: {', '.join(map(str, sorted(INPUT_MAPS)))})")
+    return INPUT_MAPS[feature_version]
+
+
 def _trunk(net: M.Net) -> F.Trunk:
     cfg = net.config
+    to_spatial, to_global = input_map(cfg.features)
     spatial = np.zeros((cfg.trunk, NUM_SPATIAL, 3, 3), np.float32)
-    spatial[:, list(SPATIAL_TO_KATAGO)] = _np(net.conv_spatial.weight)
+    spatial[:, list(to_spatial)] = _np(net.conv_spatial.weight)
     glob = np.zeros((cfg.trunk, NUM_GLOBAL), np.float32)
-    glob[:, list(GLOBAL_TO_KATAGO)] = _np(net.linear_global.weight)
+    glob[:, list(to_global)] = _np(net.linear_global.weight)
     blocks = [_block(f"model.blocks.{i}", b) for i, b in enumerate(net.blocks)]
     widths = (cfg.trunk, cfg.mid, cfg.mid - cfg.gpool, cfg.gpool, cfg.gpool)
     return F.Trunk("trunk", widths, F.Conv("model.conv_spatial", spatial), F.MatMul("model.linear_global", glob),
@@ -146,10 +159,9 @@ def _value(h: M.ValueHead) -> F.ValueHead:
 
 def to_katago(net: M.Net, name: str) -> F.Model:
     """The KataGo model (version 15) computing what ``net`` computes in eval mode."""
-    if features.FEATURE_VERSION != MAPPED_FEATURE_VERSION or len(SPATIAL_TO_KATAGO) != features.NUM_SPATIAL \
-            or len(GLOBAL_TO_KATAGO) != features.NUM_GLOBAL:
-        raise ValueError(f"the KataGo input mapping is for zeroloop feature version {MAPPED_FEATURE_VERSION}, "
-                         f"this zeroloop encodes version {features.FEATURE_VERSION}")
+    to_spatial, to_global = input_map(net.config.features)
+    if (len(to_spatial), len(to_global)) != features.shape(net.config.features):
+        raise ValueError(f"the KataGo input mapping of feature version {net.config.features} does not cover its inputs")
     return F.Model(katago_name(name), VERSION, NUM_SPATIAL, NUM_GLOBAL, _trunk(net), _policy(net.policy_head),
                    _value(net.value_head), dict(MULTIPLIERS))
 

@@ -60,6 +60,64 @@ def random_positions(seed: int, sizes: list[int], komis: tuple[float, ...] = (7.
     return out
 
 
+def from_diagram(diagram: str, komi: float = 7.0, ko_rule: str = "simple", suicide: bool = False,
+                 then: tuple[str, ...] = ()) -> dict:
+    """A position of a diagram (rows of X Black, O White, . empty; top row first), then the moves ``then``.
+
+    The stones are played alternately from Black, a side with none left
+    passing (never both in a row), so the diagram must be reachable in that
+    order; ValueError if the board then differs from it.
+    """
+    rows = diagram.split()
+    n = len(rows)
+    black = [coords.to_gtp((x, y), n) for y, r in enumerate(rows) for x, c in enumerate(r) if c == "X"]
+    white = [coords.to_gtp((x, y), n) for y, r in enumerate(rows) for x, c in enumerate(r) if c == "O"]
+    moves = []
+    for i in range(max(len(black), len(white))):
+        moves.append(black[i] if i < len(black) else "pass")
+        if i < len(white) or i + 1 < len(black):
+            moves.append(white[i] if i < len(white) else "pass")
+    pos = {"size": n, "komi": komi, "ko_rule": ko_rule, "suicide": suicide, "moves": moves}
+    game = replay(pos)
+    want = np.array([[{"X": BLACK, "O": WHITE}.get(c, 0) for c in r] for r in rows])
+    if not np.array_equal(game.grid(), want):
+        raise ValueError(f"diagram {diagram!r} is not reached by playing its stones in turn")
+    pos["moves"] = moves + list(then)
+    return pos
+
+
+# Ladders and areas for KataGo's v7 inputs: each ladder case with the moves that follow it (the
+# earlier-move ladder planes), pass-alive and one-colour areas, and positions after a pass.
+FEATURE_DIAGRAMS = (
+    # a working ladder both ways (the attacker to move after the last move, and the defender)
+    ("......... ..X...... .XO...... ...X..... ......... ......... ......... ......... .........", ("J1",)),
+    ("......... ..X...... .XO...... ...X..... ......... ......... ......... ......... .........", ("J1", "D7")),
+    ("......... ..X...... .XO...... ...X..... ......... ......... ......... ......... .........",
+     ("J1", "D7", "C6", "C5")),
+    # ladder breakers: one of the two ladders broken, then both (the second breaker played as an escape)
+    ("......... ..X...... .XO...... ...X..... .O....... ......... ......... ......... .........", ("J1",)),
+    ("......... ..X...... .XO...... ...X..... .O....... ......... ......... ......... .........", ("E8",)),
+    # a chain in atari that escapes by capturing an attacker in atari
+    ("......... ..XO..... .XOXO.... ......... ......... ......... ......... ......... .........", ("J1",)),
+    # pass-alive groups, territory, dead stones, one-colour regions, dame
+    (".XO.O XXOOO .XO.O OXOOO .XO.O", ()),
+    (".X.X. XXXXX ..... ..... .....", ()),
+    (".X... XX... ..... ..... .....", ("C1",)),
+    (".X.O. XXXOO .XOO. XXO.O .XOOO", ()),
+    ("..... ..... ..X.. ..... .....", ()),
+    # after a pass (a second pass would end the game)
+    (".X.X. XXXXX ..... OOOOO .O.O.", ("pass",)),
+)
+
+
+def feature_positions() -> list[dict]:
+    """The positions of FEATURE_DIAGRAMS (simple ko; one with multi-stone suicide legal)."""
+    out = []
+    for i, (diagram, then) in enumerate(FEATURE_DIAGRAMS):
+        out.append(from_diagram(diagram, komi=(7.0, 6.5, 0.5)[i % 3], suicide=i == 7, then=then))
+    return out
+
+
 def _random_move(game: Game, colour: int, rng: np.random.Generator) -> tuple[int, int] | None:
     n = game.size
     for idx in rng.permutation(n * n):
@@ -83,10 +141,12 @@ def gtp_setup(pos: dict) -> list[str]:
     return cmds
 
 
-def encode(pos: dict, pos_len: int) -> tuple[Game, np.ndarray, np.ndarray, np.ndarray]:
+def encode(pos: dict, pos_len: int, feature_version: int = features.FEATURE_VERSION,
+           ) -> tuple[Game, np.ndarray, np.ndarray, np.ndarray]:
     """(game, zeroloop spatial, globals, legal mask (pos_len^2+1)) of a position."""
     game = replay(pos)
-    spatial, glob = features.encode(game.board, game.hist, game.rules.komi, pos_len)
+    spatial, glob = features.encode(game.board, game.hist, game.rules.komi, pos_len, feature_version,
+                                    game.recent_boards())
     legal = np.zeros(pos_len * pos_len + 1, dtype=bool)
     n = game.size
     for y in range(n):
@@ -96,10 +156,12 @@ def encode(pos: dict, pos_len: int) -> tuple[Game, np.ndarray, np.ndarray, np.nd
     return game, spatial, glob, legal
 
 
-def katago_inputs(spatial: np.ndarray, glob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def katago_inputs(spatial: np.ndarray, glob: np.ndarray, feature_version: int = features.FEATURE_VERSION,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """zeroloop inputs placed at KataGo's v7 indices (the other inputs zero)."""
+    to_spatial, to_global = netexport.input_map(feature_version)
     s = np.zeros((spatial.shape[0], netexport.NUM_SPATIAL, *spatial.shape[2:]), np.float32)
-    s[:, list(netexport.SPATIAL_TO_KATAGO)] = spatial
+    s[:, list(to_spatial)] = spatial
     g = np.zeros((glob.shape[0], netexport.NUM_GLOBAL), np.float32)
-    g[:, list(netexport.GLOBAL_TO_KATAGO)] = glob
+    g[:, list(to_global)] = glob
     return s, g

@@ -17,7 +17,10 @@ KataGo writes, per file of N rows on a data board of P x P (its
 normalises the policy targets to distributions (zero where their weight is
 0), takes the final win / loss / no-result / score (no-result becomes
 zeroloop's draw, as export maps draw to no-result), the row, policy,
-opponent-policy and ownership weights and the final ownership. Game ids
+opponent-policy and ownership weights and the final ownership, and the
+short-term (TD) value targets of the three horizons (channels 4-15, the
+same long-mid-short averages zeroloop's self-play writes, KataGo's weight
+1 - channel 24). Game ids
 are KataGo's 64-bit game hash (channels 41-43). Rows zeroloop cannot
 represent are skipped and counted by reason (``SKIP_REASONS``).
 """
@@ -41,6 +44,8 @@ NUM_SPATIAL, NUM_GLOBAL = netexport.NUM_SPATIAL, netexport.NUM_GLOBAL
 KG_WIN, KG_LOSS, KG_NO_RESULT, KG_SCORE = 0, 1, 2, 3
 KG_ROW_WEIGHT, KG_POLICY_WEIGHT, KG_OWNERSHIP_WEIGHT, KG_OPP_POLICY_WEIGHT = 25, 26, 27, 28
 KG_ONE_MINUS_VALUE_WEIGHT = 35
+KG_TD = 4  # win, loss, no-result, score of horizon h at KG_TD + 4h (long, mid, short)
+KG_ONE_MINUS_TD_WEIGHT = 24
 KG_HASH = (41, 42, 43)  # hash0 in 22 + 22 + 20 bits
 KG_SELF_KOMI = 47
 KG_CHANGED_NETS, KG_NETS_BEHIND = 49, 50
@@ -186,6 +191,10 @@ def convert(arrays: dict[str, np.ndarray], model: str, pos_len: int | None = Non
         t[:, rows.GT_OPP_POLICY_WEIGHT] = g[:, KG_OPP_POLICY_WEIGHT]
         t[:, rows.GT_ROW_WEIGHT] = g[:, KG_ROW_WEIGHT]
         t[:, rows.GT_OWNERSHIP_WEIGHT] = g[:, KG_OWNERSHIP_WEIGHT]
+        t[:, rows.GT_TD_WEIGHT] = np.clip(1.0 - g[:, KG_ONE_MINUS_TD_WEIGHT], 0.0, 1.0)
+        for h in range(rows.TD_HORIZONS):
+            t[:, rows.GT_TD_VALUE + 3 * h:rows.GT_TD_VALUE + 3 * h + 3] = g[:, KG_TD + 4 * h:KG_TD + 4 * h + 3]
+            t[:, rows.GT_TD_SCORE + h] = g[:, KG_TD + 4 * h + 3]
         out["valueTargetsNCHW"][:, 0] = arrays["valueTargetsNCHW"][idx][:, 0, :q, :q]
         ids = game_ids(g)
         out["gameIdN"][:] = ids

@@ -5,6 +5,8 @@ in turn, resumable anywhere); ``--async`` runs every stage at once,
 forever (``asyncmode``). ``settings`` maps the run's knobs onto the
 stages' flags and config files; ``children`` runs the stage processes
 (the synchronous loop forks them from itself once warm: ``forking``).
+Every run setting is a flag and a key of a ``--config`` TOML or YAML file
+(flags win); ``--help-config`` lists them with their defaults.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ from zeroloop.storage import BaseDir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("basedir", metavar="BASEDIR", help="the run's directory (created if missing)")
-    cliflags.flag(parser, "--name-prefix", required=True, help="the run's name, prefixed to every model name")
+    parser.add_argument("basedir", metavar="BASEDIR", nargs="?", help="the run's directory (created if missing)")
+    cliflags.flag(parser, "--name-prefix", default=None,
+                  help="the run's name, prefixed to every model name (required, here or in --config)")
+    cliflags.flag(parser, "--config", default=None, metavar="FILE",
+                  help="run settings from a TOML or YAML file (the keys: --help-config); flags override it")
+    cliflags.flag(parser, "--help-config", action="store_true",
+                  help="print every run setting with its default and meaning, as a config file, and exit")
     g = parser.add_argument_group("this invocation")
     cliflags.flag(g, "--cycles", type=int, default=None,
                   help="stop once this many cycles are done in all (default: run on until stopped)")
@@ -45,8 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zeroloop import config
     from zeroloop.loop import sync
 
+    if args.help_config:
+        print(config.describe(S.LoopSettings), end="")
+        return 0
+    from_file = S.read_config(args.config) if args.config else None
+    if args.basedir is None:
+        raise UserError("BASEDIR is required")
     if args.cycles is not None and args.cycles < 1:
         raise UserError(f"--cycles {args.cycles}: must be at least 1")
     if args.max_hours is not None and args.max_hours <= 0:
@@ -60,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("zeroloop loop runs on a local directory (run the stages themselves on a shared filesystem)")
     base.storage.makedirs(layout.loop(base.root))
     with sync.run_lock(base):
-        settings = S.resolve(args, S.load_stored(base))
+        settings = S.resolve(args, S.load_stored(base), from_file)
         fork = args.warm_stages and not args.async_mode
         sync.setup(base, settings, fork=fork)
         if fork:

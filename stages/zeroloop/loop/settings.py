@@ -22,7 +22,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
-from zeroloop import cliflags, layout, modelnames, plan, runtime
+from zeroloop import cliflags, config, layout, modelnames, plan, runtime
 from zeroloop.config import option
 from zeroloop.errors import UserError
 from zeroloop.go import board as B
@@ -46,13 +46,16 @@ class LoopSettings:
 
     name_prefix: str = dataclasses.field(metadata={"doc": "the run's name: models are NAME-<net>-s<samples>-d<rows>"})
     model_kind: str = option("b2c32", "net size (zeroloop.nn.configs)", choices=tuple(sorted(CONFIGS)))
+    features: str = option("zeroloop", "the net's inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7, "
+                                       "with ladder and area planes; docs/learning.md)",
+                           choices=("zeroloop", "katago-v7"))
     board_size: int = option(7, "board size of every game", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
     komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
                                 lo=-150.0, hi=150.0)
     # self-play
     visits: int = option(64, "visits of a full self-play search (a training row)", lo=1)
     cheap_visits: int | None = option(None, "visits of a cheap self-play search (default visits/4)", lo=1)
-    full_search_prob: float = option(0.25, "share of self-play moves that get a full search", hi=1.0)
+    full_search_prob: float = option(0.25, "share of self-play moves that get a full search", above=0.0, hi=1.0)
     games_at_once: int = option(64, "self-play games at once (the net's batch size)", lo=1)
     games_per_cycle: int = option(500, "self-play games per cycle", lo=1)
     # gating
@@ -71,26 +74,28 @@ class LoopSettings:
     # train
     batch_size: int = option(128, "training batch size", lo=1)
     samples_per_epoch: int = option(5_000, "training samples per epoch (one export per epoch)", lo=1)
-    max_train_per_data: float = option(4.0, "training samples allowed per new data row (the train bucket)")
+    max_train_per_data: float = option(4.0, "training samples allowed per new data row (the train bucket)",
+                                       above=0.0)
     max_train_samples_per_cycle: int = option(100_000, "training samples per cycle at most (the bucket's size)",
                                               lo=1)
-    lr_scale: float = option(1.0, "multiplies KataGo's learning rate")
+    lr_scale: float = option(1.0, "multiplies KataGo's learning rate", above=0.0)
     lr_warmup_samples: int = option(10_000, "learning-rate warm-up (KataGo: 2M samples; far too long here)", lo=0)
     # process
     poll_seconds: float = option(10.0, "how often stages look for new models or data (asynchronous mode waits "
-                                       "on it)")
+                                       "on it)", above=0.0)
     device: str = option("auto", "auto, cpu, cuda or cuda:N (self-play, training, gating)")
     threads: int | None = option(None, "CPU threads per stage (default: from the cgroup CPU quota)", lo=1)
     seed: int | None = option(None, "random seed of the run (each stage gets its own, derived from it)")
     # methods switched on by key (the learning benchmark's arms): passed through to the stages
-    selfplay_keys: dict = option(None, "a self-play config key over the loop's own, KEY=VALUE (repeat the flag; "
-                                       "given, the list replaces the run's; see `zeroloop selfplay --help-config`)",
-                                 factory=dict)
-    train_flags: dict = option(None, "a `zeroloop train` flag, NAME=VALUE without the dashes (NAME=true for a "
-                                     "switch; repeat the flag; given, the list replaces the run's)", factory=dict)
+    selfplay_keys: dict = option(None, "self-play config keys over the loop's own: --selfplay-key KEY=VALUE "
+                                       "(repeat the flag; given, the list replaces the run's; see `zeroloop "
+                                       "selfplay --help-config`), in a file a table", factory=dict)
+    train_flags: dict = option(None, "`zeroloop train` flags: --train-flag NAME=VALUE without the dashes "
+                                     "(NAME=true for a switch; repeat the flag; given, the list replaces the "
+                                     "run's), in a file a table", factory=dict)
 
     # fixed once a run has started
-    SHAPE = ("name_prefix", "model_kind", "board_size")
+    SHAPE = ("name_prefix", "model_kind", "features", "board_size")
 
     @property
     def run_komi(self) -> float:
@@ -113,10 +118,7 @@ class LoopSettings:
         probe = modelnames.check_model_name(f"{self.name_prefix}-{self.training_name}-s0-d0")
         if probe:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
-        problems += [p for f in dataclasses.fields(self) if (p := _range_problem(f, getattr(self, f.name)))]
-        for name in ("full_search_prob", "poll_seconds", "max_train_per_data", "lr_scale"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{_flag(name)} {getattr(self, name)}: must be positive")
+        problems += [p for f in dataclasses.fields(self) if (p := config.range_problem(f, getattr(self, f.name)))]
         if self.samples_per_epoch < self.batch_size:
             problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch")
         if self.komi is not None and self.komi * 2 != int(self.komi * 2):
@@ -126,6 +128,8 @@ class LoopSettings:
         except UserError as e:
             problems.append(str(e))
         problems += check_selfplay_keys(self) + check_train_flags(self.train_flags)
+        if not problems:
+            problems += training_can_start(self)
         if problems:
             raise UserError("; ".join(problems))
 
@@ -133,35 +137,9 @@ class LoopSettings:
         return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n").encode()
 
 
-# --- flags --------------------------------------------------------------------------------
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _range_problem(f: dataclasses.Field, value) -> str | None:
-    """Why value is outside the field's range or choices (its flag named), or None."""
-    lo, hi, choices = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices")
-    if value is None or isinstance(value, (bool, dict)):
-        return None
-    if choices is not None and value not in choices:
-        return f"{_flag(f.name)} {value!r}: one of {', '.join(map(str, choices))}"
-    if lo is not None and hi is not None and not lo <= value <= hi:
-        return f"{_flag(f.name)} {value}: must be in {lo}..{hi}"
-    if lo is not None and value < lo:
-        return f"{_flag(f.name)} {value}: must be at least {lo}"
-    if hi is not None and value > hi:
-        return f"{_flag(f.name)} {value}: must be at most {hi}"
-    return None
-
+# --- flags and config file ------------------------------------------------------------------
 
 PASS_THROUGH = {"selfplay_keys": "--selfplay-key", "train_flags": "--train-flag"}
-# train flags the loop sets itself from its own settings
-LOOP_TRAIN_FLAGS = {"name", "model-kind", "batch-size", "export-mode", "samples-per-epoch",
-                    "max-train-bucket-per-new-data", "max-train-bucket-size", "lr-scale", "lr-warmup-samples",
-                    "swa-period-samples", "initial-checkpoint", "no-repeat-files", "print-every-batches",
-                    "checkpoint-interval-seconds", "stop-when-train-bucket-limited", "quit-if-no-data",
-                    "data-poll-seconds", "device", "threads", "seed"}
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -190,70 +168,82 @@ def check_selfplay_keys(s: "LoopSettings") -> list[str]:
     return []
 
 
-def check_train_flags(flags: dict) -> list[str]:
-    if not flags:
-        return []
-    from zeroloop.train import main as train_main
+def training_can_start(s: "LoopSettings") -> list[str]:
+    """Why training could never start with these settings (empty: it can).
 
-    parser = cliflags.ArgumentParser()
-    train_main.add_arguments(parser)
-    actions = {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
+    The trainer runs with --no-repeat-files, so an epoch must fit in one
+    shuffle. Until the first net exists, self-play plays random games, and
+    random rows count toward the shuffle window for at most
+    ``shuffle_min_rows``: the window stays at that size, and whole tdata
+    files are taken until it is covered, so a shuffle of random rows holds
+    fewer than ``shuffle_min_rows`` + one file's rows, and at most about
+    ``keep_target_rows``. If an epoch does not fit in that, no net is ever
+    trained and the loop plays random games for ever (which a
+    ``--max-nn-evals`` budget, counting net evaluations only, never ends).
+    """
+    from zeroloop import config
+    from zeroloop.selfplay.config import SelfplayConfig
+
+    cfg = config.from_dict(SelfplayConfig, selfplay_config(s), "loop/selfplay.toml")
+    file_rows = max(cfg.max_rows_per_file, cfg.max_moves(s.board_size))  # a file holds whole games
     problems = []
-    for name, value in flags.items():
-        action = actions.get(name)
-        if action is None or name in LOOP_TRAIN_FLAGS:
-            problems.append(f"--train-flag {name}: {'set by the loop itself' if action else 'no such train flag'}")
-            continue
-        try:
-            if action.nargs == 0 and value is not True:
-                raise ValueError("a switch takes true")
-            if action.nargs != 0 and action.type is not None:
-                action.type(str(value))
-            if action.choices is not None and value not in action.choices:
-                raise ValueError(f"one of {', '.join(map(str, action.choices))}")
-        except (ValueError, argparse.ArgumentTypeError) as e:
-            problems.append(f"--train-flag {name}={value}: {e}")
+    if s.keep_target_rows < s.samples_per_epoch:
+        problems.append(f"--keep-target-rows {s.keep_target_rows} is below --samples-per-epoch "
+                        f"{s.samples_per_epoch}: a shuffle never holds an epoch, so training never starts")
+    elif s.shuffle_min_rows + file_rows - 1 < s.samples_per_epoch:
+        problems.append(f"--shuffle-min-rows {s.shuffle_min_rows} with self-play files of at most {file_rows} rows "
+                        f"(selfplay max_rows_per_file) is too small for --samples-per-epoch {s.samples_per_epoch}: "
+                        f"until the first net exists a shuffle holds random games' rows, at most "
+                        f"{s.shuffle_min_rows + file_rows - 1}, an epoch never fits (--no-repeat-files) and the "
+                        f"loop would play random games for ever; raise --shuffle-min-rows to at least "
+                        f"{s.samples_per_epoch} or lower --samples-per-epoch")
     return problems
 
 
+def check_train_flags(flags: dict) -> list[str]:
+    if not flags:
+        return []
+    from zeroloop.train.options import extra_flag_problems
+
+    return extra_flag_problems(flags, "--train-flag ", "the loop")
+
+
+SETTINGS_GROUP = "run settings (kept in BASEDIR/loop/settings.json; a flag or --config changes them)"
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """A flag per setting; one not given is absent from args (the run's or the built-in value applies)."""
-    g = parser.add_argument_group("run settings (kept in BASEDIR/loop/settings.json; a flag changes one)")
-    defaults = LoopSettings("x")
-    for f in dataclasses.fields(LoopSettings):
-        if f.name == "name_prefix":
-            continue
-        if f.name in PASS_THROUGH:
-            cliflags.flag(g, PASS_THROUGH[f.name], dest=f.name, action="append", type=key_value,
-                          default=argparse.SUPPRESS, metavar="KEY=VALUE", help=f.metadata["doc"])
-            continue
-        flag = _flag(f.name)
-        default = getattr(defaults, f.name)
-        shown = f" (default {default})" if default is not None else ""
-        if f.type in ("bool", bool):
-            cliflags.flag(g, flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                          help=f.metadata["doc"] + shown)
-            continue
-        kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float}[str(f.type)]
-        kwargs = {"choices": f.metadata["choices"]} if f.metadata.get("choices") else {}
-        cliflags.flag(g, flag, type=kind, default=argparse.SUPPRESS, help=f.metadata["doc"] + shown, **kwargs)
+    """A flag per setting; one not given is absent from args (the file's, the run's or the built-in value
+    applies)."""
+    names = tuple(f.name for f in dataclasses.fields(LoopSettings))
+    config.add_flags(parser, LoopSettings, {SETTINGS_GROUP: names}, skip=("name_prefix", *PASS_THROUGH))
+    g = next(g for g in parser._action_groups if g.title == SETTINGS_GROUP)
+    for name, flag in PASS_THROUGH.items():
+        field = LoopSettings.__dataclass_fields__[name]
+        cliflags.flag(g, flag, dest=name, action="append", type=key_value, default=argparse.SUPPRESS,
+                      metavar="KEY=VALUE", help=field.metadata["doc"])
 
 
-def resolve(args: argparse.Namespace, stored: dict | None) -> LoopSettings:
-    """Settings: built-in defaults, then the stored run's, then the flags given."""
-    values = dataclasses.asdict(LoopSettings(args.name_prefix))
+def read_config(path: str) -> dict:
+    """The settings a --config file gives (TOML or YAML keys of LoopSettings), each checked and named."""
+    return config.checked(LoopSettings, config.read_file(path), path)
+
+
+def resolve(args: argparse.Namespace, stored: dict | None, from_file: dict | None = None) -> LoopSettings:
+    """Settings: built-in defaults, then the stored run's, then the --config file's, then the flags given."""
+    given = {k: (dict(v) if k in PASS_THROUGH else v) for k, v in config.given(LoopSettings, args).items()
+             if v is not None}
+    given = {**(from_file or {}), **given}
+    if "name_prefix" not in given:
+        raise UserError("--name-prefix is required (or name_prefix in the --config file)")
+    values = dataclasses.asdict(LoopSettings(given["name_prefix"]))
     names = set(values)
     if stored:
         values.update({k: v for k, v in stored.items() if k in names})
         for k in LoopSettings.SHAPE:
-            given = getattr(args, k, None)
-            if given is not None and given != stored.get(k):
-                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {stored.get(k)}; it cannot change "
-                                f"to {given} (start a new BASEDIR)")
-    for k in names:
-        given = getattr(args, k, None)
-        if given is not None:
-            values[k] = dict(given) if k in PASS_THROUGH else given
+            if k in given and given[k] != values[k]:  # (a key the stored run predates: its default)
+                raise UserError(f"this BASEDIR's run has --{k.replace('_', '-')} {values[k]}; it cannot change "
+                                f"to {given[k]} (start a new BASEDIR)")
+    values.update(given)
     if values["komi"] is None:  # fixed when the run starts
         values["komi"] = fair_komi(values["board_size"])
     settings = LoopSettings(**values)
@@ -298,7 +288,8 @@ def _toml(values: dict) -> str:
 def describe(s: LoopSettings) -> plan.RunDescription:
     """The run these settings describe (``zeroloop.plan``): what the stages are started with."""
     return plan.RunDescription(
-        name_prefix=s.name_prefix, model_kind=s.model_kind, board_sizes=(s.board_size,), komi=s.run_komi,
+        name_prefix=s.name_prefix, model_kind=s.model_kind, features=s.features, board_sizes=(s.board_size,),
+        komi=s.run_komi,
         visits=s.visits, cheap_visits=s.run_cheap_visits, full_search_prob=s.full_search_prob,
         games_at_once=s.games_at_once, selfplay_extra={**LOCAL_SELFPLAY, **s.selfplay_keys},
         gating=s.gating, gating_games=s.gating_games, gating_visits=s.run_gating_visits,
@@ -368,15 +359,6 @@ def train_argv(base: BaseDir, s: LoopSettings, synchronous: bool, seed_offset: i
 
 def export_argv(base: BaseDir, s: LoopSettings) -> list[str]:
     return zeroloop(*plan.export_args(describe(s), placement(base, s)))
-
-
-# The old names of two layout paths, for callers written against them (the paths live in zeroloop.layout).
-def logs_path(base: BaseDir, stage: str) -> str:
-    return layout.log(base.root, stage)
-
-
-def init_model_path(base: BaseDir) -> str:
-    return layout.loop_init_model(base.root)
 
 
 def report_argv(base: BaseDir) -> list[str]:

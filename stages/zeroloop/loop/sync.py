@@ -57,6 +57,10 @@ from zeroloop.storage import BaseDir
 log = logging.getLogger("zeroloop.loop")
 
 STEPS = ("gatekeeper", "selfplay", "shuffle", "train", "export")
+# Cycles in a row that had rows enough to shuffle but trained nothing, while self-play still has no net,
+# after which the loop gives up: random rows count toward the window only up to the shuffle's minimum, so
+# such a cycle's shuffle is the same size as the last one's and training would never start.
+MAX_CYCLES_WITHOUT_TRAINING = 3
 NN_EVALS_LINE = re.compile(r"selfplay stopped: .*?(\d+) NN evals")
 
 tqdm.tqdm.monitor_interval = 0  # no monitor thread: children are started with a preexec function
@@ -76,6 +80,9 @@ class LoopState:
     random_evals: int = 0  # self-play evaluations by the random evaluator (no net; not counted as NN evals)
     evals_per_game: float = 0.0  # NN evaluations per game of the last self-play step with a net
     start_nn_evals: int = 0
+    shuffled: bool = False  # this cycle's shuffle step wrote a shuffle
+    train_stop: str = ""  # why this cycle's train step trained nothing (its stop record)
+    cycles_without_training: int = 0  # cycles in a row that shuffled, with no net yet, and trained nothing
 
     @classmethod
     def load(cls, base: BaseDir) -> "LoopState":
@@ -115,11 +122,12 @@ def setup(base: BaseDir, settings: S.LoopSettings, fork: bool = False) -> None:
 def _make_init_model(base: BaseDir, settings: S.LoopSettings, path: str) -> None:
     import torch
 
+    from zeroloop.features import NAMES
     from zeroloop.nn import modelfile
     from zeroloop.nn.model import build_model
 
     torch.manual_seed(settings.seed if settings.seed is not None else 0)
-    net = build_model(settings.model_kind, settings.board_size).eval()
+    net = build_model(settings.model_kind, settings.board_size, NAMES[settings.features]).eval()
     info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
                                          extra={"note": "the random-weight net training starts from"})
     if base.storage.exists(path):
@@ -159,7 +167,9 @@ def fmt_seconds(s: float) -> str:
 
 
 def fmt_losses(losses: dict[str, float]) -> str:
-    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own"}
+    short = {"policy": "policy", "opponent_policy": "opp", "value": "value", "score": "score", "ownership": "own",
+             "soft_policy": "soft", "soft_opponent_policy": "soft-opp", "td_value_long": "td-long",
+             "td_value_mid": "td-mid", "td_value_short": "td-short", "td_score": "td-score"}
     return " ".join(f"{short.get(k, k)} {v:.3f}" for k, v in losses.items()) if losses else "none yet"
 
 
@@ -303,6 +313,7 @@ class SyncLoop:
         rc = self._run(state, "shuffle", S.shuffle_argv(self.base, self.s, 10 * state.cycle + 2))
         if rc is None:
             return None
+        state.shuffled = rc != exits.NOT_ENOUGH_ROWS
         if rc == exits.NOT_ENOUGH_ROWS:
             return f"not enough rows yet ({self.stats.rows():,} of {self.s.shuffle_min_rows:,})"
         latest = shuffled.latest_dir(self.base)
@@ -322,7 +333,8 @@ class SyncLoop:
         after = self.stats.samples_trained()
         stop = exits.read_stop(self.base.storage, self.base.train_stop(self.s.training_name), since=started)
         if after == before:
-            return f"trained nothing: {stop.message if stop else 'see ' + layout.log(self.base.root, 'train')}"
+            state.train_stop = stop.message if stop else f"see {layout.log(self.base.root, 'train')}"
+            return f"trained nothing: {state.train_stop}"
         return (f"{after - before:,} samples ({after:,} in all); {fmt_losses(self.stats.last_losses())}"
                 + (f"; stopped: {stop.summary}" if stop else ""))
 
@@ -376,6 +388,7 @@ class SyncLoop:
         state.start_nn_evals = state.nn_evals
         state.selfplay_target = None
         state.step_seconds = {}
+        state.shuffled, state.train_stop = False, ""
 
     def run(self) -> int:
         state = LoopState.load(self.base)
@@ -418,12 +431,15 @@ class SyncLoop:
             with open(layout.loop_cycles(self.base.root), "a") as f:
                 f.write(json.dumps(summary) + "\n")
             self._print_summary(summary)
+            not_started = self._training_not_started(state, summary)
             state.cycle += 1
             state.step = STEPS[0]
             self._new_cycle(state)
             state.save(self.base)
             if self.report:
                 self._write_report(state)
+            if not_started:
+                raise UserError(not_started)
             if self.stopping is not None:
                 return self._stopped(state)
             if self.cycles is not None and state.cycle > self.cycles:
@@ -432,6 +448,25 @@ class SyncLoop:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.request_stop("time limit")
                 return self._stopped(state)
+
+    def _training_not_started(self, state: LoopState, summary: dict) -> str | None:
+        """Counts the cycles in a row in which training failed to start; past MAX_CYCLES_WITHOUT_TRAINING, why.
+
+        Only while self-play has no net: a loop with one makes NN evaluations (its budget runs down) and its
+        window grows with every cycle. The next cycle starts afresh after the error, so a rerun with better
+        settings carries on.
+        """
+        stalled = state.shuffled and summary["samples"] == 0 and self._models.latest() is None
+        state.cycles_without_training = state.cycles_without_training + 1 if stalled else 0
+        if state.cycles_without_training < MAX_CYCLES_WITHOUT_TRAINING:
+            return None
+        s = self.s
+        return (f"training has not started: {state.cycles_without_training} cycles in a row shuffled rows of "
+                f"random games and trained nothing (last time: {state.train_stop or 'no reason recorded'}). Until "
+                f"the first net exists, random rows count toward the shuffle window only up to --shuffle-min-rows "
+                f"{s.shuffle_min_rows}, so each cycle's shuffle is about as large as the last and an epoch of "
+                f"--samples-per-epoch {s.samples_per_epoch} (--batch-size {s.batch_size}; each shuffled file is "
+                f"used once) never fits; raise --shuffle-min-rows or lower --samples-per-epoch and rerun")
 
     def _write_report(self, state: LoopState, wait: bool = False) -> None:
         """Start the report of the cycles so far. It runs beside the next cycle (it only reads BASEDIR, as in

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, fields
 from zeroloop.errors import ConfigError
 
 BLOCK_KINDS = ("regular", "gpool")
-OPTIONAL_KEYS = {"soft_policy"}  # keys added later: files from before lack them
+OPTIONAL_KEYS = {"soft_policy", "td_value", "features", "input_kernel"}  # keys added later: files from before lack them
+HEAD_KEYS = ("soft_policy", "td_value")  # training-only heads, off by default: omitted from a file when off
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class NetConfig:
     # KataGo's soft policy outputs (training only: a target flattened to the power 1/4); a net without
     # them is exactly the net of before, and its file's config omits the key.
     soft_policy: bool = False
+    # KataGo's short-term (TD) value outputs: win/loss/draw and score over three horizons (training only);
+    # like soft_policy, absent from the file's config when off.
+    td_value: bool = False
+    # The input feature version the net reads (``zeroloop.features``): 1, zeroloop's 12 planes, or 2, KataGo's
+    # inputs v7. Version 1 is omitted from the file's config, so nets from before read as what they are.
+    features: int = 1
+    # Kernel size of the first (input) convolution: 3, or 5 as KataGo's g170 nets (imported ones); 3 is omitted
+    # from the file's config.
+    input_kernel: int = 3
 
     def __post_init__(self) -> None:
         problems = []
@@ -50,8 +60,16 @@ class NetConfig:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 problems.append(f"{f} must be a positive integer, got {v!r}")
-        if not isinstance(self.soft_policy, bool):
-            problems.append(f"soft_policy must be true or false, got {self.soft_policy!r}")
+        for key in HEAD_KEYS:
+            if not isinstance(getattr(self, key), bool):
+                problems.append(f"{key} must be true or false, got {getattr(self, key)!r}")
+        from zeroloop import features  # here: configs stays importable without numba's modules loaded
+
+        if not isinstance(self.features, int) or isinstance(self.features, bool) or self.features not in features.SHAPES:
+            problems.append(f"features must be one of the feature versions {sorted(features.SHAPES)}, "
+                            f"got {self.features!r}")
+        if self.input_kernel not in (1, 3, 5, 7, 9) or isinstance(self.input_kernel, bool):
+            problems.append(f"input_kernel must be an odd size 1-9, got {self.input_kernel!r}")
         if "gpool" in self.blocks and isinstance(self.gpool, int) and isinstance(self.mid, int) \
                 and self.gpool >= self.mid:
             problems.append(f"gpool ({self.gpool}) must be less than mid ({self.mid})")
@@ -65,8 +83,13 @@ class NetConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["blocks"] = list(self.blocks)
-        if not self.soft_policy:
-            del d["soft_policy"]  # files of nets without it stay as they were
+        for key in HEAD_KEYS:
+            if not d[key]:
+                del d[key]  # files of nets without the head stay as they were
+        if self.features == 1:
+            del d["features"]
+        if self.input_kernel == 3:
+            del d["input_kernel"]
         return d
 
     @classmethod
@@ -76,7 +99,7 @@ class NetConfig:
             raise ConfigError(f"net config must be an object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
-        missing = sorted(names - set(d) - OPTIONAL_KEYS)
+        missing = sorted(names - set(d) - set(OPTIONAL_KEYS))
         if unknown or missing:
             what = []
             if unknown:

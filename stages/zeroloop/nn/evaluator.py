@@ -99,6 +99,7 @@ class NetEvaluator:
         self.device = torch.device(device)
         self.pos_len = model.pos_len
         self.config = model.config
+        self.feature_version = model.config.features
         self.max_batch = max_batch
         default_chunk = CPU_CHUNK if self.device.type == "cpu" else max_batch
         self.chunk = max(1, min(max_batch, chunk or default_chunk))
@@ -108,9 +109,10 @@ class NetEvaluator:
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if self.device.type == "cuda":
             # Pinned staging buffers: host-to-device copies that overlap and skip a bounce copy.
-            shape = (self.chunk, features.NUM_SPATIAL, self.pos_len, self.pos_len)
+            num_spatial, num_global = features.shape(self.feature_version)
+            shape = (self.chunk, num_spatial, self.pos_len, self.pos_len)
             self._host_spatial = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-            self._host_glob = torch.empty((self.chunk, features.NUM_GLOBAL), dtype=torch.float32, pin_memory=True)
+            self._host_glob = torch.empty((self.chunk, num_global), dtype=torch.float32, pin_memory=True)
         self._predict = self._prepare(fold_net(model) if fold else _eval_copy(model), jit)
         # The unmasked form, for batches that fill the grid; only folded nets have one.
         self._predict_full = self._prepare(fold_net(model, masked=False), jit) if fold else self._predict
@@ -120,7 +122,8 @@ class NetEvaluator:
         predict = _Predict(net).eval()
         if not jit:
             return predict
-        spatial, glob = self._to_device(*random_inputs(min(self.chunk, 8), self.pos_len, seed=0))
+        spatial, glob = self._to_device(*random_inputs(min(self.chunk, 8), self.pos_len, seed=0,
+                                                       feature_version=self.feature_version))
         # torch 2.13 marks jit deprecated; it still works and is a little faster here (bench nn),
         # and should a later torch drop it, the eager module serves instead.
         try:
@@ -147,8 +150,8 @@ class NetEvaluator:
         return s, g.to(self._dtype)
 
     def evaluate(self, spatial: np.ndarray, glob: np.ndarray) -> Evaluation:
-        """Predictions for spatial (B, NUM_SPATIAL, P, P) and glob (B, NUM_GLOBAL) float32 arrays."""
-        check_inputs(spatial, glob, self.pos_len)
+        """Predictions for spatial (B, planes, P, P) and glob (B, globals) float32 arrays of the net's feature version."""
+        check_inputs(spatial, glob, self.pos_len, self.feature_version)
         n, c = spatial.shape[0], self.chunk
         if n <= c:
             return self._evaluate_chunk(spatial, glob)
@@ -174,15 +177,16 @@ def _eval_copy(model: Net) -> Net:
 
 
 def random_inputs(batch: int, pos_len: int, board_size: int | None = None, seed: int = 0,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  feature_version: int = features.FEATURE_VERSION) -> tuple[np.ndarray, np.ndarray]:
     """Plausible encoded positions (binary planes, a board_size mask, small globals) for tests and benchmarks."""
     n = board_size or pos_len
     rng = np.random.default_rng(seed)
-    spatial = (rng.random((batch, features.NUM_SPATIAL, pos_len, pos_len)) < 0.2).astype(np.float32)
+    num_spatial, num_global = features.shape(feature_version)
+    spatial = (rng.random((batch, num_spatial, pos_len, pos_len)) < 0.2).astype(np.float32)
     spatial[:, 0] = 0.0
     spatial[:, 0, :n, :n] = 1.0
     spatial *= spatial[:, :1]
-    glob = (rng.standard_normal((batch, features.NUM_GLOBAL)) * 0.3).astype(np.float32)
+    glob = (rng.standard_normal((batch, num_global)) * 0.3).astype(np.float32)
     return spatial, glob
 
 
@@ -210,7 +214,7 @@ def measure_throughput(evaluator: NetEvaluator, batch_size: int, board_size: int
     by default; ``time.thread_time`` with one torch thread gives CPU time,
     steadier on a shared machine) and reports positions per second.
     """
-    spatial, glob = random_inputs(batch_size, evaluator.pos_len, board_size, seed)
+    spatial, glob = random_inputs(batch_size, evaluator.pos_len, board_size, seed, evaluator.feature_version)
     for _ in range(max(0, warmup)):
         evaluator.evaluate(spatial, glob)
     batches = 0

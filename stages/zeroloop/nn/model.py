@@ -31,6 +31,11 @@ Outputs (``NetOutputs``), all float32, from the view of the player to move:
   soft policy logits (N, 2, P*P+1): the same two distributions trained
   against targets raised to the power 1/4, which teaches the head about the
   moves a search rarely picks. Training only: inference never reads them.
+- with ``config.td_value``, ``Net.forward_train`` also gives KataGo's
+  short-term value outputs from the value head's hidden layer: win/loss/draw
+  logits (N, 3, 3) and scores (N, 3) for the three TD horizons (long, mid,
+  short; ``zeroloop.selfplay.tdtargets``). Training only, like the soft
+  policy: it teaches the trunk what the next few searches will say.
 - ``value`` (N, 3) logits of win, loss, draw (``rows.GT_WIN/LOSS/DRAW``).
 - ``score`` (N,) the expected final score in points (the last layer's
   output times ``SCORE_SCALE``, KataGo's multiplier, so that layer works in
@@ -40,6 +45,8 @@ Outputs (``NetOutputs``), all float32, from the view of the player to move:
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from typing import NamedTuple
 
@@ -60,6 +67,15 @@ class NetOutputs(NamedTuple):
     value: torch.Tensor  # (N, 3) win/loss/draw logits
     score: torch.Tensor  # (N,) points
     ownership: torch.Tensor  # (N, P, P) pre-tanh
+
+
+class TrainOutputs(NamedTuple):
+    """The outputs and the training-only heads (None where the net has no such head)."""
+
+    outputs: NetOutputs
+    soft_policy: torch.Tensor | None  # (N, 2, P*P+1) logits
+    td_value: torch.Tensor | None  # (N, 3, 3) win/loss/draw logits of the long, mid, short horizons
+    td_score: torch.Tensor | None  # (N, 3) points
 
 
 class BoardMask(NamedTuple):
@@ -239,12 +255,32 @@ class ValueHead(nn.Module):
         self.conv_ownership = conv1(v1, 1)
 
     def forward(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_hidden(x, bm)[:3]
+
+    def forward_hidden(self, x: torch.Tensor, bm: BoardMask) -> tuple[torch.Tensor, ...]:
+        """value, score, ownership and the hidden layer (N, v2) they are read from."""
         v = act_mask(self.normv(self.conv1v(x), bm), bm)
         hidden = F.relu(self.linear2(pool_value(v, bm)))
         value = self.linear_value(hidden).float()
         score = self.linear_score(hidden).float().squeeze(1) * SCORE_SCALE
         ownership = (self.conv_ownership(v) * bm.mask).float().squeeze(1)
-        return value, score, ownership
+        return value, score, ownership, hidden
+
+
+class TDValueHead(nn.Module):
+    """KataGo's short-term value outputs: one linear layer on the value head's hidden layer, for each of
+    three horizons win/loss/draw logits and a score (times SCORE_SCALE, as KataGo's td_score_multiplier)."""
+
+    HORIZONS = 3
+
+    def __init__(self, v2: int):
+        super().__init__()
+        self.linear_td = nn.Linear(v2, self.HORIZONS * 4, bias=True)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.linear_td(hidden).float()
+        n = self.HORIZONS
+        return out[:, : 3 * n].reshape(-1, n, 3), out[:, 3 * n:] * SCORE_SCALE
 
 
 class Net(nn.Module):
@@ -257,8 +293,10 @@ class Net(nn.Module):
         self.config = config
         self.pos_len = pos_len
         c = config.trunk
-        self.conv_spatial = conv3(features.NUM_SPATIAL, c)
-        self.linear_global = nn.Linear(features.NUM_GLOBAL, c, bias=False)
+        num_spatial, num_global = features.shape(config.features)
+        k = config.input_kernel
+        self.conv_spatial = nn.Conv2d(num_spatial, c, k, padding=k // 2, bias=False)
+        self.linear_global = nn.Linear(num_global, c, bias=False)
         self.blocks = nn.ModuleList(
             GPoolBlock(c, config.mid, config.gpool) if kind == "gpool" else ResBlock(c, config.mid)
             for kind in config.blocks
@@ -269,6 +307,7 @@ class Net(nn.Module):
         self.reset_parameters()
         # Made last, so that the rest of the net draws the same initial weights with or without it.
         self.soft_policy_head = SoftPolicyHead(config.policy) if config.soft_policy else None
+        self.td_value_head = TDValueHead(config.value_hidden) if config.td_value else None
 
     def reset_parameters(self) -> None:
         """He init for convs, zero for the last conv of each residual branch."""
@@ -296,28 +335,39 @@ class Net(nn.Module):
         """The outputs and the soft policy logits (N, 2, P*P+1); needs config.soft_policy."""
         if self.soft_policy_head is None:
             raise ValueError(f"net {self.config.name} has no soft policy head")
+        out = self.forward_train(spatial, glob)
+        return out.outputs, out.soft_policy
+
+    def forward_train(self, spatial: torch.Tensor, glob: torch.Tensor) -> TrainOutputs:
+        """The outputs plus those of every training-only head the net has (the same numbers as forward)."""
         x, bm = self.trunk(spatial, glob)
         board, passes = self.policy_head.features(x, bm)
         policy = policy_logits(self.policy_head.conv2p(board), self.policy_head.linear_pass2(passes), bm.mask)
-        soft = self.soft_policy_head(board, passes, bm)
-        value, score, ownership = self.value_head(x, bm)
-        return NetOutputs(policy, value, score, ownership), soft
+        soft = self.soft_policy_head(board, passes, bm) if self.soft_policy_head is not None else None
+        value, score, ownership, hidden = self.value_head.forward_hidden(x, bm)
+        td_value, td_score = self.td_value_head(hidden) if self.td_value_head is not None else (None, None)
+        return TrainOutputs(NetOutputs(policy, value, score, ownership), soft, td_value, td_score)
 
 
-def build_model(config: NetConfig | str, pos_len: int) -> Net:
-    """A freshly initialised net of a named (or given) config for boards up to pos_len."""
+def build_model(config: NetConfig | str, pos_len: int, feature_version: int | None = None) -> Net:
+    """A freshly initialised net of a named (or given) config for boards up to pos_len.
+
+    feature_version: the inputs it reads (default: the config's).
+    """
     cfg = get_config(config) if isinstance(config, str) else config
+    if feature_version is not None and feature_version != cfg.features:
+        cfg = dataclasses.replace(cfg, features=feature_version)
     return Net(cfg, pos_len)
 
 
-def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0) -> Net:
+def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0, feature_version: int | None = None) -> Net:
     """A net (eval mode) with every weight and norm statistic random, from seed alone.
 
     Unlike a fresh net (zero residual branches, identity norms) every layer
     here changes the outputs, so tests of folding, padding and file
     round-trips exercise all of them; benchmarks get a realistic net.
     """
-    net = build_model(config, pos_len)
+    net = build_model(config, pos_len, feature_version)
     gen = torch.Generator().manual_seed(seed)
     depth_scale = 1.0 / max(1, net.config.num_blocks) ** 0.5
     with torch.no_grad():
@@ -337,10 +387,11 @@ def random_init_model(config: NetConfig | str, pos_len: int, seed: int = 0) -> N
     return net.eval()
 
 
-def check_inputs(spatial, glob, pos_len: int) -> None:
-    """Raise ValueError unless spatial is (N, NUM_SPATIAL, pos_len, pos_len) and glob (N, NUM_GLOBAL)."""
-    want_s = (features.NUM_SPATIAL, pos_len, pos_len)
+def check_inputs(spatial, glob, pos_len: int, feature_version: int = features.FEATURE_VERSION) -> None:
+    """Raise ValueError unless spatial is (N, planes, pos_len, pos_len) and glob (N, globals) of the feature version."""
+    num_spatial, num_global = features.shape(feature_version)
+    want_s = (num_spatial, pos_len, pos_len)
     if spatial.ndim != 4 or tuple(spatial.shape[1:]) != want_s:
         raise ValueError(f"spatial input has shape {tuple(spatial.shape)}, expected (N, {', '.join(map(str, want_s))})")
-    if glob.ndim != 2 or glob.shape[1] != features.NUM_GLOBAL or glob.shape[0] != spatial.shape[0]:
-        raise ValueError(f"global input has shape {tuple(glob.shape)}, expected ({spatial.shape[0]}, {features.NUM_GLOBAL})")
+    if glob.ndim != 2 or glob.shape[1] != num_global or glob.shape[0] != spatial.shape[0]:
+        raise ValueError(f"global input has shape {tuple(glob.shape)}, expected ({spatial.shape[0]}, {num_global})")

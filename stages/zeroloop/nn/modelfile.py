@@ -34,9 +34,9 @@ import safetensors.torch
 import torch
 
 from zeroloop import features, layout
-from zeroloop.modellist import ModelListing, find_latest_model, is_model_dir, list_models  # noqa: F401 (their old home)
-from zeroloop.modelnames import MAX_NAME_LEN, check_model_name  # noqa: F401 (their old home)
 from zeroloop.errors import ConfigError, ModelFileError
+from zeroloop.modelnames import check_model_name
+from zeroloop.nn import MAX_POS_LEN
 from zeroloop.nn.configs import NetConfig, get_config
 from zeroloop.nn.model import Net
 from zeroloop.storage import Storage, open_location
@@ -45,8 +45,6 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = layout.MODEL_WEIGHTS
 INFO_FILE = layout.MODEL_INFO
 KATAGO_FILE = layout.MODEL_KATAGO  # optional: the net in KataGo's format (zeroloop.katago.netexport)
-storage_at = open_location  # its old name here, for callers not yet moved to zeroloop.storage
-MAX_POS_LEN = 32
 log = logging.getLogger(__name__)
 
 
@@ -73,8 +71,10 @@ class ModelInfo:
         problem = check_model_name(name)
         if problem:
             raise ValueError(problem)
+        num_spatial, num_global = features.shape(model.config.features)
         return cls(name=name, config=model.config, pos_len=model.pos_len, samples_trained=int(samples_trained),
-                   data_rows=int(data_rows), extra=dict(extra or {}))
+                   data_rows=int(data_rows), extra=dict(extra or {}), feature_version=model.config.features,
+                   num_spatial=num_spatial, num_global=num_global)
 
     @property
     def config_name(self) -> str:
@@ -121,13 +121,13 @@ class ModelInfo:
         if version != FORMAT_VERSION:
             raise bad(f"format version {version}, this zeroloop reads version {FORMAT_VERSION}")
         fv = get("feature_version", int)
-        if fv != features.FEATURE_VERSION:
-            raise bad(f"trained on feature version {fv}, this zeroloop encodes version "
-                      f"{features.FEATURE_VERSION}: the net would misread its inputs")
-        for key, want in (("num_spatial", features.NUM_SPATIAL), ("num_global", features.NUM_GLOBAL)):
+        if fv not in features.SHAPES:
+            raise bad(f"trained on feature version {fv}, this zeroloop encodes versions "
+                      f"{', '.join(map(str, sorted(features.SHAPES)))}: the net would misread its inputs")
+        for key, want in zip(("num_spatial", "num_global"), features.shape(fv)):
             got = get(key, int)
             if got != want:
-                raise bad(f"{key} is {got}, this zeroloop's features have {want}")
+                raise bad(f"{key} is {got}, this zeroloop's feature version {fv} has {want}")
         pos_len = get("pos_len", int)
         if not 2 <= pos_len <= MAX_POS_LEN:
             raise bad(f"pos_len {pos_len} outside 2..{MAX_POS_LEN}")
@@ -138,6 +138,8 @@ class ModelInfo:
                 config = get_config(get("config_name", str))
         except ConfigError as e:
             raise bad(str(e)) from None
+        if config.features != fv:
+            raise bad(f"feature_version {fv} but the net config reads version {config.features}")
         extra = get("extra", dict, {})
         samples = get("samples_trained", int, 0)
         rows = get("data_rows", int, 0)

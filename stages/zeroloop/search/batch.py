@@ -113,9 +113,11 @@ class BatchSearch:
     """Tree pools and batch buffers for num_games concurrent searches."""
 
     def __init__(self, num_games: int, max_board_size: int, pos_len: int, max_visits: int,
-                 max_moves: int, params: SearchParams = SearchParams()):
+                 max_moves: int, params: SearchParams = SearchParams(), feature_version: int = features.FEATURE_VERSION):
         if max_board_size > pos_len:
             raise ValueError(f"board size {max_board_size} exceeds the net's pos_len {pos_len}")
+        num_spatial, num_global = features.shape(feature_version)
+        self.feature_version = feature_version
         self.num_games = num_games
         self.max_board_size = max_board_size
         self.pos_len = pos_len
@@ -138,11 +140,15 @@ class BatchSearch:
         self.perm, self.inv = tree.symmetry_tables(max_board_size)
         # scratch for the compiled code
         self._scratch_board = np.zeros(blen, dtype=np.int64)
-        self._tmp_planes = np.zeros((features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
+        self._tmp_planes = np.zeros((num_spatial, pos_len, pos_len), dtype=np.float32)
         self._own = np.zeros(max_board_size * max_board_size, dtype=np.int64)
         self._slots = np.zeros(max_moves + self.node_cap + 2, dtype=np.int64)
-        self.spatial = np.zeros((g, features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
-        self.glob = np.zeros((g, features.NUM_GLOBAL), dtype=np.float32)
+        self.spatial = np.zeros((g, num_spatial, pos_len, pos_len), dtype=np.float32)
+        self.glob = np.zeros((g, num_global), dtype=np.float32)
+        # the boards before each root's last two moves (feature version 2's ladder planes; else unused)
+        keep = feature_version == features.KATAGO_V7
+        self.prev_boards = np.zeros((g, 2, blen) if keep else (1, 2, 1), dtype=np.int64)
+        self._scratch_prev = np.zeros((2, blen) if keep else (2, 1), dtype=np.int64)
         self.leaves = np.zeros((g, 4), dtype=np.int64)
         self.counts = np.zeros(1, dtype=np.int64)  # [0]: visits that ended at a terminal position
         self._s_ni = np.zeros((self.node_cap, tree.NODE_INTS), dtype=np.int32)
@@ -168,14 +174,16 @@ class BatchSearch:
         B.init_board(b, size, ko_code, multi_suicide)
         self.hists[g] = 0
         B.record_position(b, self.hists[g], B.WHITE)
+        self._set_prev(g, None)
         self._activate(g, komi, max_moves)
 
     def set_position(self, g: int, board: np.ndarray, hist: np.ndarray, to_move: int, komi: float,
-                     max_moves: int) -> None:
+                     max_moves: int, prev: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Slot g searches a copy of a board array (any position, e.g. from GTP) with to_move to play.
 
         hist is that board's superko table (any capacity): its positions are
-        re-inserted into the slot's own table.
+        re-inserted into the slot's own table. prev: the boards before its
+        last move and the one earlier (feature version 2; default the board).
         """
         n = int(board[B.H_SIZE])
         blen = int(B.board_len(n))
@@ -191,7 +199,24 @@ class BatchSearch:
         self.hists[g] = 0
         for k in keys:
             B.hist_add(self.hists[g], k)
+        self._set_prev(g, prev)
         self._activate(g, komi, max_moves)
+
+    def _set_prev(self, g: int, prev: tuple[np.ndarray, np.ndarray] | None) -> None:
+        if self.feature_version != features.KATAGO_V7:
+            return
+        b = self.boards[g]
+        blen = int(B.board_len(int(b[B.H_SIZE])))
+        for i in range(2):
+            src = b if prev is None else prev[i]
+            self.prev_boards[g, i, :blen] = src[:blen]
+
+    def recent_boards(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slot g's boards before the last move and before the one earlier (feature version 2; else the board)."""
+        if self.feature_version != features.KATAGO_V7:
+            return self.board(g), self.board(g)
+        blen = int(B.board_len(self.size(g)))
+        return self.prev_boards[g, 0, :blen], self.prev_boards[g, 1, :blen]
 
     def _activate(self, g: int, komi: float, max_moves: int) -> None:
         """Slot g's game settings and an empty tree, after its board was set."""
@@ -312,6 +337,9 @@ class BatchSearch:
         p = int(B.move_of_index(b, move))
         if not B.is_legal(b, self.hists[g], p, c):
             raise ValueError(f"illegal move index {move} in game slot {g}")
+        if self.feature_version == features.KATAGO_V7:
+            self.prev_boards[g, 1] = self.prev_boards[g, 0]
+            self.prev_boards[g, 0] = b
         captured = int(B.play(b, self.hists[g], p, c))
         if reuse:
             tree.reroot(self.node_i, self.node_f, self.e_prior, self.e_move, self.e_child, self.game_i, g, move,
@@ -343,7 +371,7 @@ class BatchSearch:
                                self.e_child, self.game_i, self.game_f, self._params, self.perm,
                                self._scratch_board, self._tmp_planes, self._own, self._slots, self.spatial,
                                self.glob, self.leaves, self.counts, self.bucket_keys, self.bucket_refs,
-                               self.bucket_sums)
+                               self.bucket_sums, self.feature_version, self.prev_boards, self._scratch_prev)
         if k == 0:
             return 0
         out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])

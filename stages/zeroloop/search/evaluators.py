@@ -1,6 +1,6 @@
 """What evaluates a batch of positions for the search: a net, or no net at all.
 
-An evaluator takes features (B, NUM_SPATIAL, P, P) and globals
+An evaluator takes features (B, planes, P, P) of its ``feature_version`` and globals
 (B, NUM_GLOBAL) as float32 numpy arrays and returns ``EvalOutput``: move
 probabilities (B, P*P+1) (board points row-major, then pass), win / loss /
 draw probabilities (B, 3) and the expected score (B,), all from the view of
@@ -33,6 +33,7 @@ class EvalOutput(NamedTuple):
 class Evaluator(Protocol):
     name: str
     pos_len: int
+    feature_version: int  # the inputs it reads (zeroloop.features)
 
     def evaluate(self, spatial: np.ndarray, glob: np.ndarray) -> EvalOutput: ...
 
@@ -40,9 +41,10 @@ class Evaluator(Protocol):
 class NullEvaluator:
     """Uniform policy, even value: the search's own cost, no net."""
 
-    def __init__(self, pos_len: int, name: str = "null", max_batch: int = 1024):
+    def __init__(self, pos_len: int, name: str = "null", max_batch: int = 1024, feature_version: int = 1):
         self.name = name
         self.pos_len = pos_len
+        self.feature_version = feature_version
         self._alloc(max_batch)
 
     def _alloc(self, batch: int) -> None:
@@ -60,9 +62,10 @@ class NullEvaluator:
 class RandomEvaluator:
     """Softmax of Gaussian logits (sd 1) for policy and value (sd 0.2): bootstrap play."""
 
-    def __init__(self, pos_len: int, seed: int | None = None, name: str = RANDOM_MODEL_NAME):
+    def __init__(self, pos_len: int, seed: int | None = None, name: str = RANDOM_MODEL_NAME, feature_version: int = 1):
         self.name = name
         self.pos_len = pos_len
+        self.feature_version = feature_version
         self._rng = np.random.default_rng(seed)
 
     def evaluate(self, spatial: np.ndarray, glob: np.ndarray) -> EvalOutput:
@@ -79,6 +82,7 @@ class NetSearchEvaluator:
         self.net = net_evaluator
         self.name = name
         self.pos_len = int(net_evaluator.pos_len)
+        self.feature_version = int(net_evaluator.feature_version)
 
     def evaluate(self, spatial: np.ndarray, glob: np.ndarray) -> EvalOutput:
         out = self.net.evaluate(spatial, glob)

@@ -49,7 +49,7 @@ class SearchPlayer:
             if size > self.evaluator.pos_len:
                 raise ValueError(f"board size {size} is larger than the model's {self.evaluator.pos_len}")
             s = BatchSearch(1, size, self.evaluator.pos_len, self.visits, max(history, 4 * size * size),
-                            self.params)
+                            self.params, getattr(self.evaluator, "feature_version", 1))
             self._search = s
         return s
 
@@ -60,7 +60,7 @@ class SearchPlayer:
         search = self._search_for(n, history)
         moves_played = int(game.board[B.H_MOVE_NUM])
         max_moves = game.max_moves if game.max_moves else moves_played + 4 * n * n
-        search.set_position(0, game.board, game.hist, colour, game.rules.komi, max_moves)
+        search.set_position(0, game.board, game.hist, colour, game.rules.komi, max_moves, game.recent_boards())
         search.start_search(0, self.visits)
         evaluate = self.evaluator.evaluate
         while search.searching(0):

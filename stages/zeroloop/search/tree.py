@@ -321,12 +321,12 @@ def terminal_value(b, komi, center, params, own):
 
 
 @njit(cache=True)
-def _write_features(b, t, komi, sym, perm, tmp, spatial, glob):
-    """Features of b under symmetry sym into spatial (C,P,P) and glob."""
+def _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, prev1, prev2):
+    """Features of b (version: zeroloop.features) under symmetry sym into spatial (C,P,P) and glob."""
     if sym == 0:
-        features.encode_into(b, t, komi, spatial, glob)
+        features.encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob)
         return
-    features.encode_into(b, t, komi, tmp, glob)
+    features.encode_version_into(version, b, prev1, prev2, t, komi, tmp, glob)
     n = b[B.H_SIZE]
     if n < spatial.shape[1]:
         spatial[:] = 0.0
@@ -342,8 +342,13 @@ def _write_features(b, t, komi, sym, perm, tmp, spatial, glob):
 
 @njit(cache=True)
 def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
-                 perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf, counts, bkeys, brefs, bsums):
-    """Descend game g until it yields a leaf to evaluate (True) or its search ends."""
+                 perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf, counts, bkeys, brefs, bsums,
+                 version, prev_boards, scratch_prev):
+    """Descend game g until it yields a leaf to evaluate (True) or its search ends.
+
+    With feature version 2 the two boards before each descent position are
+    kept in scratch_prev (from the root's, prev_boards[g]) for the ladder planes.
+    """
     gi = game_i[g]
     ni = node_i[g]
     nf = node_f[g]
@@ -361,8 +366,14 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
     fpu_pow = params[P_FPU_PARENT_POW]
     svb = params[P_SVB_FACTOR] != 0.0
     sb = scratch_board[:blen]
+    keep_prev = version == features.KATAGO_V7
+    p1 = scratch_prev[0, :blen]
+    p2 = scratch_prev[1, :blen]
     while ni[0, N_VISITS] < gi[G_TARGET]:
         sb[:] = bd[:blen]
+        if keep_prev:
+            p1[:] = prev_boards[g, 0, :blen]
+            p2[:] = prev_boards[g, 1, :blen]
         depth = 0
         node = 0
         full = False
@@ -375,6 +386,9 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
             else:
                 e = _select_edge(ni, nf, ep, ec, node, sign, cpuct, params[P_FPU], 0.0, fpu_pow)
             key = bucket_key(sb, em[e], c) if svb and ec[e] < 0 else 0
+            if keep_prev:
+                p2[:] = p1
+                p1[:] = sb
             B.play(sb, t, B.move_of_index(sb, em[e]), c)
             slots[depth] = sb[B.H_HIST_SLOT]
             depth += 1
@@ -418,7 +432,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
             elif _create_edges(sb, t, ni, ep, em, ec, gi, node, edge_cap):
                 ni[node, N_STATE] = PENDING
                 sym = np.random.randint(8) if gi[G_SYMMETRY] == 1 else 0
-                _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob)
+                _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version, p1, p2)
                 leaf[0] = g
                 leaf[1] = node
                 leaf[2] = sym
@@ -439,7 +453,8 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
 
 @njit(cache=True)
 def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
-                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaves, counts, bkeys, brefs, bsums):
+                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaves, counts, bkeys, brefs, bsums,
+                  version, prev_boards, scratch_prev):
     """One leaf from every searching game into the batch; returns the batch size.
 
     leaves[k] = (game, node, symmetry, colour to move) of batch row k;
@@ -451,7 +466,7 @@ def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_
             continue
         if _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f,
                         params, perm, scratch_board, tmp_planes, own, slots, spatial[k], glob[k],
-                        leaves[k], counts, bkeys, brefs, bsums):
+                        leaves[k], counts, bkeys, brefs, bsums, version, prev_boards, scratch_prev):
             k += 1
     return k
 

@@ -124,6 +124,9 @@ class SelfplayConfig:
     nn_precision: str = option("fp32", "the net's arithmetic: fp32, or fp16/bf16 where the device is fast in it "
                                        "(CUDA tensor cores; CPUs with AVX512_BF16 for bf16)",
                                choices=("fp32", "fp16", "bf16"))
+    features: str = option("zeroloop", "the net inputs: zeroloop (12 planes) or katago-v7 (KataGo's inputs v7 with "
+                           "ladder and area planes); the random model's, and models of another are skipped",
+                           choices=("zeroloop", "katago-v7"))
     # temperatures
     root_policy_temperature_early: float = option(1.25, "root policy softmax temperature at move 0 (full search)",
                                                   lo=0.01, hi=100.0)
@@ -197,6 +200,12 @@ class SelfplayConfig:
             raise ConfigError(f"inprogress_stale_seconds {self.inprogress_stale_seconds:g} must be at least twice "
                               f"inprogress_save_seconds {self.inprogress_save_seconds:g}, or running processes' "
                               f"games would be taken from them")
+
+    @property
+    def feature_version(self) -> int:
+        from zeroloop.features import NAMES
+
+        return NAMES[self.features]
 
     @property
     def max_board_size(self) -> int:

@@ -132,7 +132,7 @@ class SelfplayEngine:
         self._moves_at_save = 0
         self._next_adopt = now  # look at the first tick
         self.current = self._add_model(models.initial())
-        self.search = self._new_search(self.models[self.current].pos_len)
+        self.search = self._new_search(self.models[self.current])
         self._size_p = np.asarray(config.board_size_weights, dtype=np.float64)
         self._size_p /= self._size_p.sum()
         self._fill = 0.0
@@ -144,10 +144,13 @@ class SelfplayEngine:
 
     # --- models ----------------------------------------------------------------
 
-    def _new_search(self, pos_len: int) -> BatchSearch:
+    def _new_search(self, model: LoadedModel) -> BatchSearch:
+        """Search buffers for the model's board length and inputs (its feature version)."""
         c = self.cfg
-        return BatchSearch(c.num_games, c.max_board_size, pos_len, max(c.max_visits, c.cheap_visits),
-                           c.max_moves(c.max_board_size), c.search_params())
+        if self.saved is not None:
+            self.saved.feature_version = model.feature_version
+        return BatchSearch(c.num_games, c.max_board_size, model.pos_len, max(c.max_visits, c.cheap_visits),
+                           c.max_moves(c.max_board_size), c.search_params(), model.feature_version)
 
     def _add_model(self, model: LoadedModel) -> int:
         mid = self._next_model_id
@@ -299,10 +302,11 @@ class SelfplayEngine:
         free = np.flatnonzero(self.slot_model < 0)
         if len(free) == 0 or self.stop_requested or not (self.adopted or self._may_start()):
             return
-        if self.models[self.current].pos_len != self.search.pos_len:
+        model = self.models[self.current]
+        if (model.pos_len, model.feature_version) != (self.search.pos_len, self.search.feature_version):
             if len(free) < self.cfg.num_games:
                 return  # let the running games finish before the buffers change shape
-            self.search = self._new_search(self.models[self.current].pos_len)
+            self.search = self._new_search(model)
         for g in free:
             while self.adopted and not self._resume_game(int(g), *self.adopted.popleft()):
                 pass
@@ -453,13 +457,14 @@ class SelfplayEngine:
         if state.full_search:
             model = self.models[int(self.slot_model[g])].name
             rec = gs.record_position(s.board(g), s.hists[g], state.komi, c.data_board_len, state.turn, r.moves,
-                                     target, model)
+                                     target, model, s.feature_version, s.recent_boards(g))
             rec.weight = float(self.slot_weight[g])
             rec.nn_value = sign * float(s.node_f[g, 0, tree.N_WL])  # the net's own value at the root (stored for Black)
             if c.policy_surprise_data_weight > 0:
                 rec.policy_surprise = weighting.policy_surprise(target, r.priors)
             state.recorded.append(rec)
         state.root_values.append(sign * r.root_wl)
+        state.root_scores.append(sign * r.root_score)
         state.moves.append(move)
         s.play(g, move, reuse=c.reuse_tree)
         self.counters.moves += 1
@@ -536,8 +541,10 @@ class SelfplayEngine:
             return
         choices = [int(i) for i in self.rng.choice(legal, size=k, replace=False)]
         best = openings.fork_move(game, choices, model.evaluator, model.pos_len)
-        self.forks.append(gs.GameState(new_game_id(), n, state.rules, c.max_moves(n), model.name,
-                                       [*state.moves[:turn], best]))
+        fork = gs.GameState(new_game_id(), n, state.rules, c.max_moves(n), model.name, [*state.moves[:turn], best])
+        fork.root_values = [math.nan] * len(fork.moves)  # no search of this game's: root values stay by turn
+        fork.root_scores = [math.nan] * len(fork.moves)
+        self.forks.append(fork)
 
     def _row_weights(self, state: gs.GameState, score_black: float) -> np.ndarray | None:
         """The rows' weights after surprise weighting (None: each row's own weight)."""
@@ -608,6 +615,9 @@ class SelfplayEngine:
         c = self.cfg
         if header["pos_len"] != c.data_board_len:
             return f"its rows have board length {header['pos_len']}, this self-play writes {c.data_board_len}"
+        if header["feature_version"] != self.search.feature_version:
+            return (f"its rows hold inputs of feature version {header['feature_version']}, this self-play's model "
+                    f"reads version {self.search.feature_version}")
         largest = max((int(g["size"]) for g in header["games"]), default=0)
         if largest > c.max_board_size:
             return f"it has {largest}x{largest} games, this config plays at most {c.max_board_size}x{c.max_board_size}"

@@ -12,8 +12,9 @@ switch.
 
 ``build_rows`` turns a finished game into rows of ``zeroloop.rows`` (the
 one format shuffle and train read), with the final result, score and
-ownership from each row's mover's view, and the opponent's reply as the
-auxiliary policy target.
+ownership from each row's mover's view, the opponent's reply as the
+auxiliary policy target, and the short-term value targets from the
+searches' root values (``zeroloop.selfplay.tdtargets``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from zeroloop import features, rows
 from zeroloop.go import board as B
 from zeroloop.go.rules import Rules
+from zeroloop.selfplay import tdtargets
 
 
 @dataclass
@@ -61,6 +63,8 @@ class GameState:
     # The root's mean win-loss value after each move's search, Black's view (nan: not known, a game saved
     # before these were kept): reduced visits look at the last few, value surprise at all of them.
     root_values: list[float] = field(default_factory=list)
+    # The root's mean score after each move's search, Black's view (nan: not known): the TD targets.
+    root_scores: list[float] = field(default_factory=list)
     policy_init_moves: int = 0  # the first moves, played from the net's policy and not recorded
     # Handicap: the first 2*handicap_stones of those are Black's extra stones, each followed by White's pass
     handicap_stones: int = 0
@@ -103,10 +107,12 @@ def data_policy(moves: np.ndarray, weights: np.ndarray, size: int, pos_len: int)
 
 
 def record_position(board: np.ndarray, hist: np.ndarray, komi: float, pos_len: int, turn: int,
-                    moves: np.ndarray, weights: np.ndarray, model: str = "") -> RecordedMove:
-    """A row's inputs (encoded at pos_len) and its policy target from child weights."""
+                    moves: np.ndarray, weights: np.ndarray, model: str = "",
+                    feature_version: int = features.FEATURE_VERSION,
+                    prev: tuple[np.ndarray, np.ndarray] | None = None) -> RecordedMove:
+    """A row's inputs (encoded at pos_len; prev: the boards before the last two moves) and its policy target."""
     size = int(board[B.H_SIZE])
-    spatial, glob = features.encode(board, hist, komi, pos_len)
+    spatial, glob = features.encode(board, hist, komi, pos_len, feature_version, prev)
     planes = rows.pack_planes(spatial[None])[0]
     return RecordedMove(turn, int(board[B.H_TO_MOVE]), planes, glob, data_policy(moves, weights, size, pos_len),
                         model)
@@ -123,10 +129,16 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
     it was kept, else (and by default) a one-hot of the move played.
     """
     n = len(state.recorded)
-    out = rows.empty(n, pos_len)
+    version = features.FEATURE_VERSION
+    if n:
+        num_spatial = state.recorded[0].planes.shape[0]
+        version = next(v for v, shape in features.SHAPES.items() if shape[0] == num_spatial)
+    out = rows.empty(n, pos_len, version)
     size = state.size
     length = len(state.moves)
     final = state.final_model
+    td, td_known = tdtargets.td_targets(tdtargets.per_turn(state.root_values, state.root_scores),
+                                        tdtargets.outcome(score_black), size * size)
     for i, rec in enumerate(state.recorded):
         sign = 1 if rec.to_move == B.BLACK else -1
         out["binaryInputNCHWPacked"][i] = rec.planes
@@ -148,6 +160,11 @@ def build_rows(state: GameState, ownership_black: np.ndarray, score_black: float
         gt[rows.GT_POLICY_WEIGHT] = 1.0
         gt[rows.GT_ROW_WEIGHT] = rec.weight if row_weights is None else row_weights[i]
         gt[rows.GT_OWNERSHIP_WEIGHT] = 1.0
+        if rec.turn < len(td) and td_known[rec.turn]:
+            own_td = tdtargets.mover_view(td[rec.turn], rec.to_move == B.BLACK)
+            gt[rows.GT_TD_WEIGHT] = 1.0
+            gt[rows.GT_TD_VALUE:rows.GT_TD_SCORE] = own_td[:, :3].reshape(-1)
+            gt[rows.GT_TD_SCORE:rows.GT_TD_SCORE + rows.TD_HORIZONS] = own_td[:, 3]
         out["valueTargetsNCHW"][i, 0, :size, :size] = (sign * ownership_black).astype(np.int8)
         meta = out["metaNC"][i]
         meta[rows.META_BOARD_SIZE] = size

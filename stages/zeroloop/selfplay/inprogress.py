@@ -101,6 +101,7 @@ class SavedGames:
         self.storage = storage
         self.selfplay_dir = selfplay_dir
         self.pos_len = pos_len
+        self.feature_version = 1  # of the rows it saves (the self-play engine sets its search's)
         self.stale_seconds = stale_seconds
         self.max_age_seconds = max_age_seconds
         self.owner = owner or unique_name()
@@ -149,7 +150,7 @@ class SavedGames:
                 if batch != self._home:
                     del self.batches[batch]
                 continue
-            data = encode(Snapshot(batch, self.pos_len, games, finished, now, self.owner))
+            data = encode(Snapshot(batch, self.pos_len, games, finished, now, self.owner, self.feature_version))
             path = live_path(bf.folder, batch, self.owner)
             if bf.path is None:
                 self.storage.makedirs(bf.folder)

@@ -110,7 +110,8 @@ def _play(args: argparse.Namespace, config: SelfplayConfig, should_stop) -> None
     watcher = ModelWatcher(models_storage, models_dir, device=device, max_batch=config.num_games,
                            precision=config.nn_precision,
                            random_pos_len=config.data_board_len, max_board_size=config.max_board_size,
-                           poll_seconds=config.model_poll_seconds, seed=seed)
+                           poll_seconds=config.model_poll_seconds, seed=seed,
+                           feature_version=config.feature_version)
     metrics.serve(args.metrics_port)
     log.info("selfplay: %d games at once, boards %s, %d/%d visits (full p=%.2f), device %s, %d threads, seed %d",
              config.num_games, config.board_sizes, config.max_visits, config.cheap_visits, config.full_search_prob,

@@ -37,6 +37,11 @@ class LoadedModel:
     def pos_len(self) -> int:
         return self.evaluator.pos_len
 
+    @property
+    def feature_version(self) -> int:
+        """The inputs its net reads (zeroloop.features; the random model: the default)."""
+        return int(getattr(self.evaluator, "feature_version", 1))
+
 
 class ModelSource(Protocol):
     def initial(self) -> LoadedModel: ...
@@ -59,8 +64,9 @@ class FixedModel:
 class ModelWatcher:
     def __init__(self, storage: Storage, models_dir: str, *, device="cpu", max_batch: int = 256, precision="fp32",
                  random_pos_len: int = 9, max_board_size: int = 9, poll_seconds: float = 20.0,
-                 seed: int | None = None):
+                 seed: int | None = None, feature_version: int = 1):
         self.storage = storage
+        self.feature_version = feature_version  # the inputs self-play writes: the random model's, and every model's
         self.models_dir = models_dir
         self.device = device
         self.max_batch = max_batch
@@ -81,7 +87,8 @@ class ModelWatcher:
             return model
         log.info("no model in %s: playing with the random evaluator (selfplay/%s)", self.models_dir,
                  RANDOM_MODEL_NAME)
-        return LoadedModel(RANDOM_MODEL_NAME, RandomEvaluator(self.random_pos_len, self.seed))
+        return LoadedModel(RANDOM_MODEL_NAME, RandomEvaluator(self.random_pos_len, self.seed,
+                                                              feature_version=self.feature_version))
 
     def poll(self) -> LoadedModel | None:
         now = time.monotonic()
@@ -107,6 +114,10 @@ class ModelWatcher:
             if info.pos_len < self.max_board_size:
                 raise ModelFileError(f"model {path}: pos_len {info.pos_len} is smaller than the largest "
                                      f"configured board size {self.max_board_size}")
+            if info.feature_version != self.feature_version:
+                raise ModelFileError(f"model {path}: reads feature version {info.feature_version}, this self-play "
+                                     f"is configured for version {self.feature_version} (features): its rows "
+                                     f"would not fit the run's other data")
             from zeroloop.search.evaluators import net_evaluator
 
             evaluator = net_evaluator(net, info.name, self.device, self.max_batch, self.precision)

@@ -22,12 +22,14 @@ from zeroloop.go.game import Game
 from zeroloop.go.rules import MAX_KOMI, Rules
 
 
-def _scores(positions: list[tuple[np.ndarray, np.ndarray]], komi: float, evaluator, pos_len: int) -> np.ndarray:
-    """The net's score of each (board, superko table), the player to move's view."""
-    spatial = np.zeros((len(positions), features.NUM_SPATIAL, pos_len, pos_len), dtype=np.float32)
-    glob = np.zeros((len(positions), features.NUM_GLOBAL), dtype=np.float32)
-    for i, (board, hist) in enumerate(positions):
-        spatial[i], glob[i] = features.encode(board, hist, komi, pos_len)
+def _scores(positions: list[tuple], komi: float, evaluator, pos_len: int) -> np.ndarray:
+    """The net's score of each (board, superko table, boards before its last two moves), the mover's view."""
+    version = getattr(evaluator, "feature_version", features.FEATURE_VERSION)
+    num_spatial, num_global = features.shape(version)
+    spatial = np.zeros((len(positions), num_spatial, pos_len, pos_len), dtype=np.float32)
+    glob = np.zeros((len(positions), num_global), dtype=np.float32)
+    for i, (board, hist, prev) in enumerate(positions):
+        spatial[i], glob[i] = features.encode(board, hist, komi, pos_len, version, prev)
     return np.asarray(evaluator.evaluate(spatial, glob).score, dtype=np.float64)
 
 
@@ -35,11 +37,12 @@ def fork_move(game: Game, choices: list[int], evaluator, pos_len: int) -> int:
     """The policy index among choices (legal points of game's player to move) best for that player."""
     n = game.size
     positions = []
+    prev = (game.board, game.recent_boards()[0])
     for i in choices:
         board, hist = game.board.copy(), game.hist.copy()
         colour = int(board[B.H_TO_MOVE])
         B.play(board, hist, int(B.point_of(board, i % n, i // n)), colour)
-        positions.append((board, hist))
+        positions.append((board, hist, prev))
     return choices[int(np.argmin(_scores(positions, game.rules.komi, evaluator, pos_len)))]
 
 
@@ -48,7 +51,7 @@ def fair_komi(evaluator, pos_len: int, size: int, rules: Rules, start: float, st
     komi = start
     for _ in range(steps):
         game = Game(size, rules.with_komi(komi))
-        lead = float(_scores([(game.board, game.hist)], komi, evaluator, pos_len)[0])  # Black's, komi counted
+        lead = float(_scores([(game.board, game.hist, None)], komi, evaluator, pos_len)[0])  # Black's, komi counted
         if not np.isfinite(lead):
             break
         nxt = float(min(MAX_KOMI, max(-MAX_KOMI, round((komi + lead) * 2) / 2)))

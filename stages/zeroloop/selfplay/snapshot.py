@@ -9,7 +9,7 @@ self-play process has not finished writing:
   switches, every recorded full-search move (packed input planes, global
   features, policy target, the model that searched it, its row weight,
   policy surprise, the net's own value and the next turn's search
-  distribution), each move's root value, and whether the
+  distribution), each move's root value and score, and whether the
   search in progress was a full or a cheap one. Nothing else is needed to
   continue: the board is the replay of the moves, and the search's other
   randomness is drawn afresh. The search tree is not saved; a
@@ -24,7 +24,8 @@ plus a ``header`` member holding UTF-8 JSON (versions, per-game scalars).
 Nothing in it is trusted: ``decode`` checks every array's dtype and shape,
 every offset and value range, and raises ``SnapshotError`` naming the
 problem. A file from another snapshot format, feature, row or rules version
-raises ``IncompatibleSnapshot`` and is never half-read. Arrays are deflated
+raises ``IncompatibleSnapshot`` and is never half-read; the one exception is
+an older row format that ``rows.upgrade`` reads (``READABLE_ROW_FORMATS``). Arrays are deflated
 at level 1 (a few times faster than numpy's default for a little more space):
 the save at SIGTERM must fit a pod's grace period.
 """
@@ -48,6 +49,7 @@ from zeroloop.selfplay.gamestate import GameState, RecordedMove
 from zeroloop.selfplay.writer import PendingGame
 
 FORMAT_VERSION = 1
+READABLE_ROW_FORMATS = (2, 3)  # pending rows of format 2 gain the TD columns (masked) on reading
 HEADER = "header"
 _FILE_NAME = re.compile(r"^[0-9a-f]{16}$")  # storage.unique_name()
 
@@ -68,17 +70,19 @@ class Snapshot:
     pending: list[PendingGame] = field(default_factory=list)
     saved_at: float = 0.0
     process: str = ""
+    feature_version: int = features.FEATURE_VERSION  # of the recorded inputs (zeroloop.features)
 
     @property
     def game_ids(self) -> list[int]:
         return [g.game_id for g in self.playing] + [p.game_id for p in self.pending]
 
 
-def versions() -> dict[str, int]:
-    """What a file must match to be read by this code."""
-    return {"format": FORMAT_VERSION, "feature_version": features.FEATURE_VERSION,
+def versions(feature_version: int = features.FEATURE_VERSION) -> dict[str, int]:
+    """What a file must match to be read by this code (its inputs: any feature version, its shapes matching)."""
+    num_spatial, num_global = features.shape(feature_version)
+    return {"format": FORMAT_VERSION, "feature_version": feature_version,
             "row_format_version": rows.ROW_FORMAT_VERSION, "rules_version": RULES_VERSION,
-            "num_spatial": features.NUM_SPATIAL, "num_global": features.NUM_GLOBAL}
+            "num_spatial": num_spatial, "num_global": num_global}
 
 
 # --- writing --------------------------------------------------------------------
@@ -87,8 +91,9 @@ def versions() -> dict[str, int]:
 def encode(snap: Snapshot) -> bytes:
     """The file's bytes."""
     p = snap.pos_len
+    num_spatial, num_global = features.shape(snap.feature_version)
     models: dict[str, int] = {}
-    games, moves, move_off, values = [], [], [0], []
+    games, moves, move_off, values, scores = [], [], [0], [], []
     recs: list[RecordedMove] = []
     rec_off = [0]
     for st in snap.playing:
@@ -99,20 +104,22 @@ def encode(snap: Snapshot) -> bytes:
         moves.extend(st.moves)
         move_off.append(len(moves))
         values.extend((st.root_values + [math.nan] * len(st.moves))[:len(st.moves)])
+        scores.extend((st.root_scores + [math.nan] * len(st.moves))[:len(st.moves)])
         recs.extend(st.recorded)
         rec_off.append(len(recs))
     arrays = {
         "game_id": np.array([st.game_id for st in snap.playing], dtype=np.int64),
         "moves": np.array(moves, dtype=np.int16),
         "move_off": np.array(move_off, dtype=np.int64),
-        "rec_planes": _stack([r.planes for r in recs], np.uint8, (features.NUM_SPATIAL, rows.packed_len(p))),
-        "rec_glob": _stack([r.glob for r in recs], np.float32, (features.NUM_GLOBAL,)),
+        "rec_planes": _stack([r.planes for r in recs], np.uint8, (num_spatial, rows.packed_len(p))),
+        "rec_glob": _stack([r.glob for r in recs], np.float32, (num_global,)),
         "rec_policy": _stack([r.policy for r in recs], np.float32, (p * p + 1,)),
         "rec_turn": np.array([r.turn for r in recs], dtype=np.int32),
         "rec_to_move": np.array([r.to_move for r in recs], dtype=np.int8),
         "rec_model": np.array([models.setdefault(r.model, len(models)) for r in recs], dtype=np.int32),
         "rec_off": np.array(rec_off, dtype=np.int64),
         "root_values": np.array(values, dtype=np.float32),
+        "root_scores": np.array(scores, dtype=np.float32),
         "rec_weight": np.array([r.weight for r in recs], dtype=np.float32),
         "rec_policy_surprise": np.array([r.policy_surprise for r in recs], dtype=np.float32),
         "rec_nn_value": np.array([r.nn_value for r in recs], dtype=np.float32),
@@ -122,11 +129,11 @@ def encode(snap: Snapshot) -> bytes:
     if any(r.next_policy is not None for r in recs):  # (only with opponent_policy_from_search: kept small)
         arrays["rec_next_policy"] = _stack([np.zeros(p * p + 1, np.float32) if r.next_policy is None
                                             else r.next_policy for r in recs], np.float32, (p * p + 1,))
-    pend_rows = rows.concat([g.rows for g in snap.pending]) if snap.pending else rows.empty(0, p)
+    pend_rows = rows.concat([g.rows for g in snap.pending]) if snap.pending else rows.empty(0, p, snap.feature_version)
     for k in rows.SPECS:
         arrays["pending_" + k] = pend_rows[k]
     header = {
-        **versions(), "batch": snap.batch, "pos_len": p, "saved_at": snap.saved_at, "process": snap.process,
+        **versions(snap.feature_version), "batch": snap.batch, "pos_len": p, "saved_at": snap.saved_at, "process": snap.process,
         "models": list(models), "games": games,
         "pending": [{"model_dir": g.model_dir, "sgf": g.sgf, "sgf_file": g.sgf_file,
                      "pieces": [list(x) for x in g.pieces]} for g in snap.pending],
@@ -194,9 +201,16 @@ def _header(raw: np.ndarray, name: str) -> dict:
         raise SnapshotError(f"{name}: header is not JSON ({e})") from None
     if not isinstance(h, dict):
         raise SnapshotError(f"{name}: header is not a JSON object")
-    for key, want in versions().items():
+    fv = h.get("feature_version")
+    if not isinstance(fv, int) or fv not in features.SHAPES:
+        raise IncompatibleSnapshot(f"{name}: feature_version {fv!r}, this self-play encodes "
+                                   f"{', '.join(map(str, sorted(features.SHAPES)))}")
+    for key, want in versions(fv).items():
+        if key == "row_format_version" and h.get(key) in READABLE_ROW_FORMATS:
+            continue
         if h.get(key) != want:
-            raise IncompatibleSnapshot(f"{name}: {key} {h.get(key)!r}, this self-play needs {want}")
+            why = f" (feature_version {fv} has {want})" if key.startswith("num_") else f", this self-play needs {want}"
+            raise IncompatibleSnapshot(f"{name}: {key} {h.get(key)!r}{why}")
     pos_len = h.get("pos_len")
     if not isinstance(pos_len, int) or not B.MIN_SIZE <= pos_len <= B.MAX_SIZE:
         raise SnapshotError(f"{name}: bad pos_len {pos_len!r}")
@@ -222,7 +236,8 @@ def _recorded_extras(arrays: dict, r: int, area: int, num_moves: int, name: str)
     file saved before they were kept."""
     defaults = {"rec_weight": (np.ones(r), (), r), "rec_policy_surprise": (np.zeros(r), (), r),
                 "rec_nn_value": (np.full(r, np.nan), (), r), "rec_next_policy": (np.zeros((r, area)), (area,), r),
-                "root_values": (np.full(num_moves, np.nan), (), num_moves)}
+                "root_values": (np.full(num_moves, np.nan), (), num_moves),
+                "root_scores": (np.full(num_moves, np.nan), (), num_moves)}
     out = {}
     for key, (default, tail, n) in defaults.items():
         out[key] = _array(arrays, key, np.float32, tail, n, name) if key in arrays else default.astype(np.float32)
@@ -231,6 +246,8 @@ def _recorded_extras(arrays: dict, r: int, area: int, num_moves: int, name: str)
     if not (np.all((weight >= 0) & (weight <= 1)) and np.all(np.isfinite(surprise) & (surprise >= 0))
             and np.all(np.isnan(values) | (np.abs(values) <= 1 + 1e-4))):
         raise SnapshotError(f"{name}: a recorded row weight, surprise or value is out of range")
+    if not np.all(np.isnan(out["root_scores"]) | (np.abs(out["root_scores"]) <= 2 * B.MAX_AREA)):
+        raise SnapshotError(f"{name}: a root score is out of range")
     sums = nxt.sum(axis=1) if r else np.zeros(0)
     if not (np.all(np.isfinite(nxt)) and np.all(nxt >= 0) and np.all((sums == 0) | (np.abs(sums - 1) <= 1e-3))):
         raise SnapshotError(f"{name}: a recorded next-turn policy is not a distribution")
@@ -260,8 +277,10 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     move_off = _offsets(_array(arrays, "move_off", np.int64, (), n + 1, name), len(moves), "move_off", name)
     turns = _array(arrays, "rec_turn", np.int32, (), None, name)
     r = len(turns)
-    planes = _array(arrays, "rec_planes", np.uint8, (features.NUM_SPATIAL, rows.packed_len(p)), r, name)
-    glob = _array(arrays, "rec_glob", np.float32, (features.NUM_GLOBAL,), r, name)
+    fv = h["feature_version"]
+    num_spatial, num_global = features.shape(fv)
+    planes = _array(arrays, "rec_planes", np.uint8, (num_spatial, rows.packed_len(p)), r, name)
+    glob = _array(arrays, "rec_glob", np.float32, (num_global,), r, name)
     policy = _array(arrays, "rec_policy", np.float32, (area,), r, name)
     to_move = _array(arrays, "rec_to_move", np.int8, (), r, name)
     rec_model = _array(arrays, "rec_model", np.int32, (), r, name)
@@ -284,6 +303,7 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
             raise SnapshotError(f"{name}: game {i} has a move off its {size}x{size} board or past its limit")
         st = GameState(int(ids[i]), size, rules, max_moves, _model_name(g["model"], "model", name), mv.tolist())
         st.root_values = extra["root_values"][move_off[i]:move_off[i + 1]].astype(float).tolist()
+        st.root_scores = extra["root_scores"][move_off[i]:move_off[i + 1]].astype(float).tolist()
         st.full_search = g.get("full_search")
         st.policy_init_moves = g.get("policy_init", 0)
         st.handicap_stones = g.get("handicap", 0)
@@ -315,7 +335,8 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     prow = {k: arrays.get("pending_" + k) for k in rows.SPECS}
     if any(v is None for v in prow.values()):
         raise SnapshotError(f"{name}: missing pending rows")
-    total = rows.validate(prow, name + " pending rows", p)
+    rows.upgrade(prow)
+    total = rows.validate(prow, name + " pending rows", p, fv)
     poff = _offsets(_array(arrays, "pending_off", np.int64, (), m + 1, name), total, "pending_off", name)
     pending = []
     for i, g in enumerate(pend):
@@ -341,4 +362,4 @@ def _decode(h: dict, arrays: dict, name: str) -> Snapshot:
     saved_at = h.get("saved_at")
     if not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at):
         raise SnapshotError(f"{name}: bad saved_at {saved_at!r}")
-    return Snapshot(str(h["batch"]), p, playing, pending, float(saved_at), str(h.get("process", "")))
+    return Snapshot(str(h["batch"]), p, playing, pending, float(saved_at), str(h.get("process", "")), fv)

@@ -82,18 +82,18 @@ def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16,
     loaded: dict[str, list[CountedFile]] = dict(survey.files)
     problems = list(survey.skipped)
     by_len: Counter = Counter()
-    for d in survey.dirs.values():
+    for d in survey.totals():
         for p, n in d.counts.items():
             if n > 0:
                 by_len[p] += n
     chosen = _choose_pos_len(by_len, pos_len)
     total = by_len.get(chosen, 0)
-    random_total = sum(d.counts.get(chosen, 0) for d in survey.dirs.values() if d.random)
+    random_total = sum(d.counts.get(chosen, 0) for d in survey.totals() if d.random)
     wanted = need(total, random_total) if need is not None else None
-    pending = sorted((m for m in survey.dirs if m not in loaded and survey.dirs[m].newest is not None),
-                     key=lambda m: survey.dirs[m].newest, reverse=True)
-    for model in pending:
-        entry = survey.dirs[model]
+    pending = sorted(((d.newest, m) for m, d in survey.index.items() if m not in loaded and d.newest is not None),
+                     reverse=True)
+    for _, model in pending:
+        entry = survey.index[model]
         if wanted is not None and _rows_newer(loaded, chosen, entry.newest) >= wanted:
             break  # every file left out is older than the window
         files = summaries.files_of(model, entry)

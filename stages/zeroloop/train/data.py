@@ -60,15 +60,16 @@ class DeviceBatch:
     targets: Targets
 
 
-def read_file(storage: Storage, path: str, ref: FileRef, pos_len: int) -> dict[str, np.ndarray]:
-    """A shuffled file's rows, checked against its content id; DataFileError if bad."""
+def read_file(storage: Storage, path: str, ref: FileRef, pos_len: int,
+              feature_version: int | None = None) -> dict[str, np.ndarray]:
+    """A shuffled file's rows, checked against its content id (and the net's inputs); DataFileError if bad."""
     try:
         data = storage.read_bytes(path)
     except (FileNotFoundError, OSError) as e:
         raise DataFileError(f"{path}: cannot read ({e})") from None
     if hashlib.sha256(data).hexdigest()[:ID_HEX] != ref.id:
         raise DataFileError(f"{path}: content does not match its recorded sha256")
-    return rows.from_bytes(data, path, pos_len)
+    return rows.from_bytes(data, path, pos_len, feature_version)
 
 
 def file_batches(arrays: dict[str, np.ndarray], file_index: int, batch_size: int, pos_len: int,
@@ -91,13 +92,13 @@ def file_batches(arrays: dict[str, np.ndarray], file_index: int, batch_size: int
 
 
 def epoch_batches(storage: Storage, shuffle_dir: str, epoch: Epoch, batch_size: int,
-                  pos_len: int, pin: bool = False) -> Iterator[HostBatch]:
+                  pos_len: int, pin: bool = False, feature_version: int | None = None) -> Iterator[HostBatch]:
     """Every batch of the epoch from its recorded position on (bad files skipped)."""
     for i in range(epoch.file_index, len(epoch.files)):
         ref = epoch.files[i]
         path = posixpath.join(shuffle_dir, ref.name)
         try:
-            arrays = read_file(storage, path, ref, pos_len)
+            arrays = read_file(storage, path, ref, pos_len, feature_version)
         except DataFileError as e:
             log.warning("skipping shuffled file: %s", e)
             continue

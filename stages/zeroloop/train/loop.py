@@ -9,7 +9,7 @@ the averaged model every ``epochs_per_export`` epochs and checkpoints.
 Everything a restart needs is in ``TrainState`` (bucket, file plan, the
 epoch's position, the random generator, metric sums) and goes into every
 checkpoint with the model, averaged model and optimizer. Checkpoints are
-written after each epoch, every ``checkpoint_interval_s`` inside an epoch,
+written after each epoch, every ``checkpoint_interval_seconds`` inside an epoch,
 and on SIGTERM/SIGINT (after the step in flight). A restart from any of
 them makes the same choices as a run that never stopped.
 
@@ -150,8 +150,7 @@ class Trainer:
         self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.lookahead: optim.Lookahead | None = None
-        self.loss_weights = (losses.LossWeights.with_soft_policy(opts.soft_policy_weight)
-                             if opts.soft_policy_weight > 0 else losses.WEIGHTS)
+        self.loss_weights = losses.LossWeights.for_options(opts.soft_policy_weight, opts.td_value_weight)
         self.scaler: torch.amp.GradScaler | None = None
         self.summary: shuffled.ShuffleSummary | None = None
         self.reporter: Reporter | None = None
@@ -166,6 +165,9 @@ class Trainer:
         if self.opts.soft_policy_weight > 0 and not config.soft_policy:
             config = dataclasses.replace(config, soft_policy=True)  # a net from before gains the head
             log.info("net %s gains a soft policy head (--soft-policy-weight)", config.name)
+        if self.opts.td_value_weight > 0 and not config.td_value:
+            config = dataclasses.replace(config, td_value=True)
+            log.info("net %s gains TD value heads (--td-value-weight)", config.name)
         self.model = Net(config, pos_len).to(self.device)
         self.averaged = optim.build_averaged(self.model, self.opts.swa_scale)
         self.optimizer = optim.build_optimizer(self.opts.optimizer, self.model, self.opts.batch_size,
@@ -175,14 +177,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
 
     def _load_weights(self, module: torch.nn.Module, state: dict) -> None:
-        """load_state_dict, letting a net from before the soft policy head leave that head as initialised."""
+        """load_state_dict, letting a net from before a training-only head (soft policy, TD value) leave
+        that head as initialised."""
         missing, unexpected = module.load_state_dict(state, strict=False)
-        soft = [k for k in missing if "soft_policy_head." in k]
-        if unexpected or len(soft) != len(missing):
-            raise RuntimeError(f"missing {sorted(set(missing) - set(soft))[:3]}, unexpected {sorted(unexpected)[:3]}")
-        if soft:
-            log.info("the soft policy head starts fresh (%s has none)", "the checkpoint" if module is self.model
-                     else "its averaged model")
+        fresh = [k for k in missing if "soft_policy_head." in k or "td_value_head." in k]
+        if unexpected or len(fresh) != len(missing):
+            raise RuntimeError(f"missing {sorted(set(missing) - set(fresh))[:3]}, unexpected {sorted(unexpected)[:3]}")
+        for head in (h for h in ("soft_policy_head", "td_value_head") if any(f"{h}." in k for k in fresh)):
+            log.info("the %s starts fresh (%s has none)", head.replace("_", " "),
+                     "the checkpoint" if module is self.model else "its averaged model")
 
     def _load_optimizer(self, payload: dict) -> None:
         """The optimizer's state and lookahead's, or (with a warning) fresh ones where they do not fit."""
@@ -227,6 +230,11 @@ class Trainer:
         except (KeyError, ValueError, TypeError) as e:
             raise ModelFileError(f"{where}: bad net config ({e})") from None
 
+    def _check_features(self, config: NetConfig, what: str) -> None:
+        if config.features != self.opts.feature_version:
+            raise ModelFileError(f"{what} reads input feature version {config.features}, this training was asked "
+                                 f"for version {self.opts.feature_version} (--features): the net would misread its inputs")
+
     def _resume(self) -> bool:
         """Load train/<name>/checkpoint.ckpt (or a prev) if any; True if resumed."""
         found = checkpoint.load_latest(self.storage, self.traindir)
@@ -234,6 +242,7 @@ class Trainer:
             return False
         payload, path = found
         config, pos_len = self._config_of(payload, path)
+        self._check_features(config, f"checkpoint {path}")
         if config.name != self.opts.model_kind:
             log.warning("checkpoint %s holds a %s net; --model-kind %s is ignored", path, config.name,
                         self.opts.model_kind)
@@ -262,12 +271,15 @@ class Trainer:
         """A new net: from --initial-checkpoint (checkpoint file or model dir) or --model-kind."""
         src = self.opts.initial_checkpoint
         if src is None:
-            self._build(get_config(self.opts.model_kind), pos_len)
-            log.info("new %s net for pos_len %d", self.opts.model_kind, pos_len)
+            config = dataclasses.replace(get_config(self.opts.model_kind), features=self.opts.feature_version)
+            self._build(config, pos_len)
+            log.info("new %s net for pos_len %d (feature version %d)", self.opts.model_kind, pos_len,
+                     self.opts.feature_version)
             return
         storage, path = open_location(src)
         if storage.fs.isdir(path):
             net, info = modelfile.load_model(storage, path, "cpu")
+            self._check_features(info.config, f"model {path}")
             self._build(info.config, info.pos_len)
             assert self.model is not None and self.averaged is not None
             self._load_weights(self.model, net.state_dict())
@@ -276,6 +288,7 @@ class Trainer:
         else:
             payload = checkpoint.load_file(storage, path)
             config, ckpt_pos_len = self._config_of(payload, path)
+            self._check_features(config, f"checkpoint {path}")
             self._build(config, ckpt_pos_len)
             assert self.model is not None and self.averaged is not None
             try:
@@ -291,9 +304,9 @@ class Trainer:
         """Log what training waits for (first time, then every few minutes) and wait a poll."""
         now = time.monotonic()
         if self._wait_logged is None or self._wait_logged[0] != what or now - self._wait_logged[1] > WAIT_LOG_EVERY_S:
-            log.info("waiting: %s (checking every %.0fs)", what, self.opts.data_poll_s)
+            log.info("waiting: %s (checking every %.0fs)", what, self.opts.data_poll_seconds)
             self._wait_logged = (what, now)
-        self.stop.wait(self.opts.data_poll_s)
+        self.stop.wait(self.opts.data_poll_seconds)
 
     def _reload_data(self) -> shuffled.ShuffleSummary | None:
         """The newest shuffle, with the bucket and queue updated if it is new."""
@@ -378,11 +391,13 @@ class Trainer:
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with autocast:
-            if self.opts.soft_policy_weight > 0:
-                out, soft = self.model.forward_with_soft(batch.spatial, batch.glob)
+            soft, td = self.opts.soft_policy_weight > 0, self.opts.td_value_weight > 0
+            if soft or td:
+                out = self.model.forward_train(batch.spatial, batch.glob)
+                terms = losses.loss_terms(out.outputs, batch.targets, soft_logits=out.soft_policy if soft else None,
+                                          td_value=out.td_value if td else None, td_score=out.td_score if td else None)
             else:
-                out, soft = self.model(batch.spatial, batch.glob), None
-            terms = losses.loss_terms(out, batch.targets, soft_logits=soft)
+                terms = losses.loss_terms(self.model(batch.spatial, batch.glob), batch.targets)
             total = losses.total_loss(terms, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         clip = optim.grad_clip_norm(self.opts.batch_size)
@@ -402,14 +417,14 @@ class Trainer:
 
     def _learning_rate(self, samples: int) -> float:
         o = self.opts
-        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.warmup_samples)
+        return (optim.learning_rate(o.optimizer, samples, o.lr_scale, o.lr_warmup_samples)
                 * optim.schedule_factor(samples, o.lr_schedule))
 
     def _set_hyperparameters(self) -> None:
         assert self.optimizer is not None
         o, samples = self.opts, self.state.global_step_samples
         factor = o.lr_scale * optim.schedule_factor(samples, o.lr_schedule) * optim.warmup_factor(
-            samples, o.warmup_samples)
+            samples, o.lr_warmup_samples)
         decays = optim.weight_decays(o.optimizer, o.weight_decay_mode, o.batch_size, o.weight_decay, factor)
         optim.set_hyperparameters(self.optimizer, self._learning_rate(samples), decays, o.head_lr_scale,
                                   o.lookahead_alpha)
@@ -443,7 +458,8 @@ class Trainer:
         assert st.epoch is not None and self.model is not None
         shuffle_dir = posixpath.join(self.base.shuffleddata, st.epoch.shuffle_dir)
         source = data.epoch_batches(self.storage, shuffle_dir, st.epoch, self.opts.batch_size,
-                                    self.model.pos_len, pin=self.device.type == "cuda")
+                                    self.model.pos_len, pin=self.device.type == "cuda",
+                                    feature_version=self.model.config.features)
         prefetch = data.Prefetcher(source, self.opts.prefetch_batches)
         try:
             for hb in prefetch:
@@ -454,7 +470,7 @@ class Trainer:
                 self._after_step(terms, self.opts.batch_size)
                 if self.stop.is_set():
                     return False
-                if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_s:
+                if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_seconds:
                     shuffled.mark_in_use(self.base, self.opts.name, shuffle_dir)
                     self.save_checkpoint()
         finally:

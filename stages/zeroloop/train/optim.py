@@ -28,8 +28,6 @@ from __future__ import annotations
 import math
 
 import torch
-import re
-
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -38,12 +36,10 @@ ADAMW_LR = 2e-4
 SGD_MOMENTUM = 0.9
 DEFAULT_WEIGHT_DECAY = {"sgd": 3e-5, "adamw": 0.01}
 WARMUP_FACTORS = (1 / 20, 1 / 14, 1 / 10, 1 / 7, 1 / 5, 1 / 3, 1 / 2, 1 / 1.4)
-OPTIMIZERS = ("sgd", "adamw")
-WEIGHT_DECAY_MODES = ("flat", "katago")
 # Parameter groups: trunk or head (KataGo's "output" group), each split into weights (conv, linear),
 # batch-norm gammas and the rest (biases, betas). The same groups in every mode, so checkpoints carry over.
 GROUPS = ("trunk", "trunk_gamma", "trunk_noreg", "head", "head_gamma", "head_noreg")
-HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.")
+HEAD_PREFIXES = ("policy_head.", "value_head.", "soft_policy_head.", "td_value_head.")
 
 
 def warmup_factor(samples: int, warmup_samples: int) -> float:
@@ -56,24 +52,6 @@ def warmup_factor(samples: int, warmup_samples: int) -> float:
 def learning_rate(kind: str, samples: int, lr_scale: float, warmup_samples: int) -> float:
     base = SGD_LR_PER_SAMPLE if kind == "sgd" else ADAMW_LR
     return base * lr_scale * warmup_factor(samples, warmup_samples)
-
-
-def parse_lr_schedule(text: str) -> tuple[tuple[int, float], ...]:
-    """KataGo's -lr-schedule: '(0,1.0),(200K,0.5)': from each sample count on, the rate's factor
-    (K, M, B suffixes). Must start at 0, counts increasing, factors positive; raises ValueError."""
-    points = re.findall(r"\(\s*([0-9.]+)\s*([KMB]?)\s*,\s*([0-9.eE+-]+)\s*\)", text.strip())
-    rest = re.sub(r"\(\s*[0-9.]+\s*[KMB]?\s*,\s*[0-9.eE+-]+\s*\)", "", text).replace(",", "").replace(";", "")
-    if not points or rest.strip():
-        raise ValueError(f"expected points like '(0,1.0),(200K,0.5)', got {text!r}")
-    out = []
-    for count, suffix, factor in points:
-        samples = float(count) * {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}[suffix]
-        out.append((int(samples), float(factor)))
-    if out[0][0] != 0:
-        raise ValueError(f"the schedule must start at 0 samples, got {text!r}")
-    if any(b[0] <= a[0] for a, b in zip(out, out[1:])) or any(not f > 0 for _, f in out):
-        raise ValueError(f"sample counts must increase and factors be positive: {text!r}")
-    return tuple(out)
 
 
 def schedule_factor(samples: int, schedule: tuple[tuple[int, float], ...]) -> float:
