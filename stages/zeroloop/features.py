@@ -129,11 +129,18 @@ def encode_into(b, t, komi, spatial, glob):
 
 
 @njit(cache=True)
-def encode_v7_into(b, prev1, prev2, t, komi, spatial, glob):
+def work_len(n):
+    """int64s of scratch ``encode_v7_into`` needs for boards up to n (``encode_version_into``'s work)."""
+    return ladders.workspace_len(n) + n * n + passalive.WORK_PER_POINT * (n + 2) * (n + 2) + 1
+
+
+@njit(cache=True)
+def encode_v7_into(b, prev1, prev2, t, komi, spatial, glob, work):
     """KataGo's inputs v7 of b into spatial (22,P,P) and glob (19,).
 
     prev1, prev2: the boards before the last move and the one before it
-    (read only where b's move history has those moves).
+    (read only where b's move history has those moves). work: int64 scratch
+    of at least ``work_len(n)``, reused from call to call.
     """
     spatial[:] = 0.0
     glob[:] = 0.0
@@ -148,16 +155,15 @@ def encode_v7_into(b, prev1, prev2, t, komi, spatial, glob):
     n = b[B.H_SIZE]
     s = n + 2
     me = b[B.H_TO_MOVE]
-    stack, buf = _ladder_workspace(n)
-    ladders.ladder_planes(b, stack, buf, spatial[14], spatial[17], me)
+    lw = ladders.workspace_len(n)
+    ladders.ladder_planes(b, work, spatial[14], spatial[17], me)
     p1 = b if b[B.H_LAST] == B.NO_MOVE else prev1
     p2 = p1 if b[B.H_LAST + 1] == B.NO_MOVE else prev2
     none = spatial[0, :0, :0]
-    ladders.ladder_planes(p1, stack, buf, spatial[15], none, me)
-    ladders.ladder_planes(p2, stack, buf, spatial[16], none, me)
-    area = np.empty(n * n, np.int64)
-    work = np.empty(passalive.WORK_PER_POINT * s * s + 1, np.int64)
-    passalive.scoring_area(b, area, work)
+    ladders.ladder_planes(p1, work, spatial[15], none, me)
+    ladders.ladder_planes(p2, work, spatial[16], none, me)
+    area = work[lw:lw + n * n]
+    passalive.scoring_area(b, area, work[lw + n * n:])
     mine = 1 if me == B.BLACK else -1
     for y in range(n):
         for x in range(n):
@@ -171,16 +177,10 @@ def encode_v7_into(b, prev1, prev2, t, komi, spatial, glob):
 
 
 @njit(cache=True)
-def _ladder_workspace(n):
-    d = ladders.max_plies(n)
-    return np.empty((d + 1, B.board_len(n)), np.int64), np.empty(4 * (n + 2) * (n + 2) + 4 * d, np.int64)
-
-
-@njit(cache=True)
-def encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob):
-    """Features of a version (FEATURE_VERSION or KATAGO_V7) into spatial and glob."""
+def encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob, work):
+    """Features of a version (FEATURE_VERSION or KATAGO_V7) into spatial and glob (work: ``work_len``, v7 only)."""
     if version == KATAGO_V7:
-        encode_v7_into(b, prev1, prev2, t, komi, spatial, glob)
+        encode_v7_into(b, prev1, prev2, t, komi, spatial, glob, work)
     else:
         encode_into(b, t, komi, spatial, glob)
 
@@ -207,5 +207,6 @@ def encode(b: np.ndarray, t: np.ndarray, komi: float, pos_len: int, version: int
     spatial = np.zeros((ns, pos_len, pos_len), dtype=np.float32)
     glob = np.zeros(ng, dtype=np.float32)
     p1, p2 = prev if prev is not None else (b, b)
-    encode_version_into(version, b, p1, p2, t, float(komi), spatial, glob)
+    work = np.empty(int(work_len(n)) if version == KATAGO_V7 else 1, np.int64)
+    encode_version_into(version, b, p1, p2, t, float(komi), spatial, glob, work)
     return spatial, glob

@@ -242,15 +242,15 @@ class Storage:
         """
         if not self.local:
             return []
-        try:  # (through fs: one listing, however many entries; a network filesystem's round trip)
-            paths = self.fs.ls(parent, detail=False)
+        scandir = getattr(self.fs, "scandir", os.scandir)  # (one listing, streamed: models/ may hold thousands)
+        try:
+            listing = scandir(parent)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        with listing:
+            staged = [posixpath.join(parent, e.name) for e in listing if is_tmp(e.name) and e.name.startswith(prefix)]
         removed = []
-        for path in paths:
-            name = posixpath.basename(path.rstrip("/"))
-            if not is_tmp(name) or not name.startswith(prefix):
-                continue
+        for path in staged:
             if not is_abandoned(path, min_age_s):
                 continue
             if os.path.isdir(path) and not os.path.islink(path):

@@ -25,8 +25,9 @@ same rules so that the planes agree point for point:
   captured), at most ``n*n*3/2`` plies deep (beyond it: captured).
 
 zeroloop's board has no undo, so each ply plays on a copy of the board
-above it in a preallocated stack (``workspace``): the board of a 19x19
-game is 25 KB, a ladder across it about 40 plies.
+above it in a stack of boards. Every array a search needs is carved from
+one int64 workspace (``workspace_len``) that callers allocate once and
+reuse: nothing is allocated per position or per search.
 """
 
 from __future__ import annotations
@@ -49,10 +50,28 @@ def max_plies(n):
     return n * n * 3 // 2 + 1
 
 
-def workspace(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(board stack, move buffer) for searches on boards of size up to n."""
-    d = int(max_plies(n))
-    return np.empty((d + 1, int(B.board_len(n))), np.int64), np.empty(4 * (n + 2) ** 2 + 4 * d, np.int64)
+@njit(cache=True)
+def workspace_len(n):
+    """int64s of workspace ``ladder_planes`` needs for boards of size up to n."""
+    d = max_plies(n)
+    return (d + 1) * B.board_len(n) + (4 * (n + 2) * (n + 2) + 4 * d) + 3 * (d + 1) + 2 * n * n
+
+
+@njit(cache=True)
+def _carve(work, n):
+    """(board stack, move buffer, ply arrays (3, d+1), solved chain heads, their values) from work."""
+    d = max_plies(n)
+    blen = B.board_len(n)
+    a = (d + 1) * blen
+    stack = work[:a].reshape((d + 1, blen))
+    nbuf = 4 * (n + 2) * (n + 2) + 4 * d
+    buf = work[a:a + nbuf]
+    a += nbuf
+    plies = work[a:a + 3 * (d + 1)].reshape((3, d + 1))
+    a += 3 * (d + 1)
+    heads = work[a:a + n * n]
+    values = work[a + n * n:a + 2 * n * n]
+    return stack, buf, plies, heads, values
 
 
 @njit(cache=True, inline="always")
@@ -299,7 +318,7 @@ def _play(stack, level, p, c):
 
 
 @njit(cache=True)
-def is_captured(stack, base, buf, loc, defender_first):
+def is_captured(stack, base, buf, plies, loc, defender_first):
     """Whether the chain at loc on board stack[base] is ladder captured (KataGo's searchIsLadderCaptured).
 
     stack[base] must have the simple ko rule (``_root``); it is left as it was
@@ -318,9 +337,9 @@ def is_captured(stack, base, buf, loc, defender_first):
         root[B.H_KO_POINT] = -1
     n = root[B.H_SIZE]
     depth_cap = min(max_plies(n), stack.shape[0] - base)
-    starts = np.empty(depth_cap + 1, np.int64)
-    lens = np.empty(depth_cap + 1, np.int64)
-    cur = np.empty(depth_cap + 1, np.int64)
+    starts = plies[0]
+    lens = plies[1]
+    cur = plies[2]
     k = 0
     nodes = 0
     cur[0] = -1
@@ -443,12 +462,11 @@ def _root(stack, b):
 
 
 @njit(cache=True)
-def working_moves(stack, buf, b, loc, out):
-    """Attacker moves on the two liberties of the chain at loc that ladder-capture it: written to out[0:2].
+def working_moves(stack, buf, plies, loc, out):
+    """Attacker moves on the two liberties of the chain at loc on stack[0] that ladder-capture it: out[0:2].
 
     Returns how many (0: the chain is not ladderable).
     """
-    _root(stack, b)
     if _libs_of(stack[0], loc) != 2:
         return 0
     pla = stack[0, B.HEADER + loc]
@@ -460,27 +478,30 @@ def working_moves(stack, buf, b, loc, out):
     for move in (m0, m1):
         if k == 2 and _legal(stack[0], move, opp):
             _play(stack, 0, move, opp)
-            if is_captured(stack, 1, buf, loc, True):
+            if is_captured(stack, 1, buf, plies, loc, True):
                 out[found] = move
                 found += 1
     return found
 
 
 @njit(cache=True)
-def ladder_planes(b, stack, buf, stones, moves, mover):
+def ladder_planes(b, work, stones, moves, mover):
     """KataGo's iterLadders: stones[y, x] = 1 on every stone of a ladder-captured or ladderable chain.
 
     Where moves is not empty (shape (P, P)): moves[y, x] = 1 on the working
     moves against mover's opponent's ladderable (two-liberty) chains.
+    work: int64 scratch of at least ``workspace_len(n)``.
     """
     n = b[B.H_SIZE]
     s = n + 2
     co = B.HEADER
     hd = B._head(b)
-    heads = np.empty(n * n, np.int64)
-    values = np.empty(n * n, np.bool_)
+    stack, buf, plies, heads, values = _carve(work, n)
     nsolved = 0
-    found = np.empty(2, np.int64)
+    found = buf[buf.shape[0] - 2:]  # the buffer's tail: move lists never reach it (they hold < 4 (n+2)^2)
+    buf = buf[:buf.shape[0] - 2]
+    copied = False
+    ko = b[B.H_KO_POINT]
     for y in range(n):
         for x in range(n):
             p = (y + 1) * s + x + 1
@@ -496,18 +517,21 @@ def ladder_planes(b, stack, buf, stones, moves, mover):
             for i in range(nsolved):
                 if heads[i] == h:
                     known = True
-                    value = values[i]
+                    value = values[i] == 1
                     break
             if not known:
+                if not copied:
+                    _root(stack, b)  # once per board: searches leave stack[0] as it was but for its ko point
+                    copied = True
+                stack[0, B.H_KO_POINT] = ko
                 k = 0
                 if libs == 1:
-                    _root(stack, b)
-                    value = is_captured(stack, 0, buf, p, True)
+                    value = is_captured(stack, 0, buf, plies, p, True)
                 else:
-                    k = working_moves(stack, buf, b, p, found)
+                    k = working_moves(stack, buf, plies, p, found)
                     value = k > 0
                 heads[nsolved] = h
-                values[nsolved] = value
+                values[nsolved] = 1 if value else 0
                 nsolved += 1
                 if value and moves.shape[0] > 0 and c != mover and libs > 1:
                     for j in range(k):

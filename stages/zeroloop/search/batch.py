@@ -149,6 +149,7 @@ class BatchSearch:
         keep = feature_version == features.KATAGO_V7
         self.prev_boards = np.zeros((g, 2, blen) if keep else (1, 2, 1), dtype=np.int64)
         self._scratch_prev = np.zeros((2, blen) if keep else (2, 1), dtype=np.int64)
+        self._feature_work = np.zeros(int(features.work_len(max_board_size)) if keep else 1, dtype=np.int64)
         self.leaves = np.zeros((g, 4), dtype=np.int64)
         self.counts = np.zeros(1, dtype=np.int64)  # [0]: visits that ended at a terminal position
         self._s_ni = np.zeros((self.node_cap, tree.NODE_INTS), dtype=np.int32)
@@ -371,7 +372,8 @@ class BatchSearch:
                                self.e_child, self.game_i, self.game_f, self._params, self.perm,
                                self._scratch_board, self._tmp_planes, self._own, self._slots, self.spatial,
                                self.glob, self.leaves, self.counts, self.bucket_keys, self.bucket_refs,
-                               self.bucket_sums, self.feature_version, self.prev_boards, self._scratch_prev)
+                               self.bucket_sums, self.feature_version, self.prev_boards, self._scratch_prev,
+                               self._feature_work)
         if k == 0:
             return 0
         out = evaluate(self.spatial[:k], self.glob[:k], self.leaves[:k, 0])

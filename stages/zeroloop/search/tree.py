@@ -321,12 +321,12 @@ def terminal_value(b, komi, center, params, own):
 
 
 @njit(cache=True)
-def _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, prev1, prev2):
+def _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, prev1, prev2, work):
     """Features of b (version: zeroloop.features) under symmetry sym into spatial (C,P,P) and glob."""
     if sym == 0:
-        features.encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob)
+        features.encode_version_into(version, b, prev1, prev2, t, komi, spatial, glob, work)
         return
-    features.encode_version_into(version, b, prev1, prev2, t, komi, tmp, glob)
+    features.encode_version_into(version, b, prev1, prev2, t, komi, tmp, glob, work)
     n = b[B.H_SIZE]
     if n < spatial.shape[1]:
         spatial[:] = 0.0
@@ -343,7 +343,7 @@ def _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, prev1, p
 @njit(cache=True)
 def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf, counts, bkeys, brefs, bsums,
-                 version, prev_boards, scratch_prev):
+                 version, prev_boards, scratch_prev, feature_work):
     """Descend game g until it yields a leaf to evaluate (True) or its search ends.
 
     With feature version 2 the two boards before each descent position are
@@ -432,7 +432,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
             elif _create_edges(sb, t, ni, ep, em, ec, gi, node, edge_cap):
                 ni[node, N_STATE] = PENDING
                 sym = np.random.randint(8) if gi[G_SYMMETRY] == 1 else 0
-                _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version, p1, p2)
+                _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version, p1, p2, feature_work)
                 leaf[0] = g
                 leaf[1] = node
                 leaf[2] = sym
@@ -454,7 +454,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
 @njit(cache=True)
 def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
                   perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaves, counts, bkeys, brefs, bsums,
-                  version, prev_boards, scratch_prev):
+                  version, prev_boards, scratch_prev, feature_work):
     """One leaf from every searching game into the batch; returns the batch size.
 
     leaves[k] = (game, node, symmetry, colour to move) of batch row k;
@@ -466,7 +466,7 @@ def select_leaves(boards, hists, node_i, node_f, e_prior, e_move, e_child, game_
             continue
         if _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f,
                         params, perm, scratch_board, tmp_planes, own, slots, spatial[k], glob[k],
-                        leaves[k], counts, bkeys, brefs, bsums, version, prev_boards, scratch_prev):
+                        leaves[k], counts, bkeys, brefs, bsums, version, prev_boards, scratch_prev, feature_work):
             k += 1
     return k
 
