@@ -111,8 +111,8 @@ def test_the_run_shape_cannot_change_and_one_loop_per_basedir(tiny_run, tmp_path
     assert "soft-policy-weight=x" in p.stderr and not (tmp_path / "z" / "loop" / "settings.json").exists()
     import fcntl
 
-    with open(b / "loop" / "lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(b / "loop" / "lock", "a+") as f:  # held as a loop holds it (a POSIX lock: forked stages lack it)
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         p = run_cli("loop", str(b), "--name-prefix", "tiny", "--cycles", "3", timeout=60)
     assert p.returncode == 2 and "another zeroloop loop is running" in p.stderr
 

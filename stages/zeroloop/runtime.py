@@ -55,13 +55,15 @@ def set_threads(threads: int | None) -> int:
         raise UserError(f"--threads {n}: must be at least 1")
     import torch
 
-    torch.set_num_threads(n)
     try:
         import numba
 
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     except (ImportError, ValueError):
         pass
+    # After numba's: starting numba's OpenMP threading layer can reset the OpenMP thread count torch
+    # reads (seen in a stage forked from the warm loop: torch on 2 threads with --threads 1, 10x slower).
+    torch.set_num_threads(n)
     return n
 
 

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "preempt": "training rows kept under SIGTERM + restart every 60 s",
     "chaos": "faults injected and survived",
     "learning": "arms trained on the same NN-evaluation budget, then played against each other and GNU Go",
+    "startup": "each stage's start-to-first-step and stop, as a fresh interpreter and forked from the warm loop",
     "scale": "recurring costs at 1x, 10x and 100x history (--latency-ms models NFS)",
 }
 

@@ -3,7 +3,8 @@
 Synchronous by default (``sync``: KataGo's synchronous_loop.sh, each stage
 in turn, resumable anywhere); ``--async`` runs every stage at once,
 forever (``asyncmode``). ``settings`` maps the run's knobs onto the
-stages' flags and config files; ``children`` runs the stage processes.
+stages' flags and config files; ``children`` runs the stage processes
+(the synchronous loop forks them from itself once warm: ``forking``).
 Every run setting is a flag and a key of a ``--config`` TOML or YAML file
 (flags win); ``--help-config`` lists them with their defaults.
 """
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   help="run every stage at once, forever, instead of cycles")
     cliflags.flag(g, "--selfplay-processes", type=int, default=1, help="self-play processes with --async")
     cliflags.flag(g, "--status-seconds", type=float, default=60.0, help="seconds between status lines with --async")
+    cliflags.flag(g, "--warm-stages", action=argparse.BooleanOptionalAction, default=True,
+                  help="synchronous loop: import the stages' modules once and fork each stage from the loop, "
+                       "instead of starting a new interpreter per stage (each is still a process of its own)")
     cliflags.flag(g, "--report", action=argparse.BooleanOptionalAction, default=True,
                   help="rewrite BASEDIR/report/ after every cycle (every 10 minutes with --async)")
     S.add_flags(parser)
@@ -71,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     base.storage.makedirs(layout.loop(base.root))
     with sync.run_lock(base):
         settings = S.resolve(args, S.load_stored(base), from_file)
-        sync.setup(base, settings)
+        fork = args.warm_stages and not args.async_mode
+        sync.setup(base, settings, fork=fork)
+        if fork:
+            from zeroloop.loop import forking
+
+            forking.warm_up(S.placement(base, settings).config_file("selfplay"))
         max_seconds = args.max_hours * 3600 if args.max_hours else None
         if args.async_mode:
             from zeroloop.loop.asyncmode import AsyncLoop
@@ -79,4 +88,4 @@ def run(args: argparse.Namespace) -> int:
             return AsyncLoop(base, settings, args.selfplay_processes, max_seconds, args.status_seconds,
                              report=args.report).run()
         return sync.SyncLoop(base, settings, args.cycles, max_seconds, args.report,
-                             max_nn_evals=args.max_nn_evals).run()
+                             max_nn_evals=args.max_nn_evals, fork_stages=fork).run()

@@ -10,6 +10,10 @@ the loop only, which passes SIGINT on once; every stage treats SIGINT as a
 request to stop cleanly (finish or drop the work in flight, flush, exit).
 On Linux each child also gets SIGINT when the loop itself dies, even by
 SIGKILL (``PR_SET_PDEATHSIG``), so no stage outlives its loop.
+
+``fork=True`` forks the stage from the (warm) loop instead of starting an
+interpreter (``zeroloop.loop.forking``): the same command, process and log,
+without paying the imports again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from zeroloop.loop import forking
+
 log = logging.getLogger(__name__)
+
+ZEROLOOP_COMMAND = [sys.executable, "-m", "zeroloop"]  # how the loop's argv start (settings.zeroloop)
 
 PR_SET_PDEATHSIG = 1
 
@@ -47,17 +55,20 @@ class Child:
     name: str
     argv: list[str]
     log_path: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | forking.ForkedProcess
     started: float = field(default_factory=time.monotonic)
     interrupted: bool = False
 
     @classmethod
-    def start(cls, name: str, argv: list[str], log_path: str, header: str = "") -> "Child":
+    def start(cls, name: str, argv: list[str], log_path: str, header: str = "", fork: bool = False) -> "Child":
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as logf:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             logf.write(f"\n=== {stamp} {header} {' '.join(argv)}\n".encode())
             logf.flush()
+            if fork and argv[:3] == ZEROLOOP_COMMAND:
+                return cls(name, argv, log_path, forking.ForkedProcess.start(argv[3:], os.dup(logf.fileno()),
+                                                                            _die_with_parent))
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                     start_new_session=True, preexec_fn=_die_with_parent, env=env)

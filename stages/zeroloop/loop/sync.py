@@ -23,12 +23,13 @@ BASEDIR: a lock file refuses a second.
 Output: one line per step when it ends (with a progress bar while it runs
 on a terminal), a summary per cycle (also appended to
 ``loop/cycles.jsonl``), and the report (``zeroloop report``) rewritten
-after every cycle in ``BASEDIR/report/``.
+after every cycle in ``BASEDIR/report/`` (beside the next cycle).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -47,6 +48,7 @@ import tqdm
 from zeroloop import decisions, exits, layout, modellist, shuffled
 from zeroloop.errors import UserError
 from zeroloop.loop import settings as S
+from zeroloop.loop import forking
 from zeroloop.loop.children import Child
 from zeroloop.runstats import RunStats
 from zeroloop.search.evaluators import RANDOM_MODEL_NAME
@@ -100,41 +102,54 @@ class LoopState:
         base.storage.write_bytes(layout.loop_state(base.root), (json.dumps(asdict(self), indent=1) + "\n").encode())
 
 
-def setup(base: BaseDir, settings: S.LoopSettings) -> None:
-    """Directories, stage configs and the run's first (random-weight) model."""
+def setup(base: BaseDir, settings: S.LoopSettings, fork: bool = False) -> None:
+    """Directories, stage configs and the run's first (random-weight) model (made in a forked child
+    with fork, so that this process runs no torch operation before it forks stages)."""
     for d in (base.selfplay, base.models, base.modelstobetested, base.rejectedmodels, base.gatekeepersgf,
               base.logs, layout.loop(base.root)):
         base.storage.makedirs(d)
     S.save(base, settings)
     S.write_stage_configs(base, settings)
     path = layout.loop_init_model(base.root)
-    if not modellist.is_model_dir(base.storage, path):
-        import torch
+    if modellist.is_model_dir(base.storage, path):
+        return
+    if not fork:
+        _make_init_model(base, settings, path)
+    elif forking.in_child(lambda: _make_init_model(base, settings, path)) != 0:
+        raise UserError(f"could not write the run's first model to {path} (the error is above)")
 
-        from zeroloop.nn import modelfile
-        from zeroloop.features import NAMES
-        from zeroloop.nn.model import build_model
 
-        torch.manual_seed(settings.seed if settings.seed is not None else 0)
-        net = build_model(settings.model_kind, settings.board_size, NAMES[settings.features]).eval()
-        info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
-                                             extra={"note": "the random-weight net training starts from"})
-        if base.storage.exists(path):
-            base.storage.remove_tree(path)  # an incomplete one from a killed start
-        modelfile.save_model(base.storage, path, net, info)
+def _make_init_model(base: BaseDir, settings: S.LoopSettings, path: str) -> None:
+    import torch
+
+    from zeroloop.features import NAMES
+    from zeroloop.nn import modelfile
+    from zeroloop.nn.model import build_model
+
+    torch.manual_seed(settings.seed if settings.seed is not None else 0)
+    net = build_model(settings.model_kind, settings.board_size, NAMES[settings.features]).eval()
+    info = modelfile.ModelInfo.for_model(net, f"{settings.name_prefix}-init",
+                                         extra={"note": "the random-weight net training starts from"})
+    if base.storage.exists(path):
+        base.storage.remove_tree(path)  # an incomplete one from a killed start
+    modelfile.save_model(base.storage, path, net, info)
 
 
 @contextlib.contextmanager
 def run_lock(base: BaseDir):
-    """One loop per BASEDIR (local directories; the lock goes with the process, even on SIGKILL)."""
+    """One loop per BASEDIR (local directories; the lock goes with the process, even on SIGKILL). A POSIX
+    record lock, which a forked child does not inherit: a stage still stopping after its loop was killed
+    does not keep the next loop out (nor does a started one)."""
     if not base.storage.local:
         yield
         return
     path = layout.loop_lock(base.root)
     with open(path, "a+") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             f.seek(0)
             raise UserError(f"another zeroloop loop is running on {base.root} (pid {f.read().strip() or '?'})") \
                 from None
@@ -142,7 +157,8 @@ def run_lock(base: BaseDir):
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
-        yield
+        with forking.closed_in_children(f.fileno()):
+            yield
 
 
 def fmt_seconds(s: float) -> str:
@@ -160,8 +176,9 @@ def fmt_losses(losses: dict[str, float]) -> str:
 class SyncLoop:
     def __init__(self, base: BaseDir, settings: S.LoopSettings, cycles: int | None = None,
                  max_seconds: float | None = None, report: bool = True, out: TextIO = sys.stdout,
-                 max_nn_evals: int | None = None):
+                 max_nn_evals: int | None = None, fork_stages: bool = False):
         self.base = base
+        self.fork_stages = fork_stages  # fork each stage from this (warm) process: forking.py
         self.s = settings
         self.cycles = cycles
         self.max_nn_evals = max_nn_evals
@@ -174,6 +191,7 @@ class SyncLoop:
         self._targets = {d: modellist.ModelListing(base.storage, d) for d in (base.models, base.modelstobetested)}
         self.stopping: str | None = None  # why the loop is stopping
         self.child: Child | None = None
+        self.report_child: Child | None = None  # the report of the last cycle, running beside the next one
 
     # --- output -------------------------------------------------------------------
 
@@ -204,7 +222,8 @@ class SyncLoop:
         """Run one stage to its end; its exit status, or None if the loop is stopping."""
         if self.stopping is not None:
             return None
-        child = Child.start(name, argv, layout.log(self.base.root, name), f"cycle {state.cycle}")
+        child = Child.start(name, argv, layout.log(self.base.root, name), f"cycle {state.cycle}",
+                            fork=self.fork_stages)
         self.child = child
         running = {"cycle": state.cycle, "step": name, "pid": child.pid, "loop_pid": os.getpid()}
         self.base.storage.write_bytes(layout.loop_running(self.base.root), json.dumps(running).encode())
@@ -382,6 +401,7 @@ class SyncLoop:
         try:
             return self._run_cycles(state)
         finally:
+            self._reap_report(interrupt=self.stopping is not None)
             for s, h in previous.items():
                 signal.signal(s, h)
 
@@ -449,10 +469,21 @@ class SyncLoop:
                 f"used once) never fits; raise --shuffle-min-rows or lower --samples-per-epoch and rerun")
 
     def _write_report(self, state: LoopState, wait: bool = False) -> None:
-        child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
-                            f"after cycle {state.cycle - 1}")
-        rc = child.stop(grace_s=300) if self.stopping and not wait else child.proc.wait()
-        if rc != 0:
+        """Start the report of the cycles so far. It runs beside the next cycle (it only reads BASEDIR, as in
+        the asynchronous loop), off the cycle's critical path, unless wait or the loop is stopping."""
+        self._reap_report()
+        self.report_child = Child.start("report", S.report_argv(self.base), layout.log(self.base.root, "report"),
+                                        f"after cycle {state.cycle - 1}", fork=self.fork_stages)
+        if wait or self.stopping is not None:
+            self._reap_report(interrupt=self.stopping is not None and not wait)
+
+    def _reap_report(self, interrupt: bool = False) -> None:
+        """Wait for the report in progress (interrupt: ask it to stop first); say if it failed."""
+        child, self.report_child = self.report_child, None
+        if child is None:
+            return
+        rc = child.stop(grace_s=300) if interrupt else child.proc.wait()
+        if rc != 0 and not interrupt:
             self.say(f"(report failed, exit status {rc}; see {child.log_path})")
 
     def _stopped(self, state: LoopState) -> int:
