@@ -7,13 +7,14 @@ import logging
 import os
 import tracemalloc
 
+import pytest
+
 from zeroloop.bench import scale
 
 WARM = ("selfplay_poll", "gatekeeper_poll", "runstats_warm", "loop_cycle")
 
 
 def _peaks(tmp_path, dirs: int) -> dict[str, int]:
-    logging.getLogger("zeroloop").setLevel(logging.WARNING)
     root = tmp_path / f"h{dirs}"
     root.mkdir()
     history = scale.History(str(root), scale.Layout(dirs=dirs, cycles=20))
@@ -34,6 +35,16 @@ def _peaks(tmp_path, dirs: int) -> dict[str, int]:
         finally:
             tracemalloc.stop()
     return peaks
+
+
+@pytest.fixture(autouse=True)
+def _quiet_looks():
+    """The looks' logging off for this file only: a level left on "zeroloop" would hide later tests' records."""
+    logger = logging.getLogger("zeroloop")
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(old)
 
 
 def test_warm_looks_do_not_allocate_per_history_entry(tmp_path):

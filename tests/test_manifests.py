@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import crd_rules
+from zeroloop import plan
 from zeroloop_operator import children, naming, podtemplates, runstatus, spec, stageconfig
 from zeroloop_operator.naming import RunRef
 
@@ -203,7 +204,8 @@ def test_config_files_carry_the_spec_and_extra_keys():
     sp = yaml.safe_load(data["selfplay.yaml"])
     assert sp == {"num_games": 256, "board_sizes": [9, 13], "board_size_weights": [3.0, 1.0], "data_board_len": 13,
                   "komi_mean": 6.5, "max_visits": 400, "cheap_visits": 64, "full_search_prob": 0.25,
-                  "inprogress_stop_search_seconds": 5.0, "nn_precision": "fp16", "max_moves_per_area": 3.0}
+                  "inprogress_stop_search_seconds": 5.0, "nn_precision": "fp16", "max_moves_per_area": 3.0,
+                  **plan.METHODS_SELFPLAY}  # KataGo's methods the plan turns on for every run
     gk = yaml.safe_load(data["gatekeeper.yaml"])
     assert gk["sprt"] is True and gk["num_games_per_gating"] == 200 and gk["max_visits"] == 150
     assert gk["board_sizes"] == [9, 13] and gk["board_size_weights"] == [3.0, 1.0] and gk["nn_precision"] == "fp16"
