@@ -28,34 +28,32 @@ COMPONENT_STAGE = {"selfplay": "selfplay-0", "shuffler": "shuffle-export-loop", 
                    "gatekeeper": "gatekeeper"}
 
 
-def test_the_plan_imports_without_torch_numba_or_numpy():
+def _without_heavy_imports(body: str) -> str:
+    """Run BODY in a fresh interpreter where importing torch, numpy, numba or fsspec fails; its stdout."""
     code = ("import sys\n"
             "class Block:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name.split('.')[0] in ('torch', 'numpy', 'numba', 'fsspec'):\n"
             "            raise ImportError('blocked: ' + name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from zeroloop import plan\n"
-            "run = plan.RunDescription('r')\n"
-            "print(plan.async_stages(run, plan.Placement('/b', '/etc/zeroloop'))['train'][:2])\n")
+            "sys.meta_path.insert(0, Block())\n" + body)
     out = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['train', '/b']"
+    return out.stdout.strip()
+
+
+def test_the_plan_imports_without_torch_numba_or_numpy():
+    assert _without_heavy_imports(
+        "from zeroloop import plan\n"
+        "run = plan.RunDescription('r')\n"
+        "print(plan.async_stages(run, plan.Placement('/b', '/etc/zeroloop'))['train'][:2])\n") == "['train', '/b']"
 
 
 def test_the_trainers_settings_import_without_torch_numba_or_numpy():
     """The operator checks spec.trainer.flags with the trainer's own settings, in an image without them."""
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('torch', 'numpy', 'numba', 'fsspec'):\n"
-            "            raise ImportError('blocked: ' + name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from zeroloop.train import options\n"
-            "print(options.extra_flag_problems({'pos-len': 40, 'lookahead-alpha': 0.5}, '', 'x'))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['pos-len=40: pos_len = 40 is above the maximum 32']"
+    assert _without_heavy_imports(
+        "from zeroloop.train import options\n"
+        "print(options.extra_flag_problems({'pos-len': 40, 'lookahead-alpha': 0.5}, '', 'x'))\n"
+    ) == "['pos-len=40: pos_len = 40 is above the maximum 32']"
 
 
 def test_the_flags_the_plan_sets_are_refused_as_further_train_flags(tmp_path):
