@@ -434,3 +434,50 @@ def test_periodic_save_every_k_moves_and_the_operators_stop_budget(tmp_path):
     # The operator gives a stopping pod's searches a third of its grace period, 5 s at most.
     from zeroloop_operator import stageconfig
     assert stageconfig.stop_search_seconds(60) == 5.0 and stageconfig.stop_search_seconds(9) == 3.0
+
+
+def test_a_stop_cuts_searches_far_from_their_end_and_those_out_of_time():
+    from zeroloop.selfplay.stopping import searches_to_cut
+    visits = np.array([10, 10, 60, 90, 0, 50])
+    targets = np.array([100, 25, 100, 100, 25, 100])
+    searching = np.array([True, True, True, True, False, True])
+    # Before the first step only the evaluation rule: 90 to go after 10 done, 15 after 10 are cut.
+    assert list(searches_to_cut(visits, targets, searching, None, 5.0)) == [0, 1]
+    # At 0.1 s a step with 2 s left, 20 steps fit: 40 and 50 to go do not, 10 does.
+    assert list(searches_to_cut(visits, targets, searching, 0.1, 2.0)) == [0, 1, 2, 5]
+    assert list(searches_to_cut(visits, targets, searching, 0.1, 0.0)) == [0, 1, 2, 3, 5]
+    assert list(searches_to_cut(visits, targets, searching & False, 0.1, 0.0)) == []
+
+
+def test_a_stop_finishes_the_searches_near_their_end_and_saves_the_rest_with_their_kind(tmp_path):
+    from zeroloop.search import tree
+
+    engine = _engine(tmp_path, _config(num_games=12, max_visits=40, cheap_visits=10, full_search_prob=0.5,
+                                       inprogress_stop_search_seconds=600.0), 3)
+    s = engine.search
+    for _ in range(200):  # until searches both near and far from their end are there to stop
+        engine.tick()
+        before = {g: (st.turn, st.full_search, s.root_visits(g), int(s.game_i[g, tree.G_TARGET]))
+                  for g, st in enumerate(engine.slots) if st is not None and s.searching(g)}
+        near = {g for g, (_, _, v, t) in before.items() if t - v <= v}
+        if near and set(before) - near:
+            break
+    assert near and set(before) - near
+    engine.request_stop()
+    engine._finish_searches()  # with 600 s, time never cuts: only the evaluation rule does
+    assert engine.counters.stop_searches_cut == len(before) - len(near)
+    for g, (turn, full, _, _) in before.items():
+        state = engine.slots[g]
+        if state is None:  # its move ended the game: finished, written at the shutdown
+            assert g in near
+            continue
+        assert state.turn == turn + (g in near)  # near its end: its move; else cut, at the same position
+        assert not s.searching(g)
+        if g not in near:
+            assert state.full_search == full  # resumed with the kind of search the stop cut short
+    playing = {st.game_id: st.full_search for st in engine.slots if st is not None}
+    engine.shutdown()
+    saved = {g.game_id: g.full_search for p in saved_files(tmp_path)
+             for g in snapshot.decode(Path(p).read_bytes(), p).playing}
+    assert set(playing) <= set(saved)
+    assert all(saved[gid] == full for gid, full in playing.items() if full is not None)
