@@ -47,11 +47,28 @@ def save_net(models: Path, name: str, seed: int) -> None:
     save_model(storage, path, net, ModelInfo.for_model(net, name))
 
 
-def selfplay(base: Path, *extra: str, seed: int = 1) -> subprocess.Popen:
+def selfplay(base: Path, *extra: str, seed: int = 1, env: dict[str, str] | None = None,
+             stderr=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen(cli("selfplay", "--output-dir", str(base / "selfplay"), "--models-dir",
                                 str(base / "models"), "--config", str(base / "sp.toml"), "--seed", str(seed),
                                 "--threads", "1", *extra),
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(env), stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+# What a self-play process has no use for before its first search step (each costs a fresh start time).
+# Not scipy: numba probes for it (the import line appears even where it is not installed).
+UNUSED_AT_START = ("matplotlib", "kubernetes", "kopf", "sympy", "pandas", "torch._dynamo", "torch._inductor")
+
+
+def imported_before(log: str, line: str) -> set[str]:
+    """Modules a process logged under PYTHONPROFILEIMPORTTIME=1 before its first line containing `line`."""
+    names = set()
+    for text in log.splitlines():
+        if line in text:
+            return names
+        if text.startswith("import time:") and "|" in text:
+            names.add(text.rsplit("|", 1)[1].strip())
+    raise AssertionError(f"no {line!r} in the log")
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -61,7 +78,7 @@ def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    return err
+    return err or ""
 
 
 def wait_for(pattern: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -115,11 +132,16 @@ def test_sigterm_saves_games_in_progress_and_a_restart_finishes_each_exactly_onc
     (tmp_path / "models").mkdir()
     (tmp_path / "sp.toml").write_text(toml(inprogress_save_seconds=60.0, inprogress_stale_seconds=300.0))
     save_net(tmp_path / "models", "m1", 1)
-    proc = selfplay(tmp_path)
-    wait_for(str(tmp_path / "selfplay" / "m1" / "tdata" / "*.npz"), proc)
-    proc.send_signal(signal.SIGTERM)
-    log = finish(proc, 10)
+    with open(tmp_path / "stderr", "w") as err:  # a file: the import lines would fill a pipe
+        proc = selfplay(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}, stderr=err)
+        wait_for(str(tmp_path / "selfplay" / "m1" / "tdata" / "*.npz"), proc)
+        proc.send_signal(signal.SIGTERM)
+        finish(proc, 10)
+    log = (tmp_path / "stderr").read_text()
     assert "games in progress saved for later" in log
+    imported = imported_before(log, "first search step")
+    assert "torch" in imported and "numba" in imported  # the log does list the imports
+    assert not {m for m in imported if m.startswith(UNUSED_AT_START)}, "a fresh start imports what it does not use"
     saved = read_saved(tmp_path)
     assert [Path(p).name.count(".live-") for p in saved_files(tmp_path)] == [0]  # let go: free to adopt
     games = {g.game_id: g for s in saved for g in s.playing}
