@@ -145,3 +145,14 @@ def test_random_openings_are_legal_repeatable_and_paired():
             g.play(g.to_move, move)
     assert [opening_for_game(ops, i, True) for i in range(4)] == [ops[0], ops[0], ops[1], ops[1]]
     assert opening_for_game(ops, 3, False) == ops[3] and opening_for_game([], 3, True) == ()
+
+
+def test_head_to_head_against_one_baseline(tmp_path):
+    assert L.head_to_head_pairs(3) == [(0, 1), (0, 2), (1, 2)]
+    assert L.head_to_head_pairs(4, baseline=0) == [(0, 1), (0, 2), (0, 3)]
+    assert L.head_to_head_pairs(4, baseline=2) == [(0, 2), (1, 2), (2, 3)]  # the pairs' order (and seeds) kept
+    # an unknown baseline is refused before any arm trains
+    p = run_cli("bench", "learning", "--dir", str(tmp_path / "b"), "--arm", "a", "--arm", "b visits=4",
+                "--budget-nn-evals", "10", "--head-to-head-with", "c", timeout=120)
+    assert p.returncode != 0 and "--head-to-head-with 'c': no such arm (arms: a, b)" in p.stderr
+    assert not (tmp_path / "b" / "a").exists()

@@ -15,7 +15,8 @@ GTP referee (each model as ``zeroloop gtp --model``), with colours
 alternating and each pair of games from its own random opening
 (``--opening-moves``; the pair plays it once with each colour):
 
-- every other arm's model, ``--head-to-head-games`` games;
+- every other arm's model, ``--head-to-head-games`` games (or, with
+  ``--head-to-head-with ARM``, only that arm's: one baseline against each variation);
 - GNU Go at each of ``--gnugo-levels``, ``--gnugo-games`` games.
 
 The result is one JSON object: per arm its settings, NN evaluations,
@@ -70,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f("--budget-nn-evals", type=int, required=True, help="self-play NN evaluations each arm may spend")
     f("--visits", type=int, default=64, help="visits per move of every model in the matches")
     f("--head-to-head-games", type=int, default=100, help="games between each pair of arms")
+    f("--head-to-head-with", default=None, metavar="ARM",
+      help="play head to head only against this arm (an ablation's baseline), not every pair")
     f("--gnugo-games", type=int, default=50, help="games of each arm against each GNU Go level")
     f("--gnugo-levels", default="1,5", help="comma-separated GNU Go levels ('' for none)")
     f("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo", help="GNU Go binary")
@@ -297,6 +300,11 @@ def _env() -> dict:
     return env
 
 
+def head_to_head_pairs(n: int, baseline: int | None = None) -> list[tuple[int, int]]:
+    """The (i, j) arm pairs that play head to head, i < j: every pair, or only those with the baseline."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n) if baseline is None or baseline in (i, j)]
+
+
 def gtp_command(model_path: str, s: S.LoopSettings, visits: int, seed: int) -> str:
     return shlex.join(S.zeroloop("gtp", "--model", model_path, "--visits", str(visits), "--board-size",
                                  str(s.board_size), "--komi", f"{s.run_komi:g}", "--threads", "1", "--device",
@@ -340,6 +348,9 @@ def measure(args: argparse.Namespace) -> dict:
         common = {**file_common, **common}
         arms = file_arms + arms
     resolved = resolve_arms(common, arms, args.seed)
+    arm_names = [arm.name for arm, _ in resolved]
+    if args.head_to_head_with is not None and args.head_to_head_with not in arm_names:  # before hours of training
+        raise UserError(f"--head-to-head-with {args.head_to_head_with!r}: no such arm (arms: {', '.join(arm_names)})")
     s0 = resolved[0][1]
     if args.opening_moves is None:
         args.opening_moves = 2 if s0.board_size < 9 else 4
@@ -375,16 +386,16 @@ def measure(args: argparse.Namespace) -> dict:
 
     save()
     if args.head_to_head_games:
-        for i, a in enumerate(names):
-            for j in range(i + 1, len(names)):
-                b = names[j]
-                r = play(engines[a], engines[b], args.head_to_head_games, s0, args,
-                         root / "matches" / f"{a}-vs-{b}", args.seed + 1000 * i + j)
-                out_arms[a]["vs"][b], out_arms[b]["vs"][a] = r, flip_record(r)
-                matrix[a][b], matrix[b][a] = r["score"], round(1 - r["score"], 4)
-                log(f"{a} vs {b}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f} "
-                    f"(95% {r['score_95'][0]:.3f}..{r['score_95'][1]:.3f})")
-                save()
+        for i, j in head_to_head_pairs(len(names), names.index(args.head_to_head_with)
+                                       if args.head_to_head_with is not None else None):
+            a, b = names[i], names[j]
+            r = play(engines[a], engines[b], args.head_to_head_games, s0, args,
+                     root / "matches" / f"{a}-vs-{b}", args.seed + 1000 * i + j)
+            out_arms[a]["vs"][b], out_arms[b]["vs"][a] = r, flip_record(r)
+            matrix[a][b], matrix[b][a] = r["score"], round(1 - r["score"], 4)
+            log(f"{a} vs {b}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f} "
+                f"(95% {r['score_95'][0]:.3f}..{r['score_95'][1]:.3f})")
+            save()
     if args.gnugo_games:
         for level in levels:
             gnugo = f"{shlex.quote(args.gnugo)} --mode gtp --level {level} --chinese-rules --positional-superko"
