@@ -88,6 +88,7 @@ def from_args(args: argparse.Namespace) -> SearchPlayer:
     net, info = load_model_at(args.model, device)
     log.info("gtp: model %s (%s, pos_len %d), %d visits, seed %d", info.name, info.config.name, info.pos_len,
              args.visits, seed)
-    params = SearchParams(use_lcb=bool(getattr(args, "lcb", False)))
+    params = SearchParams(use_lcb=bool(getattr(args, "lcb", False)),
+                          conservative_pass=bool(getattr(args, "conservative_pass", False)))
     return SearchPlayer(net_evaluator(net, info.name, device, max_batch=8), args.visits, params,
                         name=f"zeroloop-{info.name}")
