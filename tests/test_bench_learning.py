@@ -131,6 +131,10 @@ def test_flipped_record_is_the_other_side():
     assert (f["wins"], f["losses"], f["score"], f["score_95"]) == (3, 6, 0.35, [0.15, 0.65])
     assert f["elo"] == -107.5 and f["elo_95"] == [None, 100.0]
     assert f["by_colour"] == {"black": [3, 2, 0], "white": [0, 4, 1]}
+    counts = {"self": {"games": 9, "score_differs": 0, "winner_differs": 0},
+              "opponent": {"games": 9, "score_differs": 2, "winner_differs": 1}}
+    f = L.flip_record({**r, "own_counts": counts})
+    assert f["own_counts"] == {"self": counts["opponent"], "opponent": counts["self"]}
 
 
 def test_random_openings_are_legal_repeatable_and_paired():
@@ -145,3 +149,14 @@ def test_random_openings_are_legal_repeatable_and_paired():
             g.play(g.to_move, move)
     assert [opening_for_game(ops, i, True) for i in range(4)] == [ops[0], ops[0], ops[1], ops[1]]
     assert opening_for_game(ops, 3, False) == ops[3] and opening_for_game([], 3, True) == ()
+
+
+def test_head_to_head_against_one_baseline(tmp_path):
+    assert L.head_to_head_pairs(3) == [(0, 1), (0, 2), (1, 2)]
+    assert L.head_to_head_pairs(4, baseline=0) == [(0, 1), (0, 2), (0, 3)]
+    assert L.head_to_head_pairs(4, baseline=2) == [(0, 2), (1, 2), (2, 3)]  # the pairs' order (and seeds) kept
+    # an unknown baseline is refused before any arm trains
+    p = run_cli("bench", "learning", "--dir", str(tmp_path / "b"), "--arm", "a", "--arm", "b visits=4",
+                "--budget-nn-evals", "10", "--head-to-head-with", "c", timeout=120)
+    assert p.returncode != 0 and "--head-to-head-with 'c': no such arm (arms: a, b)" in p.stderr
+    assert not (tmp_path / "b" / "a").exists()

@@ -160,3 +160,67 @@ def test_status_the_operator_computes_fits_the_schema():
     assert crd_rules.schema_errors(status_schema, st) == []
     invalid = runstatus.invalid(["x"], 2, st, "2026-01-01T00:00:01Z")
     assert crd_rules.schema_errors(status_schema, invalid) == []
+
+
+# Typed fields the run plan writes into the stages' config files, and fields whose extreme must go with them
+# (a field's extreme alone may break a CEL rule the other field keeps).
+FIELDS_IN_STAGE_CONFIGS = {
+    "boardSizes": (), "boardSizeWeights": (), "komi": (),
+    "selfplay.visits": (), "selfplay.cheapVisits": ("selfplay.visits",), "selfplay.fullSearchProb": (),
+    "selfplay.gamesInParallel": (),
+    "gatekeeper.games": (), "gatekeeper.visits": (),
+    "gatekeeper.sprt.elo0": (), "gatekeeper.sprt.elo1": (), "gatekeeper.sprt.alpha": (), "gatekeeper.sprt.beta": (),
+}
+UNBOUNDED = 1e9  # what "no minimum/maximum" lets through
+CRD = crd_rules.load_crd()
+SPEC_SCHEMA = crd_rules.version_schema(CRD)["properties"]["spec"]
+
+
+def _field_schema(path: str) -> dict:
+    schema = SPEC_SCHEMA
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    return schema
+
+
+def _extremes(schema: dict) -> list[float]:
+    """The smallest and largest value the schema admits (near enough, for an exclusive bound)."""
+    lo, hi = schema.get("minimum", -UNBOUNDED), schema.get("maximum", UNBOUNDED)
+    if schema.get("exclusiveMinimum"):
+        lo += 1e-9
+    if schema.get("exclusiveMaximum"):
+        hi -= 1e-9
+    return [lo, hi] if schema["type"] == "number" else [int(lo), int(hi)]
+
+
+def _with(spec: dict, path: str, value) -> None:
+    """Set path in spec to value (as the one entry of a list field)."""
+    *parents, leaf = path.split(".")
+    node = spec
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = [value] if _field_schema(path)["type"] == "array" else value
+
+
+@pytest.mark.parametrize("path", sorted(FIELDS_IN_STAGE_CONFIGS))
+def test_every_value_the_crd_admits_for_a_stage_config_field_the_stage_accepts(path):
+    """The CRD's bounds of a typed field lie within the range of the stage setting it becomes: a run the API
+    server admits never starts a self-play or gatekeeper pod that refuses its config file."""
+    from zeroloop import config as cfg
+    from zeroloop.gatekeeper.config import GatekeeperConfig
+    from zeroloop.selfplay.config import SelfplayConfig
+    from zeroloop_operator import stageconfig
+
+    schema = _field_schema(path)
+    for value in _extremes(schema.get("items", schema)):
+        if path == "boardSizeWeights" and value == 0:
+            continue  # weights all zero: spec.parse refuses them (test_manifests)
+        spec = {"gatekeeper": {"sprt": {"enabled": True}}}
+        for field in (path, *FIELDS_IN_STAGE_CONFIGS[path]):
+            _with(spec, field, value)
+        defaulted, errors = crd_rules.admit(run(**spec), crd=CRD)
+        if errors:  # the API server refuses it (a CEL rule across fields): it never reaches a stage
+            continue
+        parsed = runspec.parse(defaulted["spec"], "demo")  # also checks self-play's whole file
+        assert cfg.problems(GatekeeperConfig, stageconfig.gatekeeper_config(parsed), path, "") == [], value
+        assert cfg.problems(SelfplayConfig, stageconfig.selfplay_config(parsed), path, "") == [], value

@@ -278,7 +278,8 @@ def test_dataclass_defaults_equal_the_crd_defaults():
      "spec.trainer.resources: the memory request 64Gi exceeds its limit 32Gi"),
     ({"selfplay": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
      "spec.selfplay.resources.limits: set GPUs with gpusPerPod/gpus, not nvidia.com/gpu"),
-    ({"selfplay": {"config": {"max_visits": 5}}}, "spec.selfplay.config.max_visits is set by a field"),
+    ({"selfplay": {"config": {"max_visits": 5}}},
+     "spec.selfplay.config.max_visits is set by spec.selfplay.visits; set it there"),
     ({"boardSizeWeights": [0, 0], "boardSizes": [9, 13]}, "spec.boardSizeWeights must not all be zero"),
 ])
 def test_parse_reports_what_the_schema_cannot(fields, message):
@@ -286,6 +287,42 @@ def test_parse_reports_what_the_schema_cannot(fields, message):
     with pytest.raises(spec.SpecError) as err:
         spec.parse(raw, "demo")
     assert message in str(err.value)
+
+
+def test_selfplay_config_keys_are_checked_by_selfplays_own_settings_each_named():
+    """A key self-play does not know, or a value it would refuse, is refused here, not in a crash-looping pod."""
+    raw = {"image": "x", "storage": {"storageClassName": "s"},
+           "selfplay": {"config": {"max_visit": 3, "cpuct": -1, "nn_precision": "fp8", "reuse_tree": "yes",
+                                   "ko_rules": ["simple", "japanese"], "komi_auto": True, "num_games": 8}}}
+    with pytest.raises(spec.SpecError) as err:
+        spec.parse(raw, "demo")
+    assert err.value.problems == [
+        "spec.selfplay.config.num_games is set by spec.selfplay.gamesInParallel; set it there",
+        "spec.selfplay.config: unknown key max_visit (did you mean max_visits? "
+        "`zeroloop selfplay --help-config` lists every key)",
+        "spec.selfplay.config: cpuct = -1.0 is below the minimum 0.0",
+        "spec.selfplay.config: nn_precision = 'fp8' is not one of 'fp32', 'fp16', 'bf16'",
+        "spec.selfplay.config: reuse_tree = 'yes' is not true or false",
+        "spec.selfplay.config: ko_rules = 'japanese' is not one of 'simple', 'positional', 'situational'"]
+
+
+def test_selfplay_config_is_checked_whole_as_the_pods_would_read_it():
+    """Checks across keys see the keys typed fields set, and name the field behind such a key."""
+    raw = {"image": "x", "storage": {"storageClassName": "s"},
+           "selfplay": {"visits": 200, "cheapVisits": 50, "config": {"reduce_visits": True, "reduced_visits_min": 300}}}
+    with pytest.raises(spec.SpecError) as err:
+        spec.parse(raw, "demo")
+    assert err.value.problems == ["spec.selfplay.config: reduced_visits_min 300 is more than max_visits 200 "
+                                  "(max_visits is spec.selfplay.visits)"]
+    raw["selfplay"]["config"]["reduced_visits_min"] = 150
+    assert stageconfig.selfplay_config(spec.parse(raw, "demo"))["reduced_visits_min"] == 150
+
+
+def test_every_selfplay_key_a_typed_field_sets_is_named_with_its_field():
+    """SELFPLAY_KEYS_FROM_FIELDS is what the plan renders from the run itself, not where it runs or its methods."""
+    run = parsed(features="katago-v7", boardSizeWeights=[1.0])
+    rendered = set(plan.selfplay_config(stageconfig.describe(run), plan.Placement("/b", "/etc")))
+    assert rendered - set(plan.METHODS_SELFPLAY) == set(stageconfig.SELFPLAY_KEYS_FROM_FIELDS)
 
 
 def test_parse_checks_the_run_name_and_collects_every_problem():

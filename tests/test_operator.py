@@ -8,6 +8,7 @@ store it (CRD defaults applied) and checks what the operator made of it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import http.server
 import threading
 import time
@@ -313,6 +314,41 @@ async def test_invalid_spec_gives_degraded_and_an_event_and_recovers(operator):
     await patch(kmock, run_path(), {"spec": {"trainer": {"resources": {"requests": {"cpu": "2"}}}}})
     await all_children(kmock)
     await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+
+
+def children_now(kmock) -> dict:
+    """Every child object as stored now (resourceVersion included): what a refused spec must leave alone."""
+    return {k[0].plural + "/" + k[2]: copy.deepcopy(o.raw) for k, o in kmock.objects.items()
+            if not o.deleted and k[0].plural not in ("events", "trainingruns")}
+
+
+async def test_a_selfplay_config_selfplay_would_refuse_changes_nothing_running(operator):
+    """An unknown key or a bad value in spec.selfplay.config: Degraded and a Warning naming it, every child as it
+    was (no pod restarted into a crash loop), also through the timer's rounds; a good spec goes on from there."""
+    kmock = operator
+    await create(kmock, run_object(selfplay={"config": {"cpuct": 1.5}}))
+    await all_children(kmock)
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="generation 1 reconciled")
+    before = children_now(kmock)
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"replicas": 3, "config": {
+        "cpuct": 1.8, "max_visit": 5, "dirichlet_weight": 2}}}})
+    degraded = await wait_for(lambda: (c := condition(kmock, "Degraded")) and c["status"] == "True" and c,
+                              what="Degraded")
+    assert degraded["reason"] == "InvalidSpec" and run_status(kmock)["observedGeneration"] == 2
+    assert "spec.selfplay.config: unknown key max_visit (did you mean max_visits?" in degraded["message"]
+    assert "spec.selfplay.config: dirichlet_weight = 2.0 is above the maximum 1.0" in degraded["message"]
+    (event,) = await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="a Warning event")
+    assert "unknown key max_visit" in event["message"] and event["involvedObject"]["name"] == "demo"
+    # The refresh timer reads the run every round (0.3 s): let three rounds pass, counted, not slept.
+    rounds = len(list(kmock["get", run_path()]))
+    await wait_for(lambda: len(list(kmock["get", run_path()])) >= rounds + 3, what="three timer rounds")
+    assert children_now(kmock) == before
+    assert condition(kmock, "Degraded")["status"] == "True" and len(warning_events(kmock, "InvalidSpec")) == 1
+    await patch(kmock, run_path(), {"spec": {"selfplay": {"config": {"max_visit": None, "dirichlet_weight": 0.5}}}})
+    await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 3, what="3 replicas")
+    await wait_for(lambda: condition(kmock, "Degraded")["status"] == "False", what="Degraded cleared")
+    selfplay_yaml = obj(kmock, CONFIGMAPS, "demo-config")["data"]["selfplay.yaml"]
+    assert "cpuct: 1.8" in selfplay_yaml and "dirichlet_weight: 0.5" in selfplay_yaml
 
 
 async def test_converges_despite_api_errors(operator):

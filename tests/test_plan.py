@@ -56,6 +56,18 @@ def test_the_trainers_settings_import_without_torch_numba_or_numpy():
     ) == "['pos-len=40: pos_len = 40 is above the maximum 32']"
 
 
+def test_the_operator_checks_selfplay_config_keys_without_torch_numba_or_numpy():
+    """spec.selfplay.config is checked with self-play's own settings, in the operator's image without them."""
+    assert _without_heavy_imports(
+        "from zeroloop_operator import spec\n"
+        "try:\n"
+        "    spec.parse({'image': 'i', 'storage': {'storageClassName': 's'},\n"
+        "                'selfplay': {'config': {'cpuct': -1, 'ko_rules': ['simple']}}}, 'r')\n"
+        "except spec.SpecError as e:\n"
+        "    print(e.problems)\n"
+    ) == "['spec.selfplay.config: cpuct = -1.0 is below the minimum 0.0']"
+
+
 def test_the_flags_the_plan_sets_are_refused_as_further_train_flags(tmp_path):
     """plan.TRAIN_FLAGS_SET names every flag train_args renders itself, so a run's own flags cannot clash."""
     s = S.LoopSettings("eq", device="cpu", threads=1, seed=7)

@@ -6,10 +6,13 @@ that dict into frozen dataclasses (camelCase keys become snake_case fields)
 and then checks what a schema cannot: resource quantities that do not fit
 together, GPUs requested in two places, config keys that would override a
 typed field, train flags the trainer would refuse (``spec.trainer.flags``,
-checked by the trainer's own settings), a run name too long for its
-children's names. All problems are
+checked by the trainer's own settings), self-play config keys self-play
+would refuse (``spec.selfplay.config``: each key checked by self-play's own
+settings, then the whole config file the run renders, as the pods would
+read it), a run name too long for its children's names. All problems are
 collected and raised together as one ``SpecError``; the operator turns it
-into a Degraded condition and a Warning Event, never a crash loop.
+into a Degraded condition and a Warning Event, never a crash loop, and
+changes no child.
 
 The dataclass defaults repeat the CRD's defaults, so a spec that reaches the
 operator without them (an older object, a mock API server) still means the
@@ -28,7 +31,7 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 
 from zeroloop.train.options import extra_flag_problems
-from zeroloop_operator import naming
+from zeroloop_operator import naming, stageconfig
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -153,13 +156,6 @@ class RunSpec:
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
 
 
-# Self-play config keys that typed spec fields set (stageconfig.selfplay_config).
-MANAGED_SELFPLAY_KEYS = frozenset({
-    "num_games", "board_sizes", "board_size_weights", "data_board_len", "komi_mean", "max_visits",
-    "cheap_visits", "full_search_prob", "features",
-})
-
-
 def parse(raw: dict[str, Any] | None, run_name: str) -> RunSpec:
     """The typed spec of a TrainingRun named run_name; SpecError lists every problem."""
     problems: list[str] = []
@@ -167,6 +163,9 @@ def parse(raw: dict[str, Any] | None, run_name: str) -> RunSpec:
     if not problems:
         problems += naming.name_problems(run_name)
         problems += _semantic_problems(spec)
+        problems += stageconfig.selfplay_key_problems(spec)
+    if not problems:  # each key is good: the file they make must be too
+        problems += stageconfig.selfplay_file_problems(spec)
     if problems:
         raise SpecError(problems)
     return spec
@@ -225,8 +224,6 @@ def _semantic_problems(spec: RunSpec) -> list[str]:
         problems.append(f"spec.storage.size = {spec.storage.size!r} is not a quantity")
     for name in naming.COMPONENTS:
         problems += _resource_problems(f"spec.{name}.resources", getattr(spec, name).resources)
-    for key in sorted(set(spec.selfplay.config) & MANAGED_SELFPLAY_KEYS):
-        problems.append(f"spec.selfplay.config.{key} is set by a field of spec.selfplay or spec; set it there")
     problems += extra_flag_problems(spec.trainer.flags, "spec.trainer.flags.", "a field of spec.trainer or spec")
     if spec.board_size_weights is not None and len(spec.board_size_weights) != len(spec.board_sizes):
         problems.append("spec.boardSizeWeights needs one weight per entry of spec.boardSizes")

@@ -19,13 +19,27 @@ the pods that read it (the trainer and shuffler take flags, not files).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from zeroloop import config as cfg
 from zeroloop import plan
-from zeroloop_operator.spec import RunSpec
+from zeroloop.selfplay.config import SelfplayConfig
 
+if TYPE_CHECKING:  # spec.parse checks with this module: only the type is needed here
+    from zeroloop_operator.spec import RunSpec
+
+# Self-play config keys that typed spec fields set (plan.selfplay_config), with the field that sets each.
+SELFPLAY_KEYS_FROM_FIELDS = {
+    "num_games": "spec.selfplay.gamesInParallel", "board_sizes": "spec.boardSizes",
+    "board_size_weights": "spec.boardSizeWeights", "data_board_len": "spec.boardSizes (the largest)",
+    "komi_mean": "spec.komi", "max_visits": "spec.selfplay.visits", "cheap_visits": "spec.selfplay.cheapVisits",
+    "full_search_prob": "spec.selfplay.fullSearchProb", "features": "spec.features",
+}
+SELFPLAY_KEYS = "spec.selfplay.config"
+SELFPLAY_HELP = "`zeroloop selfplay --help-config`"
 SELFPLAY_FILE = "selfplay.yaml"
 GATEKEEPER_FILE = "gatekeeper.yaml"
 CONFIG_DIR = "/etc/zeroloop"
@@ -84,6 +98,29 @@ def selfplay_config(spec: RunSpec) -> dict[str, Any]:
 def gatekeeper_config(spec: RunSpec) -> dict[str, Any]:
     """Gatekeeper config keys (match size, search, SPRT) from the spec."""
     return plan.gatekeeper_config(describe(spec), placement(spec))
+
+
+def selfplay_key_problems(spec: RunSpec) -> list[str]:
+    """Why self-play would refuse a key of spec.selfplay.config, each key named: one a typed field sets,
+    one self-play does not know, or a value of the wrong type or out of its range."""
+    keys = dict(spec.selfplay.config)
+    managed = [f"{SELFPLAY_KEYS}.{k} is set by {SELFPLAY_KEYS_FROM_FIELDS[k]}; set it there"
+               for k in sorted(keys) if k in SELFPLAY_KEYS_FROM_FIELDS]
+    others = {k: v for k, v in keys.items() if k not in SELFPLAY_KEYS_FROM_FIELDS}
+    return managed + cfg.problems(SelfplayConfig, others, SELFPLAY_KEYS, SELFPLAY_HELP, across=False)
+
+
+def selfplay_file_problems(spec: RunSpec) -> list[str]:
+    """Why self-play would refuse the whole config file the run renders (checks across keys, such as
+    reduced_visits_min against max_visits), naming the spec field behind each key that one sets."""
+    found = cfg.problems(SelfplayConfig, selfplay_config(spec), SELFPLAY_KEYS, SELFPLAY_HELP)
+    return [_with_fields(problem) for problem in found]
+
+
+def _with_fields(problem: str) -> str:
+    named = [f"{key} is {field}" for key, field in SELFPLAY_KEYS_FROM_FIELDS.items()
+             if re.search(rf"\b{key}\b", problem)]
+    return f"{problem} ({'; '.join(named)})" if named else problem
 
 
 def render(config: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import tomllib
 import types
@@ -81,6 +82,35 @@ def checked(cls: type, data: dict[str, Any], source: str = "config") -> dict[str
     hints = typing.get_type_hints(cls)
     return {name: _check(f"{source}: {name}", value, hints[name], fields[name].metadata)
             for name, value in data.items()}
+
+
+def problems(cls: type, data: dict[str, Any], source: str, known_from: str, across: bool = True) -> list[str]:
+    """Why cls would refuse data, every bad key named (not just the first); [] when it would not.
+
+    For settings that reach a stage from elsewhere (a TrainingRun's spec), checked before the stage
+    starts. Each key is checked alone: an unknown one gets the nearest known key and known_from (where
+    to find them all). Only when all are good, and across is true, are the checks across keys
+    (``__post_init__``) run, on the whole of data.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    found = []
+    for name in data:
+        if name not in fields:
+            near = difflib.get_close_matches(str(name), fields, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            found.append(f"{source}: unknown key {name} ({hint}{known_from} lists every key)")
+            continue
+        try:
+            _check(f"{source}: {name}", data[name], hints[name], fields[name].metadata)
+        except ConfigError as e:
+            found.append(str(e))
+    if across and not found:
+        try:
+            from_dict(cls, data, source)
+        except ConfigError as e:
+            found.append(str(e))
+    return found
 
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:

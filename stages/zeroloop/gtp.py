@@ -338,6 +338,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                   help="with --model: choose the move by the lower confidence bound of its value where that is "
                        "clearly better than the most visited move's (KataGo's useLcbForSelection, 5 stdevs, "
                        "at least 15%% of the top move's visits)")
+    cliflags.flag(parser, "--conservative-pass", action=argparse.BooleanOptionalAction, default=False,
+                  help="with --model: after the opponent's pass, do not count on its own pass ending the game "
+                       "(scored as the stones stand): the search evaluates the position after it with the net, "
+                       "history hidden, as KataGo's GTP engine does (conservativePass). Referees with a cleanup "
+                       "phase (zeroloop match, KGS) and opponents that pass with dead stones standing play on")
     cliflags.flag(parser, "--board-size", type=int, default=19, help="initial board size (boardsize changes it)")
     cliflags.flag(parser, "--komi", type=float, default=7.0, help="initial komi (komi changes it)")
     cliflags.flag(parser, "--ko-rule", choices=sorted(KO_RULES), default="positional", help="ko rule")

@@ -15,7 +15,8 @@ GTP referee (each model as ``zeroloop gtp --model``), with colours
 alternating and each pair of games from its own random opening
 (``--opening-moves``; the pair plays it once with each colour):
 
-- every other arm's model, ``--head-to-head-games`` games;
+- every other arm's model, ``--head-to-head-games`` games (or, with
+  ``--head-to-head-with ARM``, only that arm's: one baseline against each variation);
 - GNU Go at each of ``--gnugo-levels``, ``--gnugo-games`` games.
 
 The result is one JSON object: per arm its settings, NN evaluations,
@@ -70,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f("--budget-nn-evals", type=int, required=True, help="self-play NN evaluations each arm may spend")
     f("--visits", type=int, default=64, help="visits per move of every model in the matches")
     f("--head-to-head-games", type=int, default=100, help="games between each pair of arms")
+    f("--head-to-head-with", default=None, metavar="ARM",
+      help="play head to head only against this arm (an ablation's baseline), not every pair")
     f("--gnugo-games", type=int, default=50, help="games of each arm against each GNU Go level")
     f("--gnugo-levels", default="1,5", help="comma-separated GNU Go levels ('' for none)")
     f("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo", help="GNU Go binary")
@@ -197,7 +200,8 @@ def changed_settings(s: S.LoopSettings) -> dict:
 
 
 def match_record(summary: dict) -> dict:
-    """Engine A's record from a match summary: games, score and Elo with 95% intervals."""
+    """Engine A's record from a match summary: games, score and Elo with 95% intervals, and where each
+    engine's own count of the final positions (final_score) differs from the referee's."""
     a = summary["engines"]["A"]
     n = a["wins"] + a["losses"] + a["draws"]
     lo, hi = wilson_interval(a["points"], n)
@@ -205,13 +209,17 @@ def match_record(summary: dict) -> dict:
     finite = lambda x: round(x, 1) if abs(x) != float("inf") else None  # noqa: E731 (JSON has no infinity)
     return {"games": n, "wins": a["wins"], "losses": a["losses"], "draws": a["draws"],
             "score": round(a["points"] / max(1, n), 4), "score_95": [round(lo, 4), round(hi, 4)],
-            "elo": finite(elo), "elo_95": [finite(elo_lo), finite(elo_hi)], "by_colour": a["by_colour"]}
+            "elo": finite(elo), "elo_95": [finite(elo_lo), finite(elo_hi)], "by_colour": a["by_colour"],
+            "own_counts": {"self": a.get("own_count"), "opponent": summary["engines"]["B"].get("own_count")}}
 
 
 def flip_record(r: dict) -> dict:
     """The same match seen from the other engine."""
     lo, hi = r["score_95"]
     neg = lambda x: None if x is None else -x  # noqa: E731
+    own = r.get("own_counts")
+    if own is not None:
+        r = {**r, "own_counts": {"self": own["opponent"], "opponent": own["self"]}}
     return {**r, "wins": r["losses"], "losses": r["wins"], "score": round(1 - r["score"], 4),
             "score_95": [round(1 - hi, 4), round(1 - lo, 4)], "elo": neg(r["elo"]),
             "elo_95": [neg(r["elo_95"][1]), neg(r["elo_95"][0])],
@@ -297,6 +305,11 @@ def _env() -> dict:
     return env
 
 
+def head_to_head_pairs(n: int, baseline: int | None = None) -> list[tuple[int, int]]:
+    """The (i, j) arm pairs that play head to head, i < j: every pair, or only those with the baseline."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n) if baseline is None or baseline in (i, j)]
+
+
 def gtp_command(model_path: str, s: S.LoopSettings, visits: int, seed: int) -> str:
     return shlex.join(S.zeroloop("gtp", "--model", model_path, "--visits", str(visits), "--board-size",
                                  str(s.board_size), "--komi", f"{s.run_komi:g}", "--threads", "1", "--device",
@@ -340,6 +353,9 @@ def measure(args: argparse.Namespace) -> dict:
         common = {**file_common, **common}
         arms = file_arms + arms
     resolved = resolve_arms(common, arms, args.seed)
+    arm_names = [arm.name for arm, _ in resolved]
+    if args.head_to_head_with is not None and args.head_to_head_with not in arm_names:  # before hours of training
+        raise UserError(f"--head-to-head-with {args.head_to_head_with!r}: no such arm (arms: {', '.join(arm_names)})")
     s0 = resolved[0][1]
     if args.opening_moves is None:
         args.opening_moves = 2 if s0.board_size < 9 else 4
@@ -375,16 +391,16 @@ def measure(args: argparse.Namespace) -> dict:
 
     save()
     if args.head_to_head_games:
-        for i, a in enumerate(names):
-            for j in range(i + 1, len(names)):
-                b = names[j]
-                r = play(engines[a], engines[b], args.head_to_head_games, s0, args,
-                         root / "matches" / f"{a}-vs-{b}", args.seed + 1000 * i + j)
-                out_arms[a]["vs"][b], out_arms[b]["vs"][a] = r, flip_record(r)
-                matrix[a][b], matrix[b][a] = r["score"], round(1 - r["score"], 4)
-                log(f"{a} vs {b}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f} "
-                    f"(95% {r['score_95'][0]:.3f}..{r['score_95'][1]:.3f})")
-                save()
+        for i, j in head_to_head_pairs(len(names), names.index(args.head_to_head_with)
+                                       if args.head_to_head_with is not None else None):
+            a, b = names[i], names[j]
+            r = play(engines[a], engines[b], args.head_to_head_games, s0, args,
+                     root / "matches" / f"{a}-vs-{b}", args.seed + 1000 * i + j)
+            out_arms[a]["vs"][b], out_arms[b]["vs"][a] = r, flip_record(r)
+            matrix[a][b], matrix[b][a] = r["score"], round(1 - r["score"], 4)
+            log(f"{a} vs {b}: {r['wins']}-{r['losses']}-{r['draws']}, score {r['score']:.3f} "
+                f"(95% {r['score_95'][0]:.3f}..{r['score_95'][1]:.3f})")
+            save()
     if args.gnugo_games:
         for level in levels:
             gnugo = f"{shlex.quote(args.gnugo)} --mode gtp --level {level} --chinese-rules --positional-superko"

@@ -31,14 +31,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from zeroloop.go import MAX_SIZE, MIN_SIZE
+
 EMPTY, BLACK, WHITE, WALL = 0, 1, 2, 3
 PASS = -1
 NO_MOVE = -2
 
 KO_SIMPLE, KO_POSITIONAL, KO_SITUATIONAL = 0, 1, 2
 
-MAX_SIZE = 19
-MIN_SIZE = 2
 MAX_AREA = (MAX_SIZE + 2) ** 2
 
 # Header slots.

@@ -14,13 +14,12 @@ import math
 from dataclasses import dataclass
 
 from zeroloop.errors import ConfigError
-from zeroloop.go import board
+from zeroloop.go import KO_RULE_NAMES, MAX_KOMI, board
 
 # Bumped whenever a rules field changes meaning (ko codes, scoring, suicide): saved
 # games in progress (zeroloop.selfplay.snapshot) from another version are refused.
 RULES_VERSION = 1
-KO_RULES = {"simple": board.KO_SIMPLE, "positional": board.KO_POSITIONAL, "situational": board.KO_SITUATIONAL}
-MAX_KOMI = 150.0
+KO_RULES = dict(zip(KO_RULE_NAMES, (board.KO_SIMPLE, board.KO_POSITIONAL, board.KO_SITUATIONAL)))
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class SearchParams:
     subtree_value_bias_factor: float = 0.0  # KataGo selfplay: 0.30
     subtree_value_bias_exponent: float = 0.8
     subtree_value_bias_free_prop: float = 0.8
+    conservative_pass: bool = False  # a root pass after the opponent's is not the game's end (KataGo's GTP: on)
 
     def array(self) -> np.ndarray:
         p = np.zeros(tree.NUM_PARAMS)
@@ -69,6 +70,7 @@ class SearchParams:
         p[tree.P_SVB_FACTOR] = self.subtree_value_bias_factor
         p[tree.P_SVB_EXPONENT] = self.subtree_value_bias_exponent
         p[tree.P_SVB_FREE_PROP] = self.subtree_value_bias_free_prop
+        p[tree.P_CONSERVATIVE_PASS] = 1.0 if self.conservative_pass else 0.0
         return p
 
     @property

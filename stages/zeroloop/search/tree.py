@@ -85,7 +85,8 @@ P_NOISE_SHAPED = 5  # 1: shaped Dirichlet noise
 P_FPU_PARENT_POW = 6  # > 0: FPU parent value weighted by visited policy ** this
 P_DYN_FACTOR, P_DYN_ZERO_WEIGHT, P_DYN_SCALE = 7, 8, 9  # dynamic score utility
 P_SVB_FACTOR, P_SVB_EXPONENT, P_SVB_FREE_PROP = 10, 11, 12  # subtree value bias
-NUM_PARAMS = 13
+P_CONSERVATIVE_PASS = 13  # 1: a root pass that would end the game does not (KataGo's conservativePass)
+NUM_PARAMS = 14
 # bucket sums columns
 B_DELTA, B_WEIGHT = 0, 1
 
@@ -341,6 +342,20 @@ def _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, prev1, p
 
 
 @njit(cache=True)
+def _write_features_hiding_passes(b, t, komi, sym, perm, tmp, spatial, glob, version, work):
+    """_write_features with b's move history hidden, as KataGo hides it under conservative pass where a
+    pass would end the game: the net never saw a position after two passes, and it learnt from the last
+    moves' pass flags that a pass there ends the game."""
+    saved = b[B.H_LAST:B.H_LAST + B.N_LAST].copy()
+    passes = b[B.H_PASSES]
+    b[B.H_LAST:B.H_LAST + B.N_LAST] = B.NO_MOVE
+    b[B.H_PASSES] = 0
+    _write_features(b, t, komi, sym, perm, tmp, spatial, glob, version, b, b, work)
+    b[B.H_LAST:B.H_LAST + B.N_LAST] = saved
+    b[B.H_PASSES] = passes
+
+
+@njit(cache=True)
 def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, game_i, game_f, params,
                  perm, scratch_board, tmp_planes, own, slots, spatial, glob, leaf, counts, bkeys, brefs, bsums,
                  version, prev_boards, scratch_prev, feature_work):
@@ -365,6 +380,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
     cpuct = params[P_CPUCT]
     fpu_pow = params[P_FPU_PARENT_POW]
     svb = params[P_SVB_FACTOR] != 0.0
+    conservative = params[P_CONSERVATIVE_PASS] != 0.0
     sb = scratch_board[:blen]
     keep_prev = version == features.KATAGO_V7
     p1 = scratch_prev[0, :blen]
@@ -377,12 +393,14 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
         depth = 0
         node = 0
         full = False
+        root_pass = False  # this descent began with the root's pass (conservative pass: not terminal)
         while ni[node, N_STATE] == EXPANDED:
             c = sb[B.H_TO_MOVE]
             sign = 1.0 if c == B.BLACK else -1.0
             if node == 0:
                 e = _select_edge(ni, nf, ep, ec, node, sign, cpuct, game_f[g, G_ROOT_FPU],
                                  params[P_FORCED_COEFF] if gi[G_FORCED] == 1 else 0.0, fpu_pow)
+                root_pass = conservative and em[e] == n * n
             else:
                 e = _select_edge(ni, nf, ep, ec, node, sign, cpuct, params[P_FPU], 0.0, fpu_pow)
             key = bucket_key(sb, em[e], c) if svb and ec[e] < 0 else 0
@@ -418,7 +436,7 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
                 else:
                     _backup(ni, nf, node, nf[node, N_UTIL], nf[node, N_WL], nf[node, N_SCORE])
                 counts[0] += 1
-            elif sb[B.H_PASSES] >= 2 or sb[B.H_MOVE_NUM] >= gi[G_MAX_MOVES]:
+            elif (sb[B.H_PASSES] >= 2 and not (root_pass and depth == 1)) or sb[B.H_MOVE_NUM] >= gi[G_MAX_MOVES]:
                 u, wl, s = terminal_value(sb, komi, game_f[g, G_SCORE_CENTER], params, own)
                 nf[node, N_UTIL] = u
                 nf[node, N_WL] = wl
@@ -432,7 +450,14 @@ def _select_game(g, boards, hists, node_i, node_f, e_prior, e_move, e_child, gam
             elif _create_edges(sb, t, ni, ep, em, ec, gi, node, edge_cap):
                 ni[node, N_STATE] = PENDING
                 sym = np.random.randint(8) if gi[G_SYMMETRY] == 1 else 0
-                _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version, p1, p2, feature_work)
+                # conservative pass: the root after the opponent's pass, and the root's pass that would end the game
+                hide = conservative and depth == 0 and sb[B.H_PASSES] >= 1
+                if hide or (root_pass and depth == 1 and sb[B.H_PASSES] >= 2):
+                    _write_features_hiding_passes(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version,
+                                                  feature_work)
+                else:
+                    _write_features(sb, t, komi, sym, perm, tmp_planes, spatial, glob, version, p1, p2,
+                                    feature_work)
                 leaf[0] = g
                 leaf[1] = node
                 leaf[2] = sym

@@ -11,12 +11,16 @@ any other value is a path to a TOML or YAML file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zeroloop import config as cfg
 from zeroloop.errors import ConfigError
-from zeroloop.go import board as B
-from zeroloop.go.rules import KO_RULES, MAX_KOMI
-from zeroloop.search.batch import SearchParams
+from zeroloop.go import KO_RULE_NAMES, MAX_KOMI
+from zeroloop.go import MAX_SIZE as MAX_BOARD
+from zeroloop.go import MIN_SIZE as MIN_BOARD
+
+if TYPE_CHECKING:
+    from zeroloop.search.batch import SearchParams
 
 PACKAGED = {"cpu": "selfplay_cpu.toml", "gpu": "selfplay_gpu.toml"}
 option = cfg.option
@@ -26,11 +30,11 @@ option = cfg.option
 class SelfplayConfig:
     # games and boards
     num_games: int = option(64, "games played at once; also the neural-net batch size", lo=1, hi=4096)
-    board_sizes: list[int] = option(None, "board sizes to play", factory=lambda: [9], lo=B.MIN_SIZE, hi=B.MAX_SIZE)
+    board_sizes: list[int] = option(None, "board sizes to play", factory=lambda: [9], lo=MIN_BOARD, hi=MAX_BOARD)
     board_size_weights: list[float] = option(None, "relative frequency of each board size (same length)",
                                              factory=lambda: [1.0], lo=0.0)
     data_board_len: int = option(9, "board length of training rows (the trainer's pos_len); at least the "
-                                    "largest board size", lo=B.MIN_SIZE, hi=B.MAX_SIZE)
+                                    "largest board size", lo=MIN_BOARD, hi=MAX_BOARD)
     max_moves_per_area: float = option(4.0, "a game ends after this many moves per board point (scored as is)",
                                        lo=0.5, hi=20.0)
     end_when_pass_alive: bool = option(True, "end a game once every point is a pass-alive stone or territory of "
@@ -39,7 +43,7 @@ class SelfplayConfig:
                                              "endGameIfAllPassAlive)")
     # rules and komi
     ko_rules: list[str] = option(None, "ko rules to draw from uniformly", factory=lambda: ["positional"],
-                                 choices=tuple(KO_RULES))
+                                 choices=KO_RULE_NAMES)
     multi_stone_suicide_prob: float = option(0.0, "probability that a game allows multi-stone suicide",
                                              lo=0.0, hi=1.0)
     komi_mean: float = option(7.0, "mean komi (area scoring)", lo=-MAX_KOMI, hi=MAX_KOMI)
@@ -215,6 +219,8 @@ class SelfplayConfig:
         return max(1, int(round(self.max_moves_per_area * size * size)))
 
     def search_params(self) -> SearchParams:
+        from zeroloop.search.batch import SearchParams  # numpy: kept out of a light import of the settings
+
         return SearchParams(
             cpuct=self.cpuct,
             fpu_reduction=self.fpu_reduction,
