@@ -131,6 +131,10 @@ def test_flipped_record_is_the_other_side():
     assert (f["wins"], f["losses"], f["score"], f["score_95"]) == (3, 6, 0.35, [0.15, 0.65])
     assert f["elo"] == -107.5 and f["elo_95"] == [None, 100.0]
     assert f["by_colour"] == {"black": [3, 2, 0], "white": [0, 4, 1]}
+    counts = {"self": {"games": 9, "score_differs": 0, "winner_differs": 0},
+              "opponent": {"games": 9, "score_differs": 2, "winner_differs": 1}}
+    f = L.flip_record({**r, "own_counts": counts})
+    assert f["own_counts"] == {"self": counts["opponent"], "opponent": counts["self"]}
 
 
 def test_random_openings_are_legal_repeatable_and_paired():

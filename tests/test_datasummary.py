@@ -163,7 +163,8 @@ def test_an_index_entry_for_a_vanished_directory_is_dropped_and_a_corrupt_file_i
     _same(sel, _truth_without(base, bad))
     assert [p for p, _ in found.corrupt] == [bad]
     body = json.loads(open(base.path("summaries", "tdata.json"), "rb").read().partition(b"\n")[2])
-    assert "m001" not in body["dirs"] and "m002" not in body["dirs"]  # gone; holds a corrupt file
+    assert "m001" not in body["open"] and "m002" not in body["open"]  # gone; holds a corrupt file
+    assert "m002" in body["unsettled"] and "m001" not in body["unsettled"]
 
 
 def _truth_without(base: BaseDir, bad: str) -> window.Selection:

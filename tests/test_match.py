@@ -13,8 +13,9 @@ import pytest
 from conftest import cli, cli_env, run_cli
 from zeroloop.errors import UserError
 from zeroloop.go.sgf import read_sgf
-from zeroloop.match import (GameResult, MatchConfig, elo_estimate, elo_from_score, format_summary, run_match, tally,
-                            wilson_interval)
+from zeroloop.gtp_client import GtpClient
+from zeroloop.match import (GameResult, MatchConfig, count_disagreements, elo_estimate, elo_from_score, format_summary,
+                            parse_result, run_match, tally, wilson_interval)
 
 # --- pure functions ------------------------------------------------------------
 
@@ -36,6 +37,22 @@ def test_tally_by_engine_and_colour():
     assert a.by_colour == {"black": [2, 1, 0], "white": [1, 0, 1]}
     assert b.by_colour == {"black": [0, 1, 1], "white": [1, 2, 0]}
     assert tally(games, "C").games == 0
+
+
+def test_parse_result():
+    assert (parse_result("B+3.5"), parse_result("W+2"), parse_result("0"), parse_result(" w+40.0 ")) == (
+        3.5, -2.0, 0.0, -40.0)
+    assert [parse_result(t) for t in ("B+R", "W+F", "W+T", "", "B+", "X+3", "B3", "? failed")] == [None] * 8
+
+
+def test_own_counts_that_disagree_with_the_referee_are_counted():
+    games = [GameResult("A", "B", "A", "B+4", "score", 50, {"A": "B+4", "B": "B+4"}),  # agree
+             GameResult("B", "A", "A", "W+16", "score", 46, {"A": "W+16", "B": "B+2"}),  # B: another winner
+             GameResult("A", "B", "A", "B+5", "score", 56, {"B": "B+8"}),  # B: a bigger margin
+             GameResult("A", "B", "B", "W+R", "resign", 20, {}),  # not scored: not asked
+             GameResult("A", "B", None, "0", "score", 60, {"B": "W+1"})]  # a draw the engine counts as a loss
+    assert count_disagreements(games, "B") == {"games": 4, "score_differs": 3, "winner_differs": 2}
+    assert count_disagreements(games, "A") == {"games": 2, "score_differs": 0, "winner_differs": 0}
 
 
 def test_elo_from_score():
@@ -215,6 +232,19 @@ def test_random_against_gnugo_with_sgfs(gnugo, random_engine, tmp_path):
     assert records[0].black_name.startswith("zeroloop") and records[1].white_name.startswith("zeroloop")
     assert [r.result for r in records] == [g.result for g in match.games]
     assert "Elo A - B: -inf" in format_summary(summary)
+    # Both engines were asked for their own count of each final position: zeroloop's is the referee's
+    # (Tromp-Taylor), GNU Go's is what a fresh GNU Go counts from the game's SGF.
+    assert summary["engines"]["A"]["own_count"] == {"games": 2, "score_differs": 0, "winner_differs": 0}
+    assert summary["engines"]["B"]["own_count"]["games"] == 2
+    fresh = GtpClient(f"{gnugo} --mode gtp --level 1 --chinese-rules --positional-superko", 60, "check")
+    fresh.start()
+    try:
+        for path, g in zip(files, match.games):
+            assert g.engine_counts["A"] == g.result
+            fresh.send(f"loadsgf {path}")
+            assert g.engine_counts["B"] == fresh.send("final_score")
+    finally:
+        fresh.close()
 
 
 def test_cli_json(random_engine, tmp_path):

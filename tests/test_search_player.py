@@ -73,3 +73,19 @@ def test_gtp_refuses_a_missing_model_cleanly(tmp_path):
     r = subprocess.run(cli("gtp", "--model", str(tmp_path / "nope"), "--visits", "4"), input="quit\n",
                        env=cli_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_search_player_plays_on_after_two_passes_in_a_cleanup_phase():
+    """A referee's cleanup phase (zeroloop match, KGS) asks for moves after both passed: the search counts the
+    passes from there instead of taking the game for over, so it captures what it can before two more passes."""
+    game = capture_game()
+    game.play(B.BLACK, None)
+    game.play(B.WHITE, None)
+    assert game.is_over  # counted from the start
+    B.seed(3)
+    player = SearchPlayer(HandMade(), visits=100)
+    assert player.genmove(game, B.BLACK) == (3, 2)  # the capture, not a pass
+    assert player.last_result.root_visits == 100 and len(player.last_result.moves) > 1
+    game.play(B.WHITE, None)  # a third pass: the opponent passes in the cleanup phase, Black may still capture
+    B.seed(3)
+    assert player.genmove(game, B.BLACK) == (3, 2)

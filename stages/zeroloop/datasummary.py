@@ -13,49 +13,77 @@ self-play moves on to a newer model. So:
   file appears by a rename, which touches the directory).
 - A settled directory is read in full once; its file list (name, count,
   pos_len, mtime) is written to ``BASEDIR/summaries/<kind>/<model>.json``
-  and its totals to the index ``BASEDIR/summaries/<kind>.json``, both with
-  the directory's mtime at the time. A directory with an unreadable file is
-  never summarised (it is read in full until the file is gone, quarantined).
-- A scan lists ``selfplay/`` (one call), reads the index (one call), reads
-  in full only directories that are new or not yet settled (the recent
-  ones), and takes the rest from the index.
+  and its totals (an *entry*: counts per pos_len, files, newest and oldest
+  file, the directory's mtime) to the index. A directory with an unreadable
+  file is never summarised (it is read in full until the file is gone,
+  quarantined).
+- The index is **segmented**, so that what a reader parses does not grow
+  with the history. Entries go to the *open segment*, kept in the index file
+  ``BASEDIR/summaries/<kind>.json``; when it holds ``SEGMENT_SIZE`` entries
+  they are written to a *sealed segment*,
+  ``summaries/<kind>.segments/<sha256>.json``, named by its content's
+  SHA-256 and never changed after, and the index keeps only the segment's
+  name and totals (directories, files, counts per pos_len, of which the
+  random bootstrap's, newest and oldest file). The index also keeps
+  ``selfplay/``'s mtime when it was last listed and the directories present
+  but not summarised (not settled yet, or holding an unreadable file).
+- A **survey** stats ``selfplay/`` and the index (two calls); when neither
+  changed it reads in full only the directories not summarised (the recent
+  ones) and takes every total from the index: the sealed segments' totals
+  and the open segment's entries. When ``selfplay/`` changed, one streamed
+  listing with mtimes finds the new directories (those changed since the
+  last listing, checked against the count of known ones; any doubt and
+  every segment is read to compare names). A reader that wants file lists
+  (the shuffle's window) takes settled directories newest first
+  (``Survey.newest_first``) and reads a sealed segment only when its newest
+  file may still be in the window.
 
-Never trusted blindly: each summary carries a SHA-256 of its content and is
-checked against its directory before use. A summary that is unreadable,
-fails its checksum or describes another directory is **corrupt**; one whose
-directory's mtime has changed since (a file added, removed or quarantined)
-is **stale**. Either way it is dropped with a log line and the directory is
-read in full again. File lists are read only for the directories a shuffle
-window uses, and each is checked against its directory's current mtime then;
-index entries are checked ``verify_per_scan`` at a time, least recently
-checked first, so a scan stays O(1) in stats while every entry is checked in
-turn. Summaries are caches: deleting ``summaries/`` loses nothing.
-Several readers may write them at once; each write is atomic and any one of
-them is correct.
+Never trusted blindly: every summary, the index and each segment carry a
+SHA-256 of their content and are checked before use. A file list that is
+unreadable, fails its checksum or describes another directory is
+**corrupt**; one whose directory's mtime changed since (a file added,
+removed or quarantined) is **stale**; either way the directory is read in
+full again. A segment that is missing, fails its checksum, or whose content
+does not match its name or its totals in the index is dropped and every
+directory it held is found again by a full listing and read in full. File
+lists are checked against their directory's mtime when used; index entries
+are checked ``verify_per_scan`` at a time from a cursor kept in the index
+(one segment read per survey, by a process that surveys again and again at
+most every ``VERIFY_EVERY_S``), so every entry is checked in turn; a stale
+entry of a sealed segment is taken out by writing the segment anew, without
+it. Summaries are caches: deleting ``summaries/`` loses nothing. Several
+processes may write them at once: every file is written atomically, a
+sealed segment never changes once written, and each index written
+describes a consistent state (the last one written wins; a segment no index
+names is removed an hour later).
 """
 
 from __future__ import annotations
 
-import heapq
+import hashlib
 import logging
 import posixpath
 import time
-from collections import ChainMap
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from zeroloop import layout, rows, sealed
 from zeroloop.errors import CorruptFileError, DataFileError
-from zeroloop.storage import BaseDir, Storage
+from zeroloop.storage import BaseDir, Storage, is_tmp
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 SETTLE_S = 3600.0
 VERIFY_PER_SCAN = 8
+SEGMENT_SIZE = 64  # settled directories per sealed segment
+SEGMENTS_CACHED = 4  # sealed segments a process keeps parsed (a long-running one stays bounded)
+ORPHAN_AGE_S = 3600.0  # a segment no index names (a writer lost a race) is removed this long after it was written
 FRESH_S = 2.0  # selfplay/ modified this recently is listed at every survey (mtimes may be as coarse as 1 s)
-VERIFIED_WRITE_S = 60.0  # the index is rewritten for its check times alone at most this often
+VERIFIED_WRITE_S = 60.0  # the index is rewritten for its check cursor alone at most this often
+VERIFY_EVERY_S = 10.0  # a process that surveys again and again checks entries at most this often
 RANDOM_MODEL_DIR = "random"  # self-play without a model writes here (DESIGN: the "random" net)
 
 
@@ -94,6 +122,21 @@ TDATA = Kind("tdata", ".npz", rows.file_info, rows.is_tdata_name)
 SGFS = Kind("sgfs", ".sgfs", _count_games, lambda p: ".tmp" not in posixpath.basename(p))
 
 
+def _counts_json(counts: Mapping[int, int]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(counts.items())}
+
+
+def _counts_from(d: dict) -> dict[int, int]:
+    counts = {int(k): int(v) for k, v in d.items()}
+    if any(v < 0 for v in counts.values()):
+        raise ValueError("bad counts")
+    return counts
+
+
+def _key_from(value) -> tuple[float, str] | None:
+    return (float(value[0]), str(value[1])) if value is not None else None
+
+
 @dataclass
 class DirTotals:
     """One directory's totals: an index entry, or the sum of a directory read now."""
@@ -104,7 +147,7 @@ class DirTotals:
     files: int
     newest: tuple[float, str] | None  # key of the newest file
     settled: bool = True
-    verified: float = 0.0
+    verified: float = 0.0  # (unused since the index is segmented; kept for callers that set it)
     oldest: float | None = None  # mtime of the oldest file
 
     @property
@@ -112,21 +155,94 @@ class DirTotals:
         return self.model == RANDOM_MODEL_DIR
 
     def to_json(self) -> dict:
-        return {"dir_mtime": self.dir_mtime, "counts": {str(k): v for k, v in sorted(self.counts.items())},
-                "files": self.files, "newest": list(self.newest) if self.newest else None,
-                "oldest": self.oldest, "verified": self.verified}
+        return {"dir_mtime": self.dir_mtime, "counts": _counts_json(self.counts), "files": self.files,
+                "newest": list(self.newest) if self.newest else None, "oldest": self.oldest}
 
     @classmethod
     def from_json(cls, model: str, d: dict) -> "DirTotals":
-        newest = d["newest"]
-        counts = {int(k): int(v) for k, v in d["counts"].items()}
-        if newest is not None:
-            newest = (float(newest[0]), str(newest[1]))
-        if not isinstance(d["files"], int) or any(v < 0 for v in counts.values()):
+        if not isinstance(d["files"], int):
             raise ValueError("bad counts")
         oldest = d.get("oldest")
-        return cls(model, float(d["dir_mtime"]), counts, d["files"], newest, True, float(d["verified"]),
-                   float(oldest) if oldest is not None else None)
+        return cls(model, float(d["dir_mtime"]), _counts_from(d["counts"]), d["files"], _key_from(d["newest"]),
+                   True, 0.0, float(oldest) if oldest is not None else None)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A sealed segment as the index names it: its file's name (its content's SHA-256) and its totals."""
+
+    name: str
+    dirs: int
+    files: int
+    counts: dict[int, int]  # pos_len -> count, every directory of the segment
+    random_counts: dict[int, int]  # of those, the random bootstrap's
+    newest: tuple[float, str] | None  # the newest file of any of its directories
+    oldest: float | None
+
+    @classmethod
+    def of(cls, name: str, entries: Mapping[str, DirTotals]) -> "Segment":
+        counts: dict[int, int] = {}
+        random_counts: dict[int, int] = {}
+        for e in entries.values():
+            for p, n in e.counts.items():
+                counts[p] = counts.get(p, 0) + n
+                if e.random:
+                    random_counts[p] = random_counts.get(p, 0) + n
+        newest = max((e.newest for e in entries.values() if e.newest is not None), default=None)
+        oldest = min((e.oldest for e in entries.values() if e.oldest is not None), default=None)
+        return cls(name, len(entries), sum(e.files for e in entries.values()), counts, random_counts, newest, oldest)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dirs": self.dirs, "files": self.files, "counts": _counts_json(self.counts),
+                "random_counts": _counts_json(self.random_counts),
+                "newest": list(self.newest) if self.newest else None, "oldest": self.oldest}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Segment":
+        name = str(d["name"])
+        if len(name) != 64 or any(c not in "0123456789abcdef" for c in name):
+            raise ValueError(f"bad segment name {name!r}")
+        oldest = d["oldest"]
+        return cls(name, int(d["dirs"]), int(d["files"]), _counts_from(d["counts"]), _counts_from(d["random_counts"]),
+                   _key_from(d["newest"]), float(oldest) if oldest is not None else None)
+
+
+@dataclass
+class Index:
+    """The parsed index of one kind: sealed segments by name and totals, the open segment's entries, the
+    directories present but not summarised, selfplay/'s mtime when last listed, and the check cursor."""
+
+    segments: list[Segment] = field(default_factory=list)
+    open: dict[str, DirTotals] = field(default_factory=dict)
+    unsettled: list[str] = field(default_factory=list)
+    listed_mtime: float | None = None
+    cursor: int = 0
+
+    def known(self) -> int:
+        """Directories of selfplay/ the index accounts for (summarised or not)."""
+        return sum(s.dirs for s in self.segments) + len(self.open) + len(self.unsettled)
+
+    def entries(self) -> int:
+        return sum(s.dirs for s in self.segments) + len(self.open)
+
+    def to_json(self, kind: str) -> dict:
+        return {"version": VERSION, "kind": kind, "listed_mtime": self.listed_mtime, "cursor": self.cursor,
+                "segments": [s.to_json() for s in self.segments],
+                "open": {m: e.to_json() for m, e in self.open.items()}, "unsettled": list(self.unsettled)}
+
+    @classmethod
+    def from_json(cls, body: dict) -> "Index":
+        listed = body["listed_mtime"]
+        unsettled = body["unsettled"]
+        if not isinstance(unsettled, list) or not all(isinstance(m, str) for m in unsettled):
+            raise ValueError("bad list of directories")
+        return cls([Segment.from_json(s) for s in body["segments"]],
+                   {str(m): DirTotals.from_json(str(m), e) for m, e in body["open"].items()},
+                   unsettled, float(listed) if listed is not None else None, int(body["cursor"]))
+
+
+class IndexChanged(Exception):
+    """A sealed segment turned out missing or corrupt while it was read: it is dropped; survey again."""
 
 
 @dataclass
@@ -134,29 +250,71 @@ class Survey:
     """Every directory of one kind: totals of all, the files of those read in full.
 
     ``index`` is the summaries' index itself, shared, not a copy (read it, never change it): a survey of a
-    long history allocates only for the directories read now."""
+    long history allocates only for the directories read now and the segments read."""
 
     read: dict[str, DirTotals] = field(default_factory=dict)  # directories read in full now
     files: dict[str, list[CountedFile]] = field(default_factory=dict)  # model -> files, for directories read now
     skipped: list[tuple[str, str, bool]] = field(default_factory=list)  # (path, why, corrupt)
-    index: Mapping[str, DirTotals] = field(default_factory=dict)  # settled directories, from their summaries
+    index: Index = field(default_factory=Index)
+    summaries: "Summaries | None" = None
 
-    @property
-    def dirs(self) -> Mapping[str, DirTotals]:
-        """Every directory's totals (those read now over their index entries)."""
-        return ChainMap(self.read, self.index)
+    def _entries(self) -> Iterator[DirTotals]:
+        """The directories not in a sealed segment: the open segment's and those read now but not summarised
+        (one read now and summarised is in the index: counted there, once)."""
+        yield from self.index.open.values()
+        yield from (d for d in self.read.values() if not d.settled)
 
-    def totals(self) -> Iterator[DirTotals]:
-        """Every directory's totals, once each, without building a merged mapping."""
-        yield from self.read.values()
-        yield from (e for m, e in self.index.items() if m not in self.read)
+    def counts(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(pos_len -> count, pos_len -> count of the random bootstrap) over every directory."""
+        counts: dict[int, int] = {}
+        random_counts: dict[int, int] = {}
+
+        def add(into: dict[int, int], more: Mapping[int, int]) -> None:
+            for p, n in more.items():
+                into[p] = into.get(p, 0) + n
+
+        for s in self.index.segments:
+            add(counts, s.counts)
+            add(random_counts, s.random_counts)
+        for d in self._entries():
+            add(counts, d.counts)
+            if d.random:
+                add(random_counts, d.counts)
+        return counts, random_counts
 
     def total(self, pos_len: int | None = None) -> int:
-        return sum(n for d in self.totals() for p, n in d.counts.items() if pos_len is None or p == pos_len)
+        counts = self.counts()[0]
+        return sum(n for p, n in counts.items() if pos_len is None or p == pos_len)
 
+    def points(self) -> list[tuple[str, float, int, float]]:
+        """(what, newest file's mtime, count, oldest file's mtime): one per directory read now or in the
+        open segment, one per sealed segment (its directories together), unordered."""
+        out = [(f"{s.dirs} directories", s.newest[0], sum(s.counts.values()),
+                s.oldest if s.oldest is not None else s.newest[0]) for s in self.index.segments if s.newest]
+        out += [(d.model, d.newest[0], sum(d.counts.values()), d.oldest if d.oldest is not None else d.newest[0])
+                for d in self._entries() if d.newest is not None]
+        return out
 
-def _sealed(body: dict) -> bytes:
-    return sealed.seal(body)
+    def newest_first(self) -> Iterator[tuple[str | None, DirTotals | tuple[float, str]]]:
+        """The summarised directories not read now, newest file first, as (model, entry); before a sealed
+        segment is read, (None, its newest key): a caller that wants nothing that old stops, and the
+        segment is never read. Raises IndexChanged if a segment turns out corrupt (it is dropped)."""
+        pending = sorted((e.newest, m, e) for m, e in self.index.open.items()
+                         if m not in self.read and e.newest is not None)
+        sealed_refs = sorted((s for s in self.index.segments if s.newest is not None), key=lambda s: s.newest)
+        while pending or sealed_refs:
+            if sealed_refs and (not pending or sealed_refs[-1].newest > pending[-1][0]):
+                seg = sealed_refs.pop()
+                yield None, seg.newest
+                entries = self.summaries._segment(self.index, seg) if self.summaries else None
+                if entries is None:
+                    raise IndexChanged(seg.name)
+                pending.extend((e.newest, m, e) for m, e in entries.items()
+                               if m not in self.read and e.newest is not None)
+                pending.sort()
+                continue
+            _, model, entry = pending.pop()
+            yield model, entry
 
 
 def _unseal(data: bytes, where: str) -> dict:
@@ -175,12 +333,11 @@ class Summaries:
         """cache (path -> CountedFile), kept by the caller between surveys, spares recounting a file
         (published files never change)."""
         self.cache = cache
-        self._parsed: tuple[tuple, dict[str, DirTotals]] | None = None  # (the index file's stamp, its entries)
-        self._index: dict[str, DirTotals] | None = None
-        self._listing: tuple[float, tuple[str, ...]] | None = None  # (selfplay/'s mtime, its model directories)
-        self._seen: tuple | None = None  # (listing, index) the last survey compared
-        self._unknown: list[str] = []  # directories not in the index after the last survey
+        self._parsed: tuple[tuple, Index] | None = None  # (the index file's stamp, the index)
+        self._loaded: OrderedDict[str, dict[str, DirTotals]] = OrderedDict()  # sealed segments read (LRU)
         self._index_written = 0.0
+        self._verified_at = -VERIFY_EVERY_S  # (monotonic) when this process last checked entries
+        self._dirty = False
         self.base = base
         self.storage = base.storage
         self.kind = kind
@@ -188,6 +345,7 @@ class Summaries:
         self.verify_per_scan = verify_per_scan
         self.threads = max(1, threads)
         self.index_path = layout.summary_index(base.root, kind.name)
+        self.segment_root = layout.summary_segments(base.root, kind.name)
         self.dir_root = layout.summaries(base.root, kind.name)
 
     # --- paths ---------------------------------------------------------------------------------
@@ -198,89 +356,189 @@ class Summaries:
     def file_list_path(self, model: str) -> str:
         return posixpath.join(self.dir_root, f"{model}.json")
 
+    def segment_path(self, name: str) -> str:
+        return posixpath.join(self.segment_root, f"{name}.json")
+
     # --- the survey ------------------------------------------------------------------------------
 
     def survey(self, now: float | None = None) -> Survey:
         """Totals of every directory: from the index where it holds, else read in full (and summarised)."""
         now = time.time() if now is None else now
-        models = self._list_models(now)
         index = self._read_index()  # (the parsed index itself: changed in place, written when it changes)
-        changed = False
-        if self._seen is None or models is not self._seen[0] or index is not self._seen[1]:
-            # Directories gone, and directories not in the index: compared only when either changed.
-            present = set(models)
-            vanished = [m for m in index if m not in present]
-            for model in vanished:
-                del index[model]
-            changed = bool(vanished)
-            unknown = [m for m in models if m not in index]
-        else:
-            unknown = list(self._unknown)
-        for model in self._stale(index, now):
-            log.info("summary of %s is stale (the directory changed): reading it again", self.data_dir(model))
-            del index[model]
-            unknown.append(model)
-            changed = True
-        out = Survey(index=index)
-        for model, read in zip(unknown, self._map(self._read_dir, unknown)):
+        self._dirty = False
+        stale = []
+        if time.monotonic() - self._verified_at >= VERIFY_EVERY_S:  # (every fresh process checks; the same
+            self._verified_at = time.monotonic()                    # process again 10 s later at the soonest)
+            stale = self._verify(index, now)
+        new = self._find_new(index, now)
+        out = Survey(index=index, summaries=self)
+        todo = list(dict.fromkeys([*index.unsettled, *new, *stale]))
+        unsettled = []
+        for model, read in zip(todo, self._map(self._read_dir, todo)):
             if read is None:
+                if self.storage.exists(posixpath.join(self.base.selfplay, model)):
+                    unsettled.append(model)  # no data directory yet: looked at again next time
                 continue
             totals, files, skipped = read
             out.read[model] = totals
             out.files[model] = files
             out.skipped.extend(skipped)
-            if not skipped and now - totals.dir_mtime >= self.settle_s:
-                if self._write_file_list(model, totals, files):
-                    totals.verified = now
-                    index[model] = totals
-                    changed = True
+            if not skipped and now - totals.dir_mtime >= self.settle_s and self._write_file_list(model, totals, files):
+                index.open[model] = totals
+                self._dirty = True
             else:
                 totals.settled = False
-        # Check times are kept too (so that the checks go round across processes), at most once a minute.
-        if changed or now - self._index_written >= VERIFIED_WRITE_S:
+                unsettled.append(model)
+        if unsettled != index.unsettled:
+            index.unsettled = unsettled
+            self._dirty = True
+        self._seal(index)
+        # The check cursor is kept too (so that the checks go round across processes), at most once a minute.
+        if self._dirty or now - self._index_written >= VERIFIED_WRITE_S:
             self._write_index(index)
             self._index_written = now
-        self._index = index
-        self._unknown = [m for m in unknown if m not in index]
-        self._seen = (models, self._parsed[1] if self._parsed is not None else None)
         return out
 
-    def _list_models(self, now: float) -> tuple[str, ...]:
-        """selfplay/'s model directories: listed again only when selfplay/ changed (a directory made or
-        removed), or when it changed within the last FRESH_S seconds (mtimes may be coarse)."""
+    def _find_new(self, index: Index, now: float) -> list[str]:
+        """Directories of selfplay/ the index does not know (and those gone, dropped from it).
+
+        Nothing is listed while selfplay/'s mtime is the one recorded. Else one streamed listing with
+        mtimes: a directory made since the last listing has an mtime at least that listing's; if the
+        older ones and the known recent ones add up to the directories known, the rest are new; if not
+        (a directory removed, or a known one changed), every segment is read and names compared."""
+        selfplay = self.base.selfplay
+        mtime = None
         if self.storage.local:
             try:
-                mtime = self.storage.mtime(self.base.selfplay)
+                mtime = self.storage.mtime(selfplay)
             except (FileNotFoundError, NotADirectoryError):
                 mtime = None
-            if mtime is not None and self._listing is not None and self._listing[0] == mtime \
-                    and now - mtime >= FRESH_S:
-                return self._listing[1]
+                if index.known():
+                    return self._compare(index, [])
+                return []
+            if index.listed_mtime is not None and index.listed_mtime == mtime and now - mtime >= FRESH_S:
+                return []
+        since = index.listed_mtime - FRESH_S if index.listed_mtime is not None and mtime is not None else None
+        recent = set(index.open) | set(index.unsettled)
+        count, candidates = 0, []
+        for path, changed in self.storage.scan_subdirs(selfplay):
+            name = posixpath.basename(path)
+            if is_tmp(name):
+                continue
+            count += 1
+            if since is None or changed is None or changed >= since:
+                candidates.append(name)
+        known = [c for c in candidates if c in recent]
+        if since is not None and count - len(candidates) + len(known) == index.known():
+            new = [c for c in candidates if c not in recent]
         else:
-            mtime = None
-        models = tuple(self.storage.list_names(self.base.selfplay))  # (names only: no stat per entry)
-        self._listing = (mtime, models) if mtime is not None else None
-        return models
+            names = candidates if since is None else \
+                [posixpath.basename(p) for p, _ in self.storage.scan_subdirs(selfplay)
+                 if not is_tmp(posixpath.basename(p))]
+            new = self._compare(index, names)
+        if index.listed_mtime != mtime:
+            index.listed_mtime = mtime
+            self._dirty = True
+        return new
+
+    def _compare(self, index: Index, names: list[str]) -> list[str]:
+        """Every directory named in the index against names (selfplay/'s listing): those gone are dropped,
+        and the names the index does not hold are returned. Reads every sealed segment."""
+        present = set(names)
+        known = set(index.unsettled) | set(index.open)
+        for seg in list(index.segments):
+            entries = self._segment(index, seg)
+            if entries is None:
+                continue  # dropped: its directories are among the new ones
+            gone = {m for m in entries if m not in present}
+            if gone:
+                self._take_out(index, seg, entries, gone)
+            known.update(m for m in entries if m in present)
+        for model in [m for m in index.open if m not in present]:
+            del index.open[model]
+            self._dirty = True
+        kept = [m for m in index.unsettled if m in present]
+        if kept != index.unsettled:
+            index.unsettled = kept
+            self._dirty = True
+        return [m for m in names if m not in known]
+
+    def _verify(self, index: Index, now: float) -> list[str]:
+        """Check the entries at the cursor (one segment's, or the open segment's) against their directories;
+        the stale ones are taken out of the index and returned (to be read in full)."""
+        total = index.entries()
+        if total == 0 or self.verify_per_scan <= 0:
+            return []
+        at = index.cursor % total
+        seg, entries = None, None
+        for s in index.segments:
+            if at < s.dirs:
+                seg = s
+                break
+            at -= s.dirs
+        if seg is not None:
+            entries = self._segment(index, seg)
+            if entries is None:
+                index.cursor = 0
+                return []
+        else:
+            entries = index.open
+        due = list(entries)[at:at + self.verify_per_scan]
+
+        def mtime(model: str) -> float | None:
+            try:
+                return self.storage.mtime(self.data_dir(model))
+            except FileNotFoundError:
+                return None
+
+        stale = {m for m, current in zip(due, self._map(mtime, due)) if current != entries[m].dir_mtime}
+        index.cursor = (index.cursor + len(due) - len(stale)) % max(1, total - len(stale))
+        for model in stale:
+            log.info("summary of %s is stale (the directory changed): reading it again", self.data_dir(model))
+        if stale:
+            if seg is not None:
+                self._take_out(index, seg, entries, stale)
+            else:
+                for model in stale:
+                    del index.open[model]
+            self._dirty = True
+        return sorted(stale)
 
     def refresh(self, model: str, now: float | None = None) -> tuple[DirTotals, list[CountedFile],
                                                                       list[tuple[str, str, bool]]] | None:
         """Read a directory in full again (its summary was stale or corrupt) and summarise it anew."""
         now = time.time() if now is None else now
         read = self._read_dir(model)
+        index = self._parsed[1] if self._parsed is not None else None
+        if index is None:
+            return read
+        self._dirty = False
+        self._forget(index, model)
         if read is None:
-            return None
-        totals, files, skipped = read
-        index = self._index
-        if index is not None:
-            index.pop(model, None)
+            index.unsettled.append(model)
+        else:
+            totals, files, skipped = read
             if not skipped and now - totals.dir_mtime >= self.settle_s and self._write_file_list(model, totals, files):
-                totals.verified = now
-                index[model] = totals
+                index.open[model] = totals
             else:
                 totals.settled = False
-                self._unknown.append(model)
-            self._write_index(index)
+                index.unsettled.append(model)
+        self._seal(index)
+        self._write_index(index)
         return read
+
+    def _forget(self, index: Index, model: str) -> None:
+        """Take model's entry out of the index, wherever it is."""
+        if index.open.pop(model, None) is not None:
+            return
+        if model in index.unsettled:
+            index.unsettled.remove(model)
+            return
+        for seg in list(index.segments):
+            entries = self._segment(index, seg)
+            if entries is not None and model in entries:
+                self._take_out(index, seg, entries, {model})
+                return
 
     def files_of(self, model: str, entry: DirTotals) -> list[CountedFile] | None:
         """The file list of a settled directory, checked against it; None if stale or corrupt (read it in full)."""
@@ -307,6 +565,103 @@ class Summaries:
             log.warning("ignoring summary %s: it lists %d files, its index entry %d", path, len(files), entry.files)
             return None
         return files
+
+    # --- sealed segments ---------------------------------------------------------------------------
+
+    def _segment(self, index: Index, seg: Segment) -> dict[str, DirTotals] | None:
+        """A sealed segment's entries, checked against its name and its totals in the index. A missing or
+        corrupt one is dropped from the index (its directories are then found by a full listing): None."""
+        if seg.name in self._loaded:
+            self._loaded.move_to_end(seg.name)
+            return self._loaded[seg.name]
+        path = self.segment_path(seg.name)
+        try:
+            data = self.storage.read_bytes(path)
+            if hashlib.sha256(data).hexdigest() != seg.name:
+                raise ValueError(f"{path}: its content is not the one its name says (altered)")
+            body = _unseal(data, path)
+            if body.get("kind") != self.kind.name:
+                raise ValueError(f"{path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
+            entries = {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
+            if Segment.of(seg.name, entries) != seg:
+                raise ValueError(f"{path}: its totals differ from the index's")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            why = "missing" if isinstance(e, FileNotFoundError) else "corrupt"
+            log.warning("ignoring %s summary segment %s (reading its directories again): %s", why, path, e)
+            if seg in index.segments:
+                index.segments.remove(seg)
+            index.listed_mtime = None  # its directories: found again by the next listing
+            self._write_index(index)
+            return None
+        self._loaded[seg.name] = entries
+        while len(self._loaded) > SEGMENTS_CACHED:
+            self._loaded.popitem(last=False)
+        return entries
+
+    def _write_segment(self, entries: Mapping[str, DirTotals]) -> Segment | None:
+        data = sealed.seal({"version": VERSION, "kind": self.kind.name,
+                            "dirs": {m: e.to_json() for m, e in entries.items()}})
+        name = hashlib.sha256(data).hexdigest()
+        try:
+            self.storage.makedirs(self.segment_root)
+            self.storage.write_bytes(self.segment_path(name), data)
+        except OSError as e:
+            log.warning("cannot write a summary segment in %s: %s", self.segment_root, e)
+            return None
+        self._loaded[name] = dict(entries)
+        while len(self._loaded) > SEGMENTS_CACHED:
+            self._loaded.popitem(last=False)
+        return Segment.of(name, entries)
+
+    def _take_out(self, index: Index, seg: Segment, entries: Mapping[str, DirTotals], models: set[str]) -> None:
+        """A sealed segment without models: written anew (a sealed file never changes), or, if that fails,
+        its other entries back in the open segment."""
+        rest = {m: e for m, e in entries.items() if m not in models}
+        at = index.segments.index(seg)
+        index.segments.pop(at)
+        self._dirty = True
+        if not rest:
+            return
+        new = self._write_segment(rest)
+        if new is None:
+            index.open.update(rest)
+        else:
+            index.segments.insert(at, new)
+
+    def _seal(self, index: Index) -> None:
+        """The open segment's oldest entries become sealed segments of SEGMENT_SIZE each (directories close
+        in time share a segment, so a reader wanting the newest reads few); then segments no index names, an
+        hour old, are removed."""
+        sealed_one = False
+        while len(index.open) >= SEGMENT_SIZE:
+            oldest = dict(sorted(index.open.items(), key=lambda kv: (kv[1].newest or (0.0, ""), kv[0]))[:SEGMENT_SIZE])
+            seg = self._write_segment(oldest)
+            if seg is None:
+                return
+            index.segments.append(seg)
+            for model in oldest:
+                del index.open[model]
+            self._dirty = sealed_one = True
+        if sealed_one:
+            self._sweep(index)
+
+    def _sweep(self, index: Index) -> None:
+        named = {s.name for s in index.segments}
+        now = time.time()
+        for path, mtime in self._segment_files():
+            name = posixpath.basename(path).removesuffix(".json")
+            if name not in named and mtime is not None and now - mtime >= ORPHAN_AGE_S:
+                try:
+                    self.storage.remove(path)
+                except OSError:
+                    pass
+
+    def _segment_files(self) -> Iterator[tuple[str, float | None]]:
+        for path in self.storage.list_files(self.segment_root, ".json"):
+            try:
+                yield path, self.storage.mtime(path)
+            except OSError:
+                continue
 
     # --- reading directories ----------------------------------------------------------------------
 
@@ -353,34 +708,17 @@ class Summaries:
 
     # --- the index and file lists -----------------------------------------------------------------
 
-    def _stale(self, index: dict[str, DirTotals], now: float) -> list[str]:
-        """Check the least recently checked entries against their directories; the stale ones."""
-        due = heapq.nsmallest(self.verify_per_scan, index, key=lambda m: (index[m].verified, m))
-
-        def mtime(model: str) -> float | None:
-            try:
-                return self.storage.mtime(self.data_dir(model))
-            except FileNotFoundError:
-                return None
-
-        stale = []
-        for model, current in zip(due, self._map(mtime, due)):
-            if current != index[model].dir_mtime:
-                stale.append(model)
-            else:
-                index[model].verified = now
-        return stale
-
-    def _read_index(self) -> dict[str, DirTotals]:
-        """The index's entries; a process that surveys again and again reads it again only when it changed."""
+    def _read_index(self) -> Index:
+        """The index; a process that surveys again and again reads it again only when it changed."""
         try:
             info = self.storage.fs.info(self.index_path)
         except FileNotFoundError:
             self._index_written = 0.0
-            return {}
+            self._parsed = None
+            return Index()
         except OSError as e:
             log.warning("cannot read %s (reading every directory): %s", self.index_path, e)
-            return {}
+            return Index()
         stamp = (info.get("mtime"), info.get("size"), info.get("ino"))
         if self._parsed is not None and self._parsed[0] == stamp and stamp[0] is not None:
             return self._parsed[1]
@@ -389,23 +727,22 @@ class Summaries:
             data = self.storage.read_bytes(self.index_path)
         except OSError as e:
             log.warning("cannot read %s (reading every directory): %s", self.index_path, e)
-            return {}
+            return Index()
         try:
             body = _unseal(data, self.index_path)
             if body.get("kind") != self.kind.name:
                 raise ValueError(f"{self.index_path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
-            index = {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
+            index = Index.from_json(body)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             log.warning("ignoring corrupt summary index (reading every directory again): %s", e)
-            return {}
+            return Index()
         self._parsed = (stamp, index)
         return index
 
-    def _write_index(self, index: dict[str, DirTotals]) -> None:
-        body = {"version": VERSION, "kind": self.kind.name, "dirs": {m: e.to_json() for m, e in sorted(index.items())}}
+    def _write_index(self, index: Index) -> None:
         try:
             self.storage.makedirs(posixpath.dirname(self.index_path))
-            self.storage.write_bytes(self.index_path, _sealed(body))
+            self.storage.write_bytes(self.index_path, sealed.seal(index.to_json(self.kind.name)))
             info = self.storage.fs.info(self.index_path)
         except OSError as e:  # a cache: the next scan reads the directories again
             log.warning("cannot write %s: %s", self.index_path, e)
@@ -418,7 +755,7 @@ class Summaries:
                 "files": [[posixpath.basename(f.path), f.count, f.pos_len, f.mtime] for f in files]}
         try:
             self.storage.makedirs(self.dir_root)
-            self.storage.write_bytes(self.file_list_path(model), _sealed(body))
+            self.storage.write_bytes(self.file_list_path(model), sealed.seal(body))
         except OSError as e:
             log.warning("cannot write the summary of %s: %s", self.data_dir(model), e)
             return False

@@ -198,8 +198,13 @@ def summaries(base: str, kind: str) -> str:
 
 
 def summary_index(base: str, kind: str) -> str:
-    """summaries/<kind>.json: the totals of every settled directory's summary."""
+    """summaries/<kind>.json: the index of settled directories (sealed segments' totals, the open segment)."""
     return _join(base, SUMMARIES, f"{kind}.json")
+
+
+def summary_segments(base: str, kind: str) -> str:
+    """summaries/<kind>.segments/: sealed segments of the index, each named by its content's SHA-256."""
+    return _join(base, SUMMARIES, f"{kind}.segments")
 
 
 def train_summary(base: str, name: str) -> str:

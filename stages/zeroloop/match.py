@@ -9,7 +9,10 @@ is scored by Tromp-Taylor area with the komi. Tromp-Taylor counts every
 stone on the board as alive, while engines like GNU Go pass with dead
 stones left standing; so, as on KGS, when both have passed the game goes on
 in a cleanup phase (engines that know ``kgs-genmove_cleanup`` use it, others
-``genmove``) until both pass again (``--no-cleanup`` scores at once). An engine that resigns, sends
+``genmove``) until both pass again (``--no-cleanup`` scores at once). Every engine that knows
+``final_score`` is asked for its own count of each scored game; the summary counts the games where it
+differs from the referee's (GNU Go removes the stones it judges dead, and its cleanup moves do not always
+capture them all). An engine that resigns, sends
 an illegal or unreadable move, refuses a legal move of its opponent,
 crashes or times out loses that game (the SGF's RE says ``+R``, ``+F`` or
 ``+T``); a crashed engine is restarted for the next game and the match goes
@@ -78,6 +81,7 @@ class GameResult:
     result: str  # SGF RE: B+3.5, W+R, B+F, W+T, 0
     reason: str  # score, resign, illegal move, crash, timeout, ...
     moves: int
+    engine_counts: dict[str, str] = field(default_factory=dict)  # label -> the engine's own final_score
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,37 @@ def opening_for_game(openings: list[Opening], i: int, alternate: bool) -> Openin
     return openings[(i // 2 if alternate else i) % len(openings)]
 
 
+def parse_result(text: str) -> float | None:
+    """Black's margin in an SGF/GTP result ('B+3.5' 3.5, 'W+2' -2, '0' 0), None for anything else
+    (resignations, forfeits, unreadable text)."""
+    t = text.strip().upper()
+    if t in ("0", "DRAW", "JIGO"):
+        return 0.0
+    if len(t) < 3 or t[0] not in "BW" or t[1] != "+":
+        return None
+    try:
+        margin = float(t[2:])
+    except ValueError:
+        return None
+    return margin if t[0] == "B" else -margin
+
+
+def count_disagreements(results: list[GameResult], label: str) -> dict[str, int]:
+    """Games where the engine's own count of the final position differs from the referee's: in score, and
+    in the winner (the referee counts Tromp-Taylor area as the stones stand; an engine such as GNU Go removes
+    the stones it judges dead)."""
+    asked = score = winner = 0
+    for r in results:
+        own = parse_result(r.engine_counts.get(label, ""))
+        ref = parse_result(r.result)
+        if own is None or ref is None:
+            continue
+        asked += 1
+        score += own != ref
+        winner += (own > 0) - (own < 0) != (ref > 0) - (ref < 0)
+    return {"games": asked, "score_differs": score, "winner_differs": winner}
+
+
 def format_elo(x: float) -> str:
     return "+inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:+.0f}"
 
@@ -179,6 +214,17 @@ class Seat:
     client: GtpClient
     name: str = ""
     cleanup_command: str = "genmove"
+    counts: bool = False  # knows final_score: asked for its own count of every scored game
+
+    def own_count(self) -> str | None:
+        """The engine's final_score of the position it holds ('B+3', 'W+2.5', '0'), or None."""
+        if not self.counts:
+            return None
+        try:
+            reply = self.client.send("final_score").strip()
+        except (EngineError, GtpFailure):
+            return None
+        return reply if parse_result(reply) is not None else None
 
     def identify(self) -> None:
         parts = []
@@ -191,6 +237,7 @@ class Seat:
         try:
             if self.client.send("known_command kgs-genmove_cleanup") == "true":
                 self.cleanup_command = "kgs-genmove_cleanup"
+            self.counts = self.client.send("known_command final_score") == "true"
         except (EngineError, GtpFailure):
             pass
 
@@ -317,7 +364,8 @@ def play_game(black: Seat, white: Seat, config: MatchConfig,
     winner = game.winner()
     label = None if winner is None else seats[winner].label
     re = game.result()
-    return GameResult(black.label, white.label, label, re, reason, game.move_number), game, re
+    counts = {seat.label: c for seat in (black, white) if (c := seat.own_count()) is not None}
+    return GameResult(black.label, white.label, label, re, reason, game.move_number, counts), game, re
 
 
 @dataclass
@@ -336,7 +384,8 @@ class MatchResult:
             "board_size": self.config.board_size,
             "komi": self.config.komi,
             "engines": {lab: {"command": self.commands[lab], "name": self.names[lab], **{
-                k: v for k, v in asdict(rec).items()}, "points": rec.points} for lab, rec in (("A", a), ("B", b))},
+                k: v for k, v in asdict(rec).items()}, "points": rec.points,
+                "own_count": count_disagreements(self.games, lab)} for lab, rec in (("A", a), ("B", b))},
             "score_a": a.points / max(1, a.games),
             "elo_a_minus_b": finite(elo),
             "elo_95_low": finite(lo),
@@ -429,6 +478,11 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{label} {e['name']}: {e['wins']} wins, {e['losses']} losses, {e['draws']} draws "
                      f"(as black {bc[0]}-{bc[1]}-{bc[2]}, as white {wc[0]}-{wc[1]}-{wc[2]})   [{e['command']}]")
     inf = lambda x, s: format_elo(x if x is not None else s * math.inf)  # noqa: E731
+    for label, e in summary["engines"].items():
+        c = e.get("own_count", {})
+        if c.get("score_differs"):
+            lines.append(f"{label}'s own count (final_score) differs from the referee's in {c['score_differs']} of "
+                         f"{c['games']} scored games, the winner in {c['winner_differs']}")
     lines.append(f"Elo A - B: {inf(summary['elo_a_minus_b'], 1 if summary['score_a'] >= 0.5 else -1)} "
                  f"(95% interval {inf(summary['elo_95_low'], -1)} .. {inf(summary['elo_95_high'], 1)}), "
                  f"A's score {summary['score_a']:.3f}")

@@ -20,7 +20,11 @@ by default:
   gating decisions and ladder ratings, and the plots; open it in any
   Markdown viewer (or read it as text).
 
-Plots use matplotlib's Agg backend: no display is needed.
+Plots use matplotlib's Agg backend: no display is needed. Each plotted
+series keeps at most ``MAX_POINTS`` points (evenly spaced, the first and
+last kept), and self-play data comes a point per sealed segment of the
+summaries' index (``zeroloop.datasummary``), so a plot costs the same
+however long the run.
 """
 
 from __future__ import annotations
@@ -87,13 +91,26 @@ def _cycles(base: BaseDir) -> list[dict]:
     return [by_cycle[k] for k in sorted(by_cycle)]
 
 
+MAX_POINTS = 400  # points a plotted series keeps, however long the run (its first and last always among them)
+
+
+def thin(items: list, max_points: int = MAX_POINTS) -> list:
+    """At most max_points of items, evenly spaced, the first and the last kept (a plot's shape, bounded)."""
+    n = len(items)
+    if n <= max_points:
+        return items
+    step = (n - 1) / (max_points - 1)
+    return [items[round(i * step)] for i in range(max_points)]
+
+
 def _cumulative(points) -> tuple[list[float], list[int]]:
     xs, ys, total = [], [], 0
     for p in points:
         total += p.count
         xs.append(p.time)
         ys.append(total)
-    return xs, ys
+    kept = thin(list(range(len(xs))))
+    return [xs[i] for i in kept], [ys[i] for i in kept]
 
 
 # --- plots ------------------------------------------------------------------------------
@@ -162,13 +179,14 @@ def plot_models(stats: RunStats, t0: float, path: str) -> bool:
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     accepted_at = {r.candidate: r.time for r in recs if r.decision == "accepted"}  # else: when exported
-    when = [accepted_at.get(m.name, m.mtime) for m in models]
-    ax.plot([(t - t0) / 3600 for t in when], [m.samples_trained for m in models], "o-", ms=4)
+    shown = thin(list(models))
+    when = [accepted_at.get(m.name, m.mtime) for m in shown]
+    ax.plot([(t - t0) / 3600 for t in when], [m.samples_trained for m in shown], "o-", ms=4)
     ax.set_ylabel("samples trained")
     ax.set_title(f"accepted models ({len(models)})")
     ax.grid(alpha=0.3)
     for decision, colour in (("accepted", "tab:green"), ("rejected", "tab:red")):
-        pts = [((r.time - t0) / 3600, r.score) for r in recs if r.decision == decision]
+        pts = thin([((r.time - t0) / 3600, r.score) for r in recs if r.decision == decision])
         ax2.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colour, label=decision, ms=5)
     ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax2.set_ylim(-0.05, 1.05)

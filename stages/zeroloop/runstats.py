@@ -42,7 +42,8 @@ _SAMPLES_IN_NAME = re.compile(r"-s(\d+)-d(\d+)$")  # exported models: <prefix>-<
 
 @dataclass(frozen=True)
 class DataPoint:
-    """One self-play directory: its newest file's time and its count (rows or games)."""
+    """Self-play directories (one, or a sealed segment's): their newest file's time, count (rows or games)
+    and oldest file's time."""
 
     model: str
     time: float
@@ -59,6 +60,14 @@ class AcceptedModel:
     data_rows: int
 
 
+@dataclass(frozen=True)
+class ModelTally:
+    """How many models models/ holds, and the newest (the one self-play uses)."""
+
+    count: int
+    newest: AcceptedModel | None
+
+
 class RunStats:
     def __init__(self, base: BaseDir):
         self.base = base
@@ -69,6 +78,8 @@ class RunStats:
         self._accepted: tuple[tuple, tuple[AcceptedModel, ...]] | None = None  # (the listing, its models)
         self._summaries: dict[str, datasummary.Summaries] = {}
         self._listed: tuple[float, tuple[tuple[float, str], ...]] | None = None  # (models/'s mtime, its listing)
+        self._tally: tuple[float, ModelTally] | None = None  # (models/'s mtime, its tally)
+        self._unnamed: dict[str, AcceptedModel | None] = {}  # models not named by an export, read once
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -78,19 +89,18 @@ class RunStats:
         return self._summaries[kind.name].survey()
 
     def data_points(self, kind: str) -> list[DataPoint]:
-        """Per self-play directory, oldest first: when its newest file was written, and its rows ("tdata")
-        or games ("sgfs")."""
+        """Oldest first: when a self-play directory's newest file was written, and its rows ("tdata") or
+        games ("sgfs"); the directories of a sealed segment of the summaries' index as one point (their sum,
+        at their newest file), so that the points stay few however long the run."""
         survey = self._survey(datasummary.TDATA if kind == "tdata" else datasummary.SGFS)
-        points = [DataPoint(m, d.newest[0], sum(d.counts.values()), d.oldest if d.oldest is not None else d.newest[0])
-                  for m, d in survey.dirs.items() if d.newest is not None]
-        return sorted(points, key=lambda p: (p.time, p.model))
+        return sorted((DataPoint(*p) for p in survey.points()), key=lambda p: (p.time, p.model))
 
     def games(self) -> int:
         return self._survey(datasummary.SGFS).total()
 
-    def games_by_model(self) -> dict[str, int]:
-        """Games per self-play model name (``random``: the random evaluator's)."""
-        return {p.model: p.count for p in self.data_points("sgfs")}
+    def random_games(self) -> int:
+        """Games of the random bootstrap (self-play without a model)."""
+        return sum(self._survey(datasummary.SGFS).counts()[1].values())
 
     def rows(self) -> int:
         return self._survey(datasummary.TDATA).total()
@@ -145,6 +155,45 @@ class RunStats:
                 out.append(model)
         self._accepted = (listed, tuple(out))
         return self._accepted[1]
+
+    def model_tally(self) -> ModelTally:
+        """The count of models in models/ and the newest, from one streamed listing: what the loop's cycle
+        summary and status line need, in memory that does not grow with the models (the same object while
+        models/ is unchanged)."""
+        storage = self.base.storage
+        if not storage.local:
+            accepted = self.accepted_models()
+            return ModelTally(len(accepted), accepted[-1] if accepted else None)
+        try:
+            changed = storage.mtime(self.base.models)
+        except (FileNotFoundError, NotADirectoryError):
+            return ModelTally(0, None)
+        now = time.time()
+        if self._tally is not None and self._tally[0] == changed and now - changed >= 2.0:
+            return self._tally[1]
+        count, best, best_key = 0, None, None
+        for path, mtime in storage.scan_subdirs(self.base.models):
+            if mtime is None or is_tmp(path):
+                continue
+            model = self._model_once(path, mtime)
+            if model is None:
+                continue
+            count += 1
+            key = (mtime <= now + modellist.CLOCK_SKEW_TOLERANCE_S, mtime, path)  # (modellist.ranked's order)
+            if best_key is None or key > best_key:
+                best, best_key = model, key
+        if best is not None and best.mtime != best_key[1]:
+            best = dataclasses.replace(best, mtime=best_key[1])
+        self._tally = (changed, ModelTally(count, best))
+        return self._tally[1]
+
+    def _model_once(self, path: str, mtime: float) -> AcceptedModel | None:
+        """A model from its exported name, else from its model.json (read once per process)."""
+        if _SAMPLES_IN_NAME.search(posixpath.basename(path)):
+            return self._model(path, mtime)
+        if path not in self._unnamed:
+            self._unnamed[path] = self._model(path, mtime)
+        return self._unnamed[path]
 
     def _model_dirs(self) -> tuple[tuple[float, str], ...]:
         """(mtime, path) of models/'s directories, oldest first; listed again only when models/ changed

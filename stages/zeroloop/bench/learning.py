@@ -200,7 +200,8 @@ def changed_settings(s: S.LoopSettings) -> dict:
 
 
 def match_record(summary: dict) -> dict:
-    """Engine A's record from a match summary: games, score and Elo with 95% intervals."""
+    """Engine A's record from a match summary: games, score and Elo with 95% intervals, and where each
+    engine's own count of the final positions (final_score) differs from the referee's."""
     a = summary["engines"]["A"]
     n = a["wins"] + a["losses"] + a["draws"]
     lo, hi = wilson_interval(a["points"], n)
@@ -208,13 +209,17 @@ def match_record(summary: dict) -> dict:
     finite = lambda x: round(x, 1) if abs(x) != float("inf") else None  # noqa: E731 (JSON has no infinity)
     return {"games": n, "wins": a["wins"], "losses": a["losses"], "draws": a["draws"],
             "score": round(a["points"] / max(1, n), 4), "score_95": [round(lo, 4), round(hi, 4)],
-            "elo": finite(elo), "elo_95": [finite(elo_lo), finite(elo_hi)], "by_colour": a["by_colour"]}
+            "elo": finite(elo), "elo_95": [finite(elo_lo), finite(elo_hi)], "by_colour": a["by_colour"],
+            "own_counts": {"self": a.get("own_count"), "opponent": summary["engines"]["B"].get("own_count")}}
 
 
 def flip_record(r: dict) -> dict:
     """The same match seen from the other engine."""
     lo, hi = r["score_95"]
     neg = lambda x: None if x is None else -x  # noqa: E731
+    own = r.get("own_counts")
+    if own is not None:
+        r = {**r, "own_counts": {"self": own["opponent"], "opponent": own["self"]}}
     return {**r, "wins": r["losses"], "losses": r["wins"], "score": round(1 - r["score"], 4),
             "score_95": [round(1 - hi, 4), round(1 - lo, 4)], "elo": neg(r["elo"]),
             "elo_95": [neg(r["elo_95"][1]), neg(r["elo_95"][0])],

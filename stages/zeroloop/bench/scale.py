@@ -268,7 +268,7 @@ class Operations:
         stats.rows()
         stats.samples_trained()
         stats.last_losses()
-        stats.accepted_models()
+        stats.model_tally()  # (the loop's cycle summary and status line: the count and the newest)
         stats.decisions_since(time.time() - 3600.0)  # (the loop asks for this cycle's decisions)
 
     def runstats(self) -> None:

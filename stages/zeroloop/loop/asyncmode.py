@@ -70,10 +70,10 @@ class AsyncLoop:
             self.stopping = signal.Signals(signum).name
 
     def status(self, started: float) -> str:
-        accepted = self.stats.accepted_models()
+        models = self.stats.model_tally()
         return (f"[{fmt_seconds(time.monotonic() - started)}] games {self.stats.games():,}, "
                 f"rows {self.stats.rows():,}, samples {self.stats.samples_trained():,}, "
-                f"models accepted {len(accepted)} (newest {accepted[-1].name if accepted else 'none'}); "
+                f"models accepted {models.count} (newest {models.newest.name if models.newest else 'none'}); "
                 f"losses {fmt_losses(self.stats.last_losses())}")
 
     def run(self) -> int:

@@ -51,7 +51,6 @@ from zeroloop.loop import settings as S
 from zeroloop.loop import forking
 from zeroloop.loop.children import Child
 from zeroloop.runstats import RunStats
-from zeroloop.search.evaluators import RANDOM_MODEL_NAME
 from zeroloop.storage import BaseDir
 
 log = logging.getLogger("zeroloop.loop")
@@ -283,7 +282,7 @@ class SyncLoop:
     def step_selfplay(self, state: LoopState) -> str | None:
         games = self.stats.games()
         if state.selfplay_target is None:
-            net_games = games - self.stats.games_by_model().get(RANDOM_MODEL_NAME, 0)
+            net_games = games - self.stats.random_games()
             state.selfplay_target = games + self._cycle_games(state, net_games)
             state.save(self.base)
         remaining = state.selfplay_target - games
@@ -352,15 +351,15 @@ class SyncLoop:
     def _cycle_summary(self, state: LoopState) -> dict:
         games, rows, samples = self.stats.games(), self.stats.rows(), self.stats.samples_trained()
         made = self.stats.decisions_since(state.cycle_time - 1)
-        accepted = self.stats.accepted_models()
+        models = self.stats.model_tally()
         return {
             "cycle": state.cycle, "time": round(time.time(), 3), "seconds": round(time.time() - state.cycle_time, 1),
             "games": games - state.start_games, "total_games": games, "rows": rows - state.start_rows,
             "total_rows": rows, "samples": samples - state.start_samples, "total_samples": samples,
             "nn_evals": state.nn_evals - state.start_nn_evals, "total_nn_evals": state.nn_evals,
             "random_evals": state.random_evals,
-            "losses": self.stats.last_losses(), "accepted_models": len(accepted),
-            "model": accepted[-1].name if accepted else "random",
+            "losses": self.stats.last_losses(), "accepted_models": models.count,
+            "model": models.newest.name if models.newest else "random",
             "gating": [{"candidate": r.candidate, "decision": r.decision, "score": r.score, "games": r.games,
                         "baseline": r.baseline} for r in made],
             "step_seconds": state.step_seconds,

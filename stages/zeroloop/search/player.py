@@ -7,7 +7,9 @@ policy temperature, no forced playouts) and plays the most visited move
 (with ``use_lcb``: the move whose value's lower confidence bound is
 clearly best, if it has enough visits).
 Each genmove searches afresh: GTP may undo, set up or replace the
-position between calls. ``from_args`` builds it for ``zeroloop gtp
+position between calls. Asked for a move after two passes (a referee's
+cleanup phase), it counts the passes from there, so it can still capture
+dead stones before two more passes end the game. ``from_args`` builds it for ``zeroloop gtp
 --model PATH --visits V`` (``zeroloop.player.model_player``).
 """
 
@@ -60,7 +62,14 @@ class SearchPlayer:
         search = self._search_for(n, history)
         moves_played = int(game.board[B.H_MOVE_NUM])
         max_moves = game.max_moves if game.max_moves else moves_played + 4 * n * n
-        search.set_position(0, game.board, game.hist, colour, game.rules.komi, max_moves, game.recent_boards())
+        board = game.board
+        if board[B.H_PASSES] >= 2:
+            # Asked for a move after two passes: the controller plays a cleanup phase (zeroloop match, KGS), which
+            # two more passes end. Counted from the game's start the root would be over, and the search would pass
+            # without a look at the dead stones still standing in its area.
+            board = board.copy()
+            board[B.H_PASSES] -= 2
+        search.set_position(0, board, game.hist, colour, game.rules.komi, max_moves, game.recent_boards())
         search.start_search(0, self.visits)
         evaluate = self.evaluator.evaluate
         while search.searching(0):

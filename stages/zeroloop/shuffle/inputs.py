@@ -11,10 +11,11 @@ either ``pos_len`` selects one and the others are left out (logged), or
 finding several is an error that lists them.
 
 History is not read again: settled directories come from their summaries
-(``zeroloop.datasummary``), and given the window's size (``need``) only the
-newest directories' file lists are read, newest first, until the files
-newer than every directory left out cover the window; the rest count as
-``older_rows``. A shuffle's reads then grow with its window, not with the
+(``zeroloop.datasummary``): the window's size (``need``) follows from the
+index's totals, and only the newest directories' file lists are read, newest
+first (a sealed segment of the index only when its newest file may be in the
+window), until the files newer than every directory left out cover the
+window; the rest count as ``older_rows``. A shuffle's reads then grow with its window, not with the
 run's history.
 """
 
@@ -78,24 +79,31 @@ def scan(base: BaseDir, pos_len: int | None = None, threads: int = 16,
     all): when given, older files are counted from summaries, not listed.
     """
     summaries = datasummary.Summaries(base, datasummary.TDATA, threads=threads)
+    for attempt in range(3):
+        try:
+            return _scan(summaries, pos_len, need)
+        except datasummary.IndexChanged:  # a corrupt segment, dropped: its directories are found again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _scan(summaries: datasummary.Summaries, pos_len: int | None,
+          need: Callable[[int, int], int | None] | None) -> Scan:
     survey = summaries.survey()
     loaded: dict[str, list[CountedFile]] = dict(survey.files)
     problems = list(survey.skipped)
-    by_len: Counter = Counter()
-    for d in survey.totals():
-        for p, n in d.counts.items():
-            if n > 0:
-                by_len[p] += n
-    chosen = _choose_pos_len(by_len, pos_len)
-    total = by_len.get(chosen, 0)
-    random_total = sum(d.counts.get(chosen, 0) for d in survey.totals() if d.random)
+    counts, random_counts = survey.counts()
+    chosen = _choose_pos_len(Counter({p: n for p, n in counts.items() if n > 0}), pos_len)
+    total = counts.get(chosen, 0)
+    random_total = random_counts.get(chosen, 0)
     wanted = need(total, random_total) if need is not None else None
-    pending = sorted(((d.newest, m) for m, d in survey.index.items() if m not in loaded and d.newest is not None),
-                     reverse=True)
-    for _, model in pending:
-        entry = survey.index[model]
-        if wanted is not None and _rows_newer(loaded, chosen, entry.newest) >= wanted:
+    for model, entry in survey.newest_first():
+        key = entry if model is None else entry.newest
+        if wanted is not None and _rows_newer(loaded, chosen, key) >= wanted:
             break  # every file left out is older than the window
+        if model is None:
+            continue  # (a sealed segment whose directories may hold files of the window: read next)
         files = summaries.files_of(model, entry)
         if files is None:
             read = summaries.refresh(model)
