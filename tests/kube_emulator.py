@@ -251,7 +251,14 @@ def kubeconfig_text(url: str) -> str:
     )
 
 
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+# How long a wait gives up after: a bound for an operator that is stuck, not the pace expected of it. On a
+# loaded 2-core machine (load average 7 and more) one reconcile can take many seconds, so a wait for
+# what the operator will do must never be the test's measure of speed; what must NOT happen is checked
+# after counted events (the refresh timer's rounds, retries), never after a fixed sleep.
+PATIENCE = 60.0
+
+
+async def wait_for(predicate, timeout: float = PATIENCE, interval: float = 0.05, what: str = "condition"):
     """Poll predicate() (sync) until it returns something truthy; return that."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

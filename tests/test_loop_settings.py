@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -36,11 +37,25 @@ def test_every_setting_has_a_doc_and_a_flag():
     (("--komi", "7.3"), "--komi 7.3: must be a multiple of 0.5"),
     (("--komi", "500"), "--komi 500.0: must be in -150.0..150.0"),
     (("--lr-warmup-samples", "-1"), "--lr-warmup-samples -1: must be at least 0"),
-    (("--samples-per-epoch", "64", "--batch-size", "128"), "is less than one batch"),
+    (("--samples-per-epoch", "64", "--batch-size", "128"), "--samples-per-epoch 64 is less than one batch "
+                                                            "(--batch-size 128)"),
 ])
 def test_a_bad_value_is_refused_with_its_flag(flags, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(UserError, match=re.escape(message)):
         parse(*flags)
+
+
+def test_every_bad_selfplay_key_is_named_and_a_problem_across_keys_names_the_flag():
+    with pytest.raises(UserError) as err:
+        parse("--selfplay-key", "cpuct=-1", "--selfplay-key", "max_visit=3")
+    assert str(err.value) == ("--selfplay-key: cpuct = -1.0 is below the minimum 0.0; --selfplay-key: unknown key "
+                              "max_visit (did you mean max_visits? `zeroloop selfplay --help-config` lists every key)")
+    with pytest.raises(UserError) as err:
+        parse("--visits", "32", "--selfplay-key", "reduce_visits=true", "--selfplay-key", "reduced_visits_min=40")
+    assert str(err.value) == ("--selfplay-key: reduced_visits_min 40 is more than max_visits 32 "
+                              "(max_visits is --visits)")
+    assert parse("--visits", "48", "--selfplay-key", "reduce_visits=true",
+                 "--selfplay-key", "reduced_visits_min=40").check() is None
 
 
 def test_an_unknown_net_is_refused_by_its_flag():

@@ -18,7 +18,7 @@ import kubernetes.config.kube_config
 import pytest
 
 import crd_rules
-from kube_emulator import TRAININGRUNS, StampingEmulator, declare_resources, kubeconfig_text, wait_for
+from kube_emulator import PATIENCE, TRAININGRUNS, StampingEmulator, declare_resources, kubeconfig_text, wait_for
 from zeroloop_operator.config import OperatorConfig
 from zeroloop_operator.handlers import register
 
@@ -30,7 +30,8 @@ SERVICES = "v1/services"
 EVENTS = "v1/events"
 COMPONENTS = ("selfplay", "shuffler", "trainer", "gatekeeper")
 
-pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(60)]
+# A test's bound: several waits, each bounded by PATIENCE; a passing test takes seconds.
+pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(4 * PATIENCE)]
 
 
 def run_object(name: str = "demo", **spec) -> dict:
@@ -72,7 +73,7 @@ async def operator(kmock, tmp_path, monkeypatch):
     yield kmock
     await settle(kmock)
     stop.set()
-    await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, PATIENCE)
     assert not thread.is_alive(), "the operator did not stop"
 
 
@@ -83,7 +84,7 @@ async def settle(kmock) -> None:
         return all((r.get("status") or {}).get("observedGeneration") == r["metadata"].get("generation")
                    for r in runs)
     try:
-        await wait_for(settled, timeout=3, what="settled")
+        await wait_for(settled, timeout=PATIENCE / 2, what="settled")
     except AssertionError:
         pass
 
@@ -102,6 +103,19 @@ async def patch(kmock, path: str, body) -> dict:
 
 def run_path(name: str = "demo") -> str:
     return f"/apis/zeroloop.io/v1alpha1/namespaces/{NS}/trainingruns/{name}"
+
+
+async def timer_rounds(kmock, rounds: int = 3, name: str = "demo") -> None:
+    """Wait until the refresh timer has run rounds more times: what a sleep cannot promise on a loaded machine.
+
+    Each round begins by reading the run (nothing else GETs it: kopf watches), so rounds + 1 reads from now
+    are at least rounds whole rounds.
+    """
+    def reads():
+        return len(list(kmock["get", run_path(name)]))
+
+    start = reads()
+    await wait_for(lambda: reads() >= start + rounds + 1, what=f"{rounds} rounds of the refresh timer")
 
 
 def obj(kmock, resource: str, name: str) -> dict | None:
@@ -308,7 +322,7 @@ async def test_invalid_spec_gives_degraded_and_an_event_and_recovers(operator):
     events = await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
     assert events[0]["type"] == "Warning" and "exceeds its limit" in events[0]["message"]
     assert events[0]["involvedObject"]["name"] == "demo"
-    await asyncio.sleep(1.0)  # several timer rounds: still nothing made, no retry storm
+    await timer_rounds(kmock)  # still nothing made, no retry storm
     assert obj(kmock, DEPLOYMENTS, "demo-trainer") is None
     assert len(warning_events(kmock, "InvalidSpec")) == 1
     await patch(kmock, run_path(), {"spec": {"trainer": {"resources": {"requests": {"cpu": "2"}}}}})
@@ -339,9 +353,7 @@ async def test_a_selfplay_config_selfplay_would_refuse_changes_nothing_running(o
     assert "spec.selfplay.config: dirichlet_weight = 2.0 is above the maximum 1.0" in degraded["message"]
     (event,) = await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="a Warning event")
     assert "unknown key max_visit" in event["message"] and event["involvedObject"]["name"] == "demo"
-    # The refresh timer reads the run every round (0.3 s): let three rounds pass, counted, not slept.
-    rounds = len(list(kmock["get", run_path()]))
-    await wait_for(lambda: len(list(kmock["get", run_path()])) >= rounds + 3, what="three timer rounds")
+    await timer_rounds(kmock)
     assert children_now(kmock) == before
     assert condition(kmock, "Degraded")["status"] == "True" and len(warning_events(kmock, "InvalidSpec")) == 1
     await patch(kmock, run_path(), {"spec": {"selfplay": {"config": {"max_visit": None, "dirichlet_weight": 0.5}}}})
@@ -362,7 +374,7 @@ async def test_converges_despite_api_errors(operator):
     kmock["patch", run_path() + "/status"][:2] << 500
     await create(kmock, run_object(selfplay={"replicas": 4}))
     await all_children(kmock)
-    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, timeout=20, what="status written")
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="status written")
     await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-selfplay")["spec"]["replicas"] == 4, what="replicas")
     for component in COMPONENTS:
         dep = obj(kmock, DEPLOYMENTS, f"demo-{component}")
@@ -394,6 +406,10 @@ class MetricsServers:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if texts[ip] is None:  # a pod that cannot be read (as if blocked)
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 body = texts[ip].encode()
                 self.send_response(200 if self.path == "/metrics" else 404)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -480,7 +496,7 @@ async def test_progress_comes_from_the_pods_metrics(operator):
         await wait_for(lambda: progress().get("rejectedModels") == 1, what="a rejection")
         assert progress()["latestModel"] == "demo-b6c96-s3000-d1200"
         assert progress()["lastGating"]["result"] == "rejected"
-        await asyncio.sleep(0.8)  # more rounds with the same counters add nothing
+        await timer_rounds(kmock)  # more rounds with the same counters add nothing
         assert progress()["games"] == 20 and progress()["acceptedModels"] == 1
 
         # A pod that goes away is forgotten; its games stay counted.
@@ -606,18 +622,21 @@ async def test_a_child_name_owned_by_someone_else_is_not_taken_over(operator):
 
 async def test_unreadable_metrics_set_a_condition_until_they_can_be_read(operator):
     kmock = operator
-    servers = MetricsServers(["127.0.0.2"])
+    # b answers 503 (an address where nothing listens could be any other process's port on a shared machine).
+    servers = MetricsServers(["127.0.0.2", "127.0.0.9"])
     try:
         await create(kmock, run_object(metrics={"port": servers.port}))
         await all_children(kmock)
         servers.texts["127.0.0.2"] = exposition(games=4, model="demo-b6c96-s1-d1")
+        servers.texts["127.0.0.9"] = None
         add_pod(kmock, "demo-selfplay-a", "demo", "selfplay", "127.0.0.2")
-        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.9")  # nothing listens: as if blocked
-        blocked = await wait_for(lambda: (c := condition(kmock, "MetricsReadable")) and c["status"] == "False" and c,
-                                 what="MetricsReadable False")
+        add_pod(kmock, "demo-selfplay-b", "demo", "selfplay", "127.0.0.9")
+        # Under load a's answer may come after the per-pod timeout (1 s) in some round: wait for a round it made.
+        blocked = await wait_for(lambda: (c := condition(kmock, "MetricsReadable")) and c["status"] == "False"
+                                 and "demo-selfplay-a" not in c["message"] and c, what="only b unreadable")
         assert blocked["reason"] == "ScrapeFailed" and "demo-selfplay-b" in blocked["message"]
-        assert "demo-selfplay-a" not in blocked["message"]
-        assert (run_status(kmock).get("progress") or {}).get("games") == 4, "readable pods still count"
+        await wait_for(lambda: (run_status(kmock).get("progress") or {}).get("games") == 4,
+                       what="readable pods still count")
         # A spec change reconciles and rewrites the conditions: this one stays until a scrape says otherwise.
         await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 700}}})
         await wait_for(lambda: run_status(kmock).get("observedGeneration") == 2, what="reconciled")
@@ -649,7 +668,7 @@ async def test_a_dotted_run_name_creates_nothing(operator):
     assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
     assert "'go19.v2' must be a DNS-1035 label" in degraded["message"]
     await wait_for(lambda: warning_events(kmock, "InvalidSpec"), what="an event")
-    await asyncio.sleep(0.6)
+    await timer_rounds(kmock, name="go19.v2")
     assert children_of(kmock, "go19") == [], "nothing may be created for a run that cannot be completed"
 
 
@@ -678,7 +697,8 @@ async def test_a_spec_core_kubernetes_refuses_is_degraded_with_its_message_and_n
     (event,) = await wait_for(lambda: warning_events(kmock, "APIRejected"), what="a Warning event")
     assert event["type"] == "Warning" and "operator must be Exists" in event["message"]
     posts = len([r for r in kmock["post", deployments] if r.data["metadata"]["name"] == "demo-trainer"])
-    await asyncio.sleep(1.0)  # retries would come after 0.2 s, timer rounds every 0.3 s: none may try again
+    # Retries would come 0.2 s after a failure, timer rounds 0.3 s apart: in three rounds, none may try again.
+    await timer_rounds(kmock)
     assert len([r for r in kmock["post", deployments] if r.data["metadata"]["name"] == "demo-trainer"]) == posts
     assert condition(kmock, "Degraded")["reason"] == "APIRejected", "the refresh keeps the refusal"
     assert len(warning_events(kmock, "APIRejected")) == 1
@@ -700,7 +720,7 @@ async def test_temporary_api_errors_back_off_exponentially(operator):
     kmock["patch", config_patch][:3] << 503
     start = asyncio.get_running_loop().time()
     await create(kmock, run_object())
-    await wait_for(lambda: len(list(kmock["patch", config_patch])) >= 4, timeout=20, what="the fourth try")
+    await wait_for(lambda: len(list(kmock["patch", config_patch])) >= 4, what="the fourth try")
     elapsed = asyncio.get_running_loop().time() - start
     assert elapsed >= 1.35, f"four tries in {elapsed:.2f} s: the delay did not grow"
     await all_children(kmock)
@@ -724,17 +744,30 @@ async def test_conditions_name_the_generation_reconcile_acted_on(operator):
     # A refresh that read the run before its first reconcile may still land (it heals next round):
     # wait for a round that began after it (progress.updateTime is when a round began, to the second).
     reconciled = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    await asyncio.sleep(1.05)
     await wait_for(lambda: (run_status(kmock).get("progress") or {}).get("updateTime", "") > reconciled,
                    what="a refresh after the reconcile")
-    # Three failures: retries after 0.2, 0.4 and 0.8 s, while the timer refreshes every 0.3 s.
-    kmock["patch", f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"][:3] << 503
+    # Three refused tries: retries after 0.2, 0.4 and 0.8 s, while the timer refreshes every 0.3 s. Until the
+    # fourth try the change is not applied, so no status may claim it; kmock answers in this event loop, so
+    # the tries counted and the status read are of one moment.
+    selfplay = f"/apis/apps/v1/namespaces/{NS}/deployments/demo-selfplay"
+    kmock["patch", selfplay][:3] << 503
     await patch(kmock, run_path(), {"spec": {"selfplay": {"visits": 900}}})
-    await asyncio.sleep(0.8)
-    status = run_status(kmock)
+    refused_seen = []
+
+    def applied() -> bool:
+        tries = len(list(kmock["patch", selfplay]))
+        if tries >= 4:
+            return True
+        status = run_status(kmock)
+        assert status["observedGeneration"] == 1, status
+        assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]
+        if tries:
+            refused_seen.append(tries)
+        return False
+
+    await wait_for(applied, what="the fourth try")
+    assert refused_seen, "the status was never read between the refused tries"
     assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["generation"] == 2
-    assert status["observedGeneration"] == 1
-    assert {c["observedGeneration"] for c in status["conditions"]} == {1}, status["conditions"]
     await wait_for(lambda: {c["observedGeneration"] for c in run_status(kmock)["conditions"]} == {2}
                    and run_status(kmock)["observedGeneration"] == 2, what="generation 2 reconciled")
 
@@ -778,7 +811,7 @@ async def test_progress_of_200_selfplay_pods(operator):
         def progress():
             return run_status(kmock).get("progress") or {}
 
-        await wait_for(lambda: progress().get("games") == want, what=f"{want} games from 190 pods", timeout=60)
+        await wait_for(lambda: progress().get("games") == want, what=f"{want} games from 190 pods")
         listed = {p["name"] for p in progress()["pods"]}
         assert len(listed) == 190 and not listed & {f"demo-selfplay-{n}" for n in hung}  # never read: not listed
     finally:

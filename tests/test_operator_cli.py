@@ -16,10 +16,10 @@ import urllib.request
 import pytest
 
 from conftest import cli, cli_env
-from kube_emulator import StampingEmulator, declare_resources, kubeconfig_text, wait_for
+from kube_emulator import PATIENCE, StampingEmulator, declare_resources, kubeconfig_text, wait_for
 from test_operator import DEPLOYMENTS, NS, create, obj, run_object
 
-pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(5 * PATIENCE)]
 
 
 def free_port() -> int:
@@ -54,14 +54,14 @@ async def test_operator_process_reconciles_and_stops_on_sigterm(kmock, tmp_path,
     log = open(tmp_path / "operator.log", "w")
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer"), timeout=40, what="children")
+        await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer"), what="children")
         # Stopping kopf in the middle of a handler costs it a 5 s wait for hung tasks.
         await wait_for(lambda: "Creation is processed" in (tmp_path / "operator.log").read_text(),
-                       timeout=20, what="creation processed")
+                       what="creation processed")
         loop = asyncio.get_running_loop()
-        assert await wait_for(lambda: healthz(port) == 200, timeout=10, what="liveness")
+        assert await wait_for(lambda: healthz(port) == 200, what="liveness")
         proc.send_signal(signal.SIGTERM)
-        code = await loop.run_in_executor(None, proc.wait, 15)
+        code = await loop.run_in_executor(None, proc.wait, PATIENCE)
         assert code == 0, (tmp_path / "operator.log").read_text()[-2000:]
     finally:
         if proc.poll() is None:
@@ -77,9 +77,9 @@ async def test_operator_process_reconciles_and_stops_on_sigterm(kmock, tmp_path,
     with open(tmp_path / "operator2.log", "w") as log2:
         proc = subprocess.Popen(argv, env=env, stdout=log2, stderr=subprocess.STDOUT)
         try:
-            await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer"), timeout=40, what="resumed")
+            await wait_for(lambda: obj(kmock, DEPLOYMENTS, "demo-trainer"), what="resumed")
             await wait_for(lambda: "Resuming is processed" in (tmp_path / "operator2.log").read_text(),
-                           timeout=20, what="resuming processed")
+                           what="resuming processed")
         finally:
             proc.send_signal(signal.SIGTERM)
             await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)

@@ -47,11 +47,28 @@ def save_net(models: Path, name: str, seed: int) -> None:
     save_model(storage, path, net, ModelInfo.for_model(net, name))
 
 
-def selfplay(base: Path, *extra: str, seed: int = 1) -> subprocess.Popen:
+def selfplay(base: Path, *extra: str, seed: int = 1, env: dict[str, str] | None = None,
+             stderr=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen(cli("selfplay", "--output-dir", str(base / "selfplay"), "--models-dir",
                                 str(base / "models"), "--config", str(base / "sp.toml"), "--seed", str(seed),
                                 "--threads", "1", *extra),
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(env), stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+# What a self-play process has no use for before its first search step (each costs a fresh start time).
+# Not scipy: numba probes for it (the import line appears even where it is not installed).
+UNUSED_AT_START = ("matplotlib", "kubernetes", "kopf", "sympy", "pandas", "torch._dynamo", "torch._inductor")
+
+
+def imported_before(log: str, line: str) -> set[str]:
+    """Modules a process logged under PYTHONPROFILEIMPORTTIME=1 before its first line containing `line`."""
+    names = set()
+    for text in log.splitlines():
+        if line in text:
+            return names
+        if text.startswith("import time:") and "|" in text:
+            names.add(text.rsplit("|", 1)[1].strip())
+    raise AssertionError(f"no {line!r} in the log")
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -61,7 +78,7 @@ def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    return err
+    return err or ""
 
 
 def wait_for(pattern: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -115,11 +132,16 @@ def test_sigterm_saves_games_in_progress_and_a_restart_finishes_each_exactly_onc
     (tmp_path / "models").mkdir()
     (tmp_path / "sp.toml").write_text(toml(inprogress_save_seconds=60.0, inprogress_stale_seconds=300.0))
     save_net(tmp_path / "models", "m1", 1)
-    proc = selfplay(tmp_path)
-    wait_for(str(tmp_path / "selfplay" / "m1" / "tdata" / "*.npz"), proc)
-    proc.send_signal(signal.SIGTERM)
-    log = finish(proc, 10)
+    with open(tmp_path / "stderr", "w") as err:  # a file: the import lines would fill a pipe
+        proc = selfplay(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}, stderr=err)
+        wait_for(str(tmp_path / "selfplay" / "m1" / "tdata" / "*.npz"), proc)
+        proc.send_signal(signal.SIGTERM)
+        finish(proc, 10)
+    log = (tmp_path / "stderr").read_text()
     assert "games in progress saved for later" in log
+    imported = imported_before(log, "first search step")
+    assert "torch" in imported and "numba" in imported  # the log does list the imports
+    assert not {m for m in imported if m.startswith(UNUSED_AT_START)}, "a fresh start imports what it does not use"
     saved = read_saved(tmp_path)
     assert [Path(p).name.count(".live-") for p in saved_files(tmp_path)] == [0]  # let go: free to adopt
     games = {g.game_id: g for s in saved for g in s.playing}
@@ -434,3 +456,50 @@ def test_periodic_save_every_k_moves_and_the_operators_stop_budget(tmp_path):
     # The operator gives a stopping pod's searches a third of its grace period, 5 s at most.
     from zeroloop_operator import stageconfig
     assert stageconfig.stop_search_seconds(60) == 5.0 and stageconfig.stop_search_seconds(9) == 3.0
+
+
+def test_a_stop_cuts_searches_far_from_their_end_and_those_out_of_time():
+    from zeroloop.selfplay.stopping import searches_to_cut
+    visits = np.array([10, 10, 60, 90, 0, 50])
+    targets = np.array([100, 25, 100, 100, 25, 100])
+    searching = np.array([True, True, True, True, False, True])
+    # Before the first step only the evaluation rule: 90 to go after 10 done, 15 after 10 are cut.
+    assert list(searches_to_cut(visits, targets, searching, None, 5.0)) == [0, 1]
+    # At 0.1 s a step with 2 s left, 20 steps fit: 40 and 50 to go do not, 10 does.
+    assert list(searches_to_cut(visits, targets, searching, 0.1, 2.0)) == [0, 1, 2, 5]
+    assert list(searches_to_cut(visits, targets, searching, 0.1, 0.0)) == [0, 1, 2, 3, 5]
+    assert list(searches_to_cut(visits, targets, searching & False, 0.1, 0.0)) == []
+
+
+def test_a_stop_finishes_the_searches_near_their_end_and_saves_the_rest_with_their_kind(tmp_path):
+    from zeroloop.search import tree
+
+    engine = _engine(tmp_path, _config(num_games=12, max_visits=40, cheap_visits=10, full_search_prob=0.5,
+                                       inprogress_stop_search_seconds=600.0), 3)
+    s = engine.search
+    for _ in range(200):  # until searches both near and far from their end are there to stop
+        engine.tick()
+        before = {g: (st.turn, st.full_search, s.root_visits(g), int(s.game_i[g, tree.G_TARGET]))
+                  for g, st in enumerate(engine.slots) if st is not None and s.searching(g)}
+        near = {g for g, (_, _, v, t) in before.items() if t - v <= v}
+        if near and set(before) - near:
+            break
+    assert near and set(before) - near
+    engine.request_stop()
+    engine._finish_searches()  # with 600 s, time never cuts: only the evaluation rule does
+    assert engine.counters.stop_searches_cut == len(before) - len(near)
+    for g, (turn, full, _, _) in before.items():
+        state = engine.slots[g]
+        if state is None:  # its move ended the game: finished, written at the shutdown
+            assert g in near
+            continue
+        assert state.turn == turn + (g in near)  # near its end: its move; else cut, at the same position
+        assert not s.searching(g)
+        if g not in near:
+            assert state.full_search == full  # resumed with the kind of search the stop cut short
+    playing = {st.game_id: st.full_search for st in engine.slots if st is not None}
+    engine.shutdown()
+    saved = {g.game_id: g.full_search for p in saved_files(tmp_path)
+             for g in snapshot.decode(Path(p).read_bytes(), p).playing}
+    assert set(playing) <= set(saved)
+    assert all(saved[gid] == full for gid, full in playing.items() if full is not None)

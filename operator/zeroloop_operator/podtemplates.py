@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zeroloop import plan
+from zeroloop import layout, plan
 from zeroloop_operator import naming, stageconfig
 from zeroloop_operator.spec import GPU_RESOURCE, Pods, RunSpec, quantity_text
 
@@ -58,6 +58,11 @@ STAGES = {"selfplay": "selfplay", "shuffler": "shuffle-export-loop", "trainer": 
 def basedir(run: str) -> str:
     """The run's BASEDIR on the volume (several runs can share one claim)."""
     return f"{DATA_MOUNT}/{run}"
+
+
+def run_cache_env(run: str) -> dict[str, str]:
+    """Caches a run's pods share on its volume (outliving any one pod), over SCRATCH_ENV's."""
+    return {"NUMBA_CACHE_DIR": layout.numba_cache(basedir(run))}
 
 
 def stage_args(component: str, run: str, spec: RunSpec) -> list[str]:
@@ -114,7 +119,8 @@ def container(component: str, run: str, spec: RunSpec, pods: Pods) -> dict[str, 
         mounts.append({"name": "config", "mountPath": stageconfig.CONFIG_DIR, "readOnly": True})
     if component == "trainer":
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    env = [{"name": k, "value": v} for k, v in SCRATCH_ENV.items()]
+    # numba's cache on the run's volume: a new pod loads the compiled search rather than compiling it
+    env = [{"name": k, "value": v} for k, v in {**SCRATCH_ENV, **run_cache_env(run)}.items()]
     env += [{"name": "PYTHONUNBUFFERED", "value": "1"},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     c: dict[str, Any] = {

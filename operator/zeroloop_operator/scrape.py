@@ -16,7 +16,9 @@ request gets ``timeout`` seconds in all (connect, headers and body; a pod
 that answers a byte at a time is cut off too), a body larger than
 ``MAX_METRICS_BYTES`` is refused, and the round ends at its ``deadline``
 whatever is still pending (those pods count as failures this round; their
-threads end within their own timeout). Each answer is parsed in its worker
+threads end within their own timeout). Pods are asked in a new random order
+each round: were the order fixed, an operator too slow to ask every pod
+before the deadline would never read the same last pods in any round. Each answer is parsed in its worker
 down to the few series ``progress`` reads, so memory holds ``workers``
 bodies at most, not one per pod.
 """
@@ -24,6 +26,7 @@ bodies at most, not one per pod.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import urllib.error
@@ -126,6 +129,7 @@ def scrape_pods(pods: list[dict], port: int, timeout: float = 3.0, workers: int 
             meta = pod.get("metadata") or {}
             component = (meta.get("labels") or {}).get(naming.LABEL_COMPONENT, "")
             targets.append((meta.get("name", ""), component, metrics_url(ip, port)))
+    random.shuffle(targets)  # under a deadline, no pod is always last
     out = Scrape(targets=len(targets))
     answers: list[tuple[progress.PodMetrics | None, str]] = []
     if targets:

@@ -9,7 +9,8 @@ KataGo's (``selfplay/<model>/tdata``, ``shuffleddata/``, ``train/<name>/``,
 settled self-play directories hold, so readers need not list them again),
 ``logs/`` (one log per
 stage the local loop starts), ``loop/`` (the local loop's settings, state,
-cycle records and first model), ``ladder/`` and ``report/``.
+cycle records and first model), ``ladder/``, ``report/`` and ``cache/`` (the
+compiled code a run's pods share).
 
 Pure: no I/O and no imports beyond the standard library, so the operator
 (which never mounts a run's volume) and the run plan use it too. BASEDIR is
@@ -48,6 +49,7 @@ LOGS = "logs"
 LOOP = "loop"
 LADDER = "ladder"
 REPORT = "report"
+CACHE = "cache"
 
 # A model directory's two files (zeroloop.nn.modelfile defines what they hold).
 MODEL_WEIGHTS = "model.safetensors"
@@ -291,6 +293,17 @@ def report(base: str) -> str:
 def report_file(base: str) -> str:
     """report/report.md, with its plots beside it."""
     return _join(base, REPORT, "report.md")
+
+
+def numba_cache(base: str) -> str:
+    """cache/numba/: numba's compiled functions, shared by a run's pods (NUMBA_CACHE_DIR).
+
+    On the run's volume, not a pod's scratch: a new pod (a rollout, a preempted node) then loads
+    the search instead of compiling it again (about a minute of CPU). numba keys each entry by
+    Python version, source stamp and CPU, and writes every file by atomic rename, so pods on
+    different nodes share the directory safely.
+    """
+    return _join(base, CACHE, "numba")
 
 
 def measure(base: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class LoopSettings:
     komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
                                 lo=-150.0, hi=150.0)
     # self-play
-    visits: int = option(64, "visits of a full self-play search (a training row)", lo=1)
+    visits: int = option(32, "visits of a full self-play search (a training row)", lo=1)
     cheap_visits: int | None = option(None, "visits of a cheap self-play search (default visits/4)", lo=1)
     full_search_prob: float = option(0.25, "share of self-play moves that get a full search", above=0.0, hi=1.0)
     games_at_once: int = option(64, "self-play games at once (the net's batch size)", lo=1)
@@ -120,7 +121,8 @@ class LoopSettings:
             problems.append(f"--name-prefix {self.name_prefix!r}: {probe}")
         problems += [p for f in dataclasses.fields(self) if (p := config.range_problem(f, getattr(self, f.name)))]
         if self.samples_per_epoch < self.batch_size:
-            problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch")
+            problems.append(f"--samples-per-epoch {self.samples_per_epoch} is less than one batch (--batch-size "
+                            f"{self.batch_size})")
         if self.komi is not None and self.komi * 2 != int(self.komi * 2):
             problems.append(f"--komi {self.komi}: must be a multiple of 0.5")
         try:
@@ -154,18 +156,32 @@ def key_value(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+# Self-play config keys the run plan sets from the loop's own flags (named in a problem across keys).
+SELFPLAY_KEYS_FROM_FLAGS = {
+    "num_games": "--games-at-once", "board_sizes": "--board-size", "data_board_len": "--board-size",
+    "komi_mean": "--komi", "max_visits": "--visits", "cheap_visits": "--cheap-visits",
+    "full_search_prob": "--full-search-prob", "features": "--features",
+}
+
+
 def check_selfplay_keys(s: "LoopSettings") -> list[str]:
+    """Why self-play would refuse --selfplay-key: each bad key, else the whole file they make (with the flags)."""
     if not s.selfplay_keys:
         return []
-    from zeroloop import config
-    from zeroloop.errors import ConfigError
     from zeroloop.selfplay.config import SelfplayConfig
 
-    try:
-        config.from_dict(SelfplayConfig, selfplay_config(s), "--selfplay-key")
-    except ConfigError as e:
-        return [str(e)]
-    return []
+    where, known = "--selfplay-key", "`zeroloop selfplay --help-config`"
+    problems = config.problems(SelfplayConfig, s.selfplay_keys, where, known, across=False)
+    if problems:
+        return problems
+    problems = config.problems(SelfplayConfig, selfplay_config(s), where, known)
+    return [_with_flags(p) for p in problems]
+
+
+def _with_flags(problem: str) -> str:
+    """problem, saying which flag sets each plan key it names (max_visits is --visits)."""
+    named = [f"{key} is {flag}" for key, flag in SELFPLAY_KEYS_FROM_FLAGS.items() if re.search(rf"\b{key}\b", problem)]
+    return f"{problem} ({'; '.join(named)})" if named else problem
 
 
 def training_can_start(s: "LoopSettings") -> list[str]:

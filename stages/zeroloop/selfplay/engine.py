@@ -27,9 +27,10 @@ the rows and SGF record); the search tree is not saved, so a resumed move
 starts a fresh search.
 
 Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, lets the
-searches in progress reach their moves (for at most
-``inprogress_stop_search_seconds``: a search's visits are otherwise lost, as
-the tree is not saved), writes every finished game, saves the games in
+searches in progress that are near their end reach their moves (for at most
+``inprogress_stop_search_seconds``; ``zeroloop.selfplay.stopping`` says which:
+a search's visits are otherwise lost, as the tree is not saved), writes every
+finished game, saves the games in
 progress and lets their files go for adoption (with
 ``save_games_in_progress = false`` it drops them at once, as KataGo does); ``max_games_total`` starts no new game beyond that many (adopted
 games are finished too) and returns once they are all written.
@@ -56,7 +57,7 @@ from zeroloop.search.batch import BatchSearch
 from zeroloop.search.evaluators import EvalOutput
 from zeroloop.go import board as B
 from zeroloop.selfplay import gamestate as gs
-from zeroloop.selfplay import openings, weighting
+from zeroloop.selfplay import openings, stopping, weighting
 from zeroloop.selfplay.config import SelfplayConfig
 from zeroloop.selfplay.inprogress import SaveReport, SavedGames
 from zeroloop.selfplay.models import LoadedModel, ModelSource
@@ -83,6 +84,7 @@ class Counters:
     games_resumed: int = 0  # adopted games replayed into a slot
     games_settled: int = 0  # finished games ended by a settled board (end_when_pass_alive)
     games_forked: int = 0  # games started from an early fork of a finished game
+    stop_searches_cut: int = 0  # searches a stop cut short (``stopping``): their games saved, their visits lost
 
 
 def handicap_stones_at_most(size: int) -> int:
@@ -624,16 +626,33 @@ class SelfplayEngine:
         return None
 
     def _finish_searches(self) -> None:
-        """Stopping: step until every search in progress has made its move, or the time is up."""
+        """Stopping: step on while searches near their end finish their moves; cut the rest (``stopping``)."""
         budget = self.cfg.inprogress_stop_search_seconds
         if self.saved is None or budget <= 0:
             return
+        s = self.search
         t0 = time.monotonic()
         moves = self.counters.moves
-        while time.monotonic() - t0 < budget and self.step():
-            pass
-        log.info("stopping: searches in progress made %d moves in %.2f s", self.counters.moves - moves,
-                 time.monotonic() - t0)
+        cut = lost = 0
+        step_seconds = None
+        while True:
+            visits = s.node_i[:, 0, tree.N_VISITS].astype(np.int64)
+            targets = s.game_i[:, tree.G_TARGET].astype(np.int64)
+            searching = (s.game_i[:, tree.G_ACTIVE] == 1) & (visits < targets)
+            for g in stopping.searches_to_cut(visits, targets, searching, step_seconds,
+                                              budget - (time.monotonic() - t0)):
+                s.release(int(g))  # the game stays in its slot, saved with the kind of search it was in
+                searching[g] = False
+                cut += 1
+                lost += int(visits[g])
+            if not searching.any():
+                break
+            t = time.monotonic()
+            self.step()
+            step_seconds = time.monotonic() - t
+        self.counters.stop_searches_cut += cut
+        log.info("stopping: searches in progress made %d moves in %.2f s; %d cut short (%d visits)",
+                 self.counters.moves - moves, time.monotonic() - t0, cut, lost)
 
     def shutdown(self) -> None:
         """Write every finished game; save the games in progress for adoption (or drop them)."""
