@@ -121,7 +121,7 @@ def test_arms_are_validated(tmp_path):
     assert [a.name for a, _ in resolved] == ["x", "y"]
     x, y = (s for _, s in resolved)
     assert (x.visits, x.selfplay_keys, x.board_size, x.run_komi) == (32, {"cheap_visits": 4}, 7, 9.0)
-    assert (y.visits, y.selfplay_keys, y.seed) == (64, {}, 1)
+    assert (y.visits, y.selfplay_keys, y.seed) == (32, {}, 1)
 
 
 def test_flipped_record_is_the_other_side():

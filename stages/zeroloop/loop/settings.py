@@ -54,7 +54,7 @@ class LoopSettings:
     komi: float | None = option(None, "komi (default: the fair komi where known: 9 on 7x7, else 7)",
                                 lo=-150.0, hi=150.0)
     # self-play
-    visits: int = option(64, "visits of a full self-play search (a training row)", lo=1)
+    visits: int = option(32, "visits of a full self-play search (a training row)", lo=1)
     cheap_visits: int | None = option(None, "visits of a cheap self-play search (default visits/4)", lo=1)
     full_search_prob: float = option(0.25, "share of self-play moves that get a full search", above=0.0, hi=1.0)
     games_at_once: int = option(64, "self-play games at once (the net's batch size)", lo=1)
