@@ -171,17 +171,17 @@ class RunStats:
         now = time.time()
         if self._tally is not None and self._tally[0] == changed and now - changed >= 2.0:
             return self._tally[1]
-        count, best, best_key = 0, None, None
+        count, best_key = 0, None
         for path, mtime in storage.scan_subdirs(self.base.models):
             if mtime is None or is_tmp(path):
                 continue
-            model = self._model_once(path, mtime)
-            if model is None:
-                continue
+            if not _SAMPLES_IN_NAME.search(posixpath.basename(path)) and self._model_once(path, mtime) is None:
+                continue  # (neither exported nor readable)
             count += 1
             key = (mtime <= now + modellist.CLOCK_SKEW_TOLERANCE_S, mtime, path)  # (modellist.ranked's order)
             if best_key is None or key > best_key:
-                best, best_key = model, key
+                best_key = key
+        best = self._model_once(best_key[2], best_key[1]) if best_key is not None else None
         if best is not None and best.mtime != best_key[1]:
             best = dataclasses.replace(best, mtime=best_key[1])
         self._tally = (changed, ModelTally(count, best))
