@@ -648,7 +648,8 @@ class SelfplayEngine:
             if not searching.any():
                 break
             t = time.monotonic()
-            self.step()
+            if not self.step():
+                break  # no leaf left to evaluate (pools full): what is open is saved as it is
             step_seconds = time.monotonic() - t
         self.counters.stop_searches_cut += cut
         log.info("stopping: searches in progress made %d moves in %.2f s; %d cut short (%d visits)",

@@ -7,9 +7,11 @@ search cut short loses its visits (its game is saved and, resumed, searches
 that move again from a fresh tree). Stepping on is worth it only for
 searches near their end:
 
-- a search whose remaining visits exceed those it already has costs more
-  evaluations to finish than it would cost to redo after the restart, so
-  it is cut at once;
+- a search whose remaining visits exceed those it already has is cut at
+  once: finishing it would hold the stop for more steps (each a whole
+  batched evaluation, in a batch that empties) than it has visits to lose
+  (evaluated a full batch at a time); redone after the restart, it costs
+  those visits again, at full batches;
 - a search that cannot finish in the time left, at the last step's pace,
   would be cut at the deadline anyway: cut now, its slot leaves the batch
   and the others finish sooner.
