@@ -518,8 +518,17 @@ async def test_every_status_field_written_is_declared_in_the_crd(operator):
     await wait_for(lambda: condition(kmock, "Degraded", "broken"), what="Degraded")
     await wait_for(lambda: run_status(kmock).get("progress"), what="progress")
     status_schema = crd_rules.version_schema(crd_rules.load_crd())["properties"]["status"]
-    def status_patches():
-        return [r.data for r in kmock["patch"] if r.subresource == "status" and isinstance(r.data, dict)]
+    def status_patches():  # merge patches (kopf's, for reconcile) and JSON patches (the timer's), as merge bodies
+        out = []
+        for r in kmock["patch"]:
+            if r.subresource == "status" and isinstance(r.data, dict):
+                out.append(r.data)
+            elif r.subresource == "status" and isinstance(r.data, list):
+                set_ = [op for op in r.data if op["op"] == "add" and op["path"].startswith("/status/")]
+                assert all(op["op"] == "test" or op in set_ or op["path"] in ("/status", "/metadata/resourceVersion")
+                           or op["op"] == "remove" for op in r.data), r.data
+                out.append({"status": {op["path"].split("/")[2]: op["value"] for op in set_}})
+        return out
 
     def seen_all_kinds():
         bodies = [p.get("status", {}) for p in status_patches()]
@@ -816,3 +825,31 @@ async def test_progress_of_200_selfplay_pods(operator):
         assert len(listed) == 190 and not listed & {f"demo-selfplay-{n}" for n in hung}  # never read: not listed
     finally:
         pods.close()
+
+
+async def test_a_status_computed_from_an_older_read_is_not_written(kmock, tmp_path, monkeypatch):
+    """The refresh timer's write (patch_status_if_unchanged) is refused once anything wrote the run after the
+    round read it, so a slow round cannot undo the Degraded condition reconcile set meanwhile."""
+    from zeroloop_operator.kube import ApiError, Kube
+
+    declare_resources(kmock)
+    config_path = tmp_path / "kubeconfig"
+    config_path.write_text(kubeconfig_text(str(kmock.url)))
+    await create(kmock, run_object())
+    await patch(kmock, run_path() + "/status", {"status": {"phase": "Running", "conditions": []}})
+    kube = Kube(kubernetes.config.new_client_from_config(config_file=str(config_path)), timeout=5)
+    off_loop = asyncio.get_running_loop().run_in_executor  # Kube blocks; kmock answers on this loop
+    read = await off_loop(None, kube.get, "TrainingRun", NS, "demo")
+    degraded = [{"type": "Degraded", "status": "True", "reason": "InvalidSpec"}]
+    await patch(kmock, run_path() + "/status", {"status": {"conditions": degraded}})  # reconcile, meanwhile
+    stale = {"conditions": [{"type": "Degraded", "status": "False"}], "phase": "Running"}
+    with pytest.raises(ApiError) as refused:
+        await off_loop(None, kube.patch_status_if_unchanged, "TrainingRun", NS, "demo",
+                       read["metadata"]["resourceVersion"], read["status"], stale)
+    assert refused.value.status in (409, 422)
+    assert run_status(kmock)["conditions"] == degraded
+    # read afresh, the same write goes through: fields set, fields it does not name kept, None removes
+    read = await off_loop(None, kube.get, "TrainingRun", NS, "demo")
+    await off_loop(None, kube.patch_status_if_unchanged, "TrainingRun", NS, "demo",
+                   read["metadata"]["resourceVersion"], read["status"], {"conditions": [], "phase": None})
+    assert run_status(kmock) == {"conditions": []}

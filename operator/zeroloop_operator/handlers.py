@@ -4,7 +4,9 @@
   (``reconcile.ensure_children``) and write the status it leads to;
 - a timer per run (every ``status_interval`` seconds) re-reads the
   children, re-creates any that went missing, and writes status and
-  progress (from the pods' metrics).
+  progress (from the pods' metrics), only if the run is unchanged since
+  the round read it (a JSON-patch test of its resourceVersion), so a slow
+  round never overwrites what reconcile wrote meanwhile.
 
 A spec the schema accepted but the operator cannot run gets a Degraded
 condition and a Warning Event, and the handler returns normally: no retry
@@ -132,7 +134,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.timer(*resource, registry=registry, id="refresh", interval=config.status_interval, initial_delay=1.0,
                 sharp=False)
-    def refresh_run(meta: kopf.Meta, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+    def refresh_run(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
         kube = Kube(timeout=config.api_timeout)
         now = now_text()
@@ -155,7 +157,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             return
         # observedGeneration says what reconcile acted on: only reconcile advances it.
         fields.pop("observedGeneration", None)
-        patch.status.update(fields)
+        # Written only if nothing wrote the run since it was read: reconcile may have set Degraded (or a new
+        # generation's conditions) while this round scraped the pods, and a stale round must not undo that.
+        try:
+            kube.patch_status_if_unchanged("TrainingRun", run.namespace, run.name,
+                                           (fresh.get("metadata") or {}).get("resourceVersion", ""), status, fields)
+        except ApiError as e:
+            if e.status in (409, 422):
+                logger.info("status refresh dropped: the run changed while it was read; the next round writes it")
+            else:
+                logger.warning("status refresh not written: %s", e)
 
     def _observe_and_summarise(kube: Kube, run: naming.RunRef, parsed: runspec.RunSpec, generation: int,
                                status: dict[str, Any], now: str, logger: logging.Logger) -> dict[str, Any]:

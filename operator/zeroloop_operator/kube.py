@@ -34,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,21 @@ class Kube:
               subresource: str | None = None) -> dict[str, Any]:
         return self.request("PATCH", path(kind, namespace, name, subresource), body=body,
                             query=[("fieldManager", self.field_manager)], content_type=MERGE_PATCH)
+
+    def patch_status_if_unchanged(self, kind: str, namespace: str, name: str, resource_version: str,
+                                  old_status: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        """Set status fields only if the object is still at resource_version (a JSON-patch test; 422 or
+        409 if not): a status computed from an older read never overwrites a newer write."""
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}]
+        if not old_status:
+            ops.append({"op": "add", "path": "/status", "value": {}})
+        for key, value in fields.items():
+            if value is not None:
+                ops.append({"op": "add", "path": f"/status/{key}", "value": value})  # add replaces a member
+            elif key in old_status:
+                ops.append({"op": "remove", "path": f"/status/{key}"})
+        return self.request("PATCH", path(kind, namespace, name, "status"), body=ops,
+                            query=[("fieldManager", self.field_manager)], content_type=JSON_PATCH)
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:
