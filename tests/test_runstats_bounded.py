@@ -25,6 +25,7 @@ def test_the_model_tally_is_the_count_and_newest_of_the_accepted_models(tmp_path
     _model(base, "p-b1c16-s9-d9", time.time() + 86400)  # dated in the future: ranked below the rest
     _model(base, "p-b1c16-s8-d8.tmp-1234", OLD + 10)  # a staging directory
     _model(base, "hand-made", OLD + 20)  # no export name, no model.json: unreadable, left out
+    os.utime(base.models, (OLD + 30, OLD + 30))  # models/ last changed long ago: a tally may be kept
     stats = RunStats(base)
     accepted = stats.accepted_models()
     tally = stats.model_tally()
