@@ -6,6 +6,7 @@ import http.server
 import logging
 import socket
 import threading
+import time
 
 import pytest
 
@@ -81,11 +82,13 @@ class ManyPods:
 
     def __init__(self, hung: set[int], huge: set[int]):
         self.release = threading.Event()
+        self.hung_arrivals: list[float] = []  # when each hung pod was asked (monotonic)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(handler):
                 n = int(handler.connection.getsockname()[0].rsplit(".", 1)[1])
                 if n in hung:
+                    self.hung_arrivals.append(time.monotonic())
                     self.release.wait(60)
                     return
                 handler.send_response(200)
@@ -135,6 +138,9 @@ def test_200_pods_are_read_within_the_round_deadline_and_bounded_memory(monkeypa
     finally:
         pods.close()
     assert elapsed < 30.0 + 2.0  # within the deadline (the hung pods answer nothing in time)
+    # Asked concurrently: some hung pod was asked before another's 2 s timeout ran out (in turn, never).
+    arrivals = sorted(pods.hung_arrivals)
+    assert len(arrivals) == 10 and min(b - a for a, b in zip(arrivals, arrivals[1:])) < 2.0, arrivals
     assert result.targets == 200
     read = {m.pod: m.total("zeroloop_selfplay_games_total") for m in result.metrics}
     assert read == {f"run-selfplay-{n}": float(n) for n in range(1, 201) if n not in hung | huge}
