@@ -163,10 +163,20 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             kube.patch_status_if_unchanged("TrainingRun", run.namespace, run.name,
                                            (fresh.get("metadata") or {}).get("resourceVersion", ""), status, fields)
         except ApiError as e:
-            if e.status in (409, 422):
+            # 422 is also how an API server refuses a status it will not store: only a moved version is a race
+            if e.status in (409, 422) and _moved(kube, run, fresh):
                 logger.info("status refresh dropped: the run changed while it was read; the next round writes it")
             else:
                 logger.warning("status refresh not written: %s", e)
+
+    def _moved(kube: Kube, run: naming.RunRef, read: dict[str, Any]) -> bool:
+        """Whether the run's resourceVersion is no longer the one read (or the run cannot be read now)."""
+        try:
+            now = kube.get("TrainingRun", run.namespace, run.name)
+        except ApiError:
+            return True
+        version = lambda o: ((o or {}).get("metadata") or {}).get("resourceVersion")  # noqa: E731
+        return now is None or version(now) != version(read)
 
     def _observe_and_summarise(kube: Kube, run: naming.RunRef, parsed: runspec.RunSpec, generation: int,
                                status: dict[str, Any], now: str, logger: logging.Logger) -> dict[str, Any]:
