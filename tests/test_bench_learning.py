@@ -160,3 +160,23 @@ def test_head_to_head_against_one_baseline(tmp_path):
                 "--budget-nn-evals", "10", "--head-to-head-with", "c", timeout=120)
     assert p.returncode != 0 and "--head-to-head-with 'c': no such arm (arms: a, b)" in p.stderr
     assert not (tmp_path / "b" / "a").exists()
+
+
+def test_an_arm_stopped_before_its_budget_plays_no_matches(tmp_path, monkeypatch):
+    """A loop stopped by a signal exits 0: the arm is refused (its matches would judge a half-trained net),
+    and its time so far is kept for the rerun that carries on."""
+    root = tmp_path / "a"
+    s = LoopSettings(board_size=5, name_prefix="a")
+
+    def stopped_loop(argv, **kw):  # what `zeroloop loop` leaves when SIGTERM stops it early
+        base = BaseDir.open(str(root))
+        LoopState(nn_evals=40).save(base)
+        return L.subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(L.subprocess, "run", stopped_loop)
+    with pytest.raises(UserError, match="arm a: the loop stopped after 40 of 100 NN evaluations; rerun"):
+        L.train_arm(root, s, 100, log=lambda m: None)
+    first = json.loads(L._timing_path(root).read_text())["wall_seconds"]
+    with pytest.raises(UserError):
+        L.train_arm(root, s, 100, log=lambda m: None)
+    assert json.loads(L._timing_path(root).read_text())["wall_seconds"] >= first  # accumulated, not reset

@@ -254,18 +254,21 @@ def train_arm(root: Path, s: S.LoopSettings, budget: int, log) -> dict:
     with open(bench_log, "ab") as out:
         p = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=_env())
     cpu, wall = _child_cpu_seconds() - cpu0, time.monotonic() - wall0
+    prior = _previous_timing(root)
+    timing = {"wall_seconds": round(prior["wall_seconds"] + wall, 1),
+              "cpu_seconds": round(prior["cpu_seconds"] + cpu, 1)}
+    _timing_path(root).write_text(json.dumps(timing))  # kept across restarts, whatever the loop did
     if p.returncode != 0:
         raise UserError(f"arm {s.name_prefix}: zeroloop loop failed (exit status {p.returncode}); see "
                         f"{bench_log}")
     state = json.loads(Path(layout.loop_state(str(root))).read_text())
+    if state["nn_evals"] < budget:  # stopped (SIGTERM, Ctrl-C): its matches would judge a half-trained arm
+        raise UserError(f"arm {s.name_prefix}: the loop stopped after {state['nn_evals']:,} of {budget:,} NN "
+                        f"evaluations; rerun the same command to carry on")
     cycles = [json.loads(x) for x in Path(layout.loop_cycles(str(root))).read_text().splitlines() if x.strip()]
     stats = RunStats(base)
     accepted = stats.accepted_models()
     rows, samples = stats.rows(), stats.samples_trained()
-    prior = _previous_timing(root)
-    timing = {"wall_seconds": round(prior["wall_seconds"] + wall, 1),
-              "cpu_seconds": round(prior["cpu_seconds"] + cpu, 1)}
-    _timing_path(root).write_text(json.dumps(timing))
     log(f"arm {s.name_prefix}: {state['nn_evals']:,} NN evals in {timing['wall_seconds']:.0f} s "
         f"({timing['cpu_seconds']:.0f} CPU s), {stats.games():,} games, {rows:,} rows, {samples:,} samples")
     return {
