@@ -180,3 +180,19 @@ def test_an_arm_stopped_before_its_budget_plays_no_matches(tmp_path, monkeypatch
     with pytest.raises(UserError):
         L.train_arm(root, s, 100, log=lambda m: None)
     assert json.loads(L._timing_path(root).read_text())["wall_seconds"] >= first  # accumulated, not reset
+
+
+def test_train_only_trains_one_arm_and_plays_nothing(tmp_path, monkeypatch):
+    from zeroloop import cliflags
+    parser = cliflags.ArgumentParser()
+    L.add_arguments(parser)
+    cliflags.add_common(parser, device=True)  # as `zeroloop bench` adds them
+    argv = ["--dir", str(tmp_path / "b"), "--arm", "a", "--arm", "b visits=4", "--budget-nn-evals", "10"]
+    trained = []
+    monkeypatch.setattr(L, "train_arm", lambda root, s, budget, log: trained.append(root.name) or {"nn_evals": 10})
+    monkeypatch.setattr(L, "play", lambda *a, **kw: pytest.fail("--train-only plays no match"))
+    assert L.measure(parser.parse_args(argv + ["--train-only", "b"])) == {"arm": "b", "nn_evals": 10}
+    assert trained == ["b"]
+    with pytest.raises(UserError, match=r"--train-only 'c': no such arm \(arms: a, b\)"):
+        L.measure(parser.parse_args(argv + ["--train-only", "c"]))
+    assert trained == ["b"]

@@ -31,6 +31,8 @@ one table per arm under ``[arms]``. A KEY is a loop setting (``visits``,
 without its dashes). Unknown keys are refused by name. A rerun with the same
 ``--dir`` resumes: arms whose budget is spent only play their matches. The
 JSON is also written to ``--dir``/learning.json after every match.
+``--train-only ARM`` trains one arm and stops, so that arms can train side by
+side in separate processes before one rerun plays the matches.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f("--head-to-head-games", type=int, default=100, help="games between each pair of arms")
     f("--head-to-head-with", default=None, metavar="ARM",
       help="play head to head only against this arm (an ablation's baseline), not every pair")
+    f("--train-only", default=None, metavar="ARM",
+      help="train (or resume) just this arm, then stop: one process per arm trains arms side by side; "
+           "a rerun without it plays the matches")
     f("--gnugo-games", type=int, default=50, help="games of each arm against each GNU Go level")
     f("--gnugo-levels", default="1,5", help="comma-separated GNU Go levels ('' for none)")
     f("--gnugo", default=shutil.which("gnugo") or "/usr/games/gnugo", help="GNU Go binary")
@@ -359,6 +364,8 @@ def measure(args: argparse.Namespace) -> dict:
     arm_names = [arm.name for arm, _ in resolved]
     if args.head_to_head_with is not None and args.head_to_head_with not in arm_names:  # before hours of training
         raise UserError(f"--head-to-head-with {args.head_to_head_with!r}: no such arm (arms: {', '.join(arm_names)})")
+    if args.train_only is not None and args.train_only not in arm_names:
+        raise UserError(f"--train-only {args.train_only!r}: no such arm (arms: {', '.join(arm_names)})")
     s0 = resolved[0][1]
     if args.opening_moves is None:
         args.opening_moves = 2 if s0.board_size < 9 else 4
@@ -368,7 +375,10 @@ def measure(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     out_arms = {}
     for arm, s in resolved:
-        out_arms[arm.name] = train_arm(root / arm.name, s, args.budget_nn_evals, log)
+        if args.train_only in (None, arm.name):
+            out_arms[arm.name] = train_arm(root / arm.name, s, args.budget_nn_evals, log)
+    if args.train_only is not None:
+        return {"arm": args.train_only, **out_arms[args.train_only]}
     train_seconds = time.monotonic() - started
     engines = {name: gtp_command(a["model_path"], s0, args.visits, args.seed) for name, a in out_arms.items()}
     names = list(out_arms)
