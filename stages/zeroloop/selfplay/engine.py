@@ -221,8 +221,10 @@ class SelfplayEngine:
             now = time.monotonic()
             if first:
                 first = False
-                log.info("first search step %.2f s after start: %d games (%d adopted games resumed)",
-                         now - started, int(np.sum(self.slot_model >= 0)), c.games_resumed)
+                # the process's CPU seconds too: on a shared machine wall time says more about the load
+                log.info("first search step %.2f s after start: %d games (%d adopted games resumed); "
+                         "process CPU %.2f s", now - started, int(np.sum(self.slot_model >= 0)), c.games_resumed,
+                         time.process_time())
             if self.saved is not None and self._save_due(now):
                 r = self.save_games()
                 log.debug("saved %d games in progress, %d finished (%d rows) in %d files, %.0f kB, %.3f s",
