@@ -8,22 +8,30 @@ import os
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import run_cli, tiny_selfplay_config
 from test_selfplay_preempt import _config, _engine
 from zeroloop.bench import preempt
 from zeroloop.search import tree
+from zeroloop.selfplay.stopping import StepCost, steps_to_keep
 
 
 def test_a_stops_counts_are_read_from_the_engines_own_stop_line(tmp_path, caplog):
     engine = _engine(tmp_path, _config(num_games=12, max_visits=40, cheap_visits=10, full_search_prob=0.5,
                                        inprogress_stop_search_seconds=600.0), 3)
+    cost = StepCost(1.0, 0.0, 12)  # a fixed step cost: searches far from their end are cut (600 s: time never)
+    engine.stop_step_cost = lambda: cost
     s = engine.search
-    for _ in range(60):
+    for _ in range(200):
         engine.tick()
-    visits = {g: (s.root_visits(g), int(s.game_i[g, tree.G_TARGET])) for g in range(12) if s.searching(g)}
-    far = {g: v for g, (v, t) in visits.items() if t - v > v}  # with 600 s only the evaluation rule cuts
+        visits = {g: (s.root_visits(g), int(s.game_i[g, tree.G_TARGET])) for g in range(12) if s.searching(g)}
+        horizon = steps_to_keep(np.array([t - v for v, t in visits.values()]),
+                                np.array([v for v, _ in visits.values()]), cost)
+        far = {g: v for g, (v, t) in visits.items() if t - v > horizon}
+        if far and len(far) < len(visits):
+            break
     assert far and len(far) < len(visits)
     moves = engine.counters.moves
     engine.request_stop()
