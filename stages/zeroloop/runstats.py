@@ -181,7 +181,7 @@ class RunStats:
             if not _SAMPLES_IN_NAME.search(posixpath.basename(path)) and self._model_once(path, mtime) is None:
                 continue  # (neither exported nor readable)
             count += 1
-            key = (mtime <= now + modellist.CLOCK_SKEW_TOLERANCE_S, mtime, path)  # (modellist.ranked's order)
+            key = modellist.rank_key(mtime, path, now)
             if best_key is None or key > best_key:
                 best_key = key
         best = self._model_once(best_key[2], best_key[1]) if best_key is not None else None
