@@ -149,7 +149,13 @@ def test_the_digest_is_bounded_and_its_points_do_not_depend_on_how_it_was_folded
 
 
 def test_the_report_of_a_run_reads_the_same_from_its_digests(tmp_path):
+    import json
+
     base = _run(tmp_path)
+    os.makedirs(layout.loop(base.root))
+    with open(layout.loop_cycles(base.root), "w") as f:  # (the last cycles' table: its own gating column)
+        f.write(json.dumps({"cycle": 1, "time": OLD, "seconds": 60.0, "games": 5, "rows": 9, "samples": 64,
+                            "model": "m", "gating": [{"decision": "accepted", "score": 0.75, "games": 4}]}) + "\n")
     out = str(tmp_path / "report")
     first = open(report.make_report(base, out)).read().split("Made")[1].partition("\n")[2]
     shutil.rmtree(base.path("summaries"))  # a cache: the report without it is the same
@@ -157,4 +163,5 @@ def test_the_report_of_a_run_reads_the_same_from_its_digests(tmp_path):
     assert first == again
     assert "accepted models: 10 (newest p-b1c16-s000027-d000027)" in first
     assert "- gating decisions: 10 accepted, 16 rejected after a match, 4 rejected unplayed" in first
-    assert first.count("| p-b1c16-s0000") == 10  # the last ten matches
+    assert "## Gating matches (last 10)" in first and "| 1 | 1.0 | 5 | 9 | 64 | m | accepted (0.75) |" in first
+    assert first.count("| p-b1c16-s0000") == 10 and "| p-b1c16-s000028-d000028 |" in first  # the last ten matches

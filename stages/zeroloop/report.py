@@ -232,7 +232,7 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
     settings = _read_json(base, layout.loop_settings(base.root))
     cycles = _cycles(base)
     models = stats.model_history()
-    gating = stats.decision_history()
+    decided = stats.decision_history()
     ladder = _read_json(base, layout.ladder_results(base.root))
     losses = stats.last_losses()
     lines = [f"# zeroloop run report: {base.root}", "", f"Made {_fmt_time(time.time())}."]
@@ -244,8 +244,8 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
               f"- self-play games: {stats.games():,}; training rows: {stats.rows():,}",
               f"- samples trained: {stats.samples_trained():,}",
               f"- accepted models: {models.count}" + (f" (newest {models.newest.name})" if models.newest else ""),
-              f"- gating decisions: {gating.accepted} accepted, {gating.rejected_played} rejected after a match, "
-              f"{gating.rejected_unplayed} rejected unplayed (older than the accepted model, or unusable)",
+              f"- gating decisions: {decided.accepted} accepted, {decided.rejected_played} rejected after a match, "
+              f"{decided.rejected_unplayed} rejected unplayed (older than the accepted model, or unusable)",
               f"- cycles done: {cycles[-1]['cycle'] if cycles else 0}; hours since the first file: {hours:.2f}",
               "- last losses: " + (", ".join(f"{k} {v:.3f}" for k, v in losses.items()) or "none yet")]
     if cycles:
@@ -258,10 +258,10 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
             gating = "; ".join(x for x in (gating, f"{unplayed} rejected unplayed" if unplayed else "") if x) or "-"
             lines.append(f"| {c['cycle']} | {c.get('seconds', 0) / 60:.1f} | {c.get('games', 0):,} | "
                          f"{c.get('rows', 0):,} | {c.get('samples', 0):,} | {c.get('model', '')} | {gating} |")
-    if gating.last_played:
+    if decided.last_played:
         lines += ["", "## Gating matches (last 10)", "",
                   "| time | candidate | vs | decision | W-L-D | score | reason |", "|---|---|---|---|---|---|---|"]
-        for r in gating.last_played[-10:]:
+        for r in decided.last_played[-10:]:
             score = f"{r.score:.3f}" if r.score is not None else "-"
             lines.append(f"| {_fmt_time(r.time)} | {r.candidate} | {r.baseline} | {r.decision} | "
                          f"{r.wins}-{r.losses}-{r.draws} | {score} | {r.reason} |")
