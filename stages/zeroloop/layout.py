@@ -210,8 +210,13 @@ def summary_segments(base: str, kind: str) -> str:
 
 
 def train_summary(base: str, name: str) -> str:
-    """summaries/train/<name>.json: what has been read of a training run's metrics (``zeroloop.trainlog``)."""
+    """summaries/train/<name>.json: the scalars read so far of a training run's metrics (``zeroloop.trainlog``)."""
     return _join(base, SUMMARIES, TRAIN, f"{name}.json")
+
+
+def train_series(base: str, name: str) -> str:
+    """summaries/train/<name>.series.json: the downsampled loss series of a training run (``zeroloop.trainlog``)."""
+    return _join(base, SUMMARIES, TRAIN, f"{name}.series.json")
 
 
 def decision_cache(base: str) -> str:

@@ -7,7 +7,8 @@ answer is already on disk, written by the stages:
 - games: one line per game in ``selfplay/<model>/sgfs/*.sgfs``;
 - rows: each tdata file's row count (``<name>.json`` beside it);
 - training: the report lines of ``train/<name>/metrics_train.jsonl``
-  (``zeroloop.trainlog``: a bounded summary, persisted);
+  (``zeroloop.trainlog``: a bounded summary, persisted; the samples and the
+  last losses from a small file of their own, the loss series apart);
 - models: ``models/`` (accepted, with their model.json);
 - gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``).
 
@@ -72,7 +73,8 @@ class RunStats:
     def __init__(self, base: BaseDir):
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
-        self._train_logs_by_name: dict[str, trainlog.TrainLog] = {}
+        self._train_logs_by_name: dict[bool, dict[str, trainlog.TrainLog]] = {False: {}, True: {}}  # series?
+        self._series_wanted = False  # once the series were asked for, the scalars come from the same logs
         self._models = modellist.ModelListing(base.storage, base.models)
         self._model_info: dict[str, AcceptedModel | None] = {}  # path -> model (None: unreadable)
         self._accepted: tuple[tuple, tuple[AcceptedModel, ...]] | None = None  # (the listing, its models)
@@ -107,31 +109,32 @@ class RunStats:
 
     # --- training ---------------------------------------------------------------------------------
 
-    def _train_logs(self) -> list[trainlog.Summary]:
-        """The summary of every training run's metrics_train.jsonl, each read only where it grew."""
+    def _train_logs(self, series: bool = False) -> list[trainlog.TrainLog]:
+        """Every training run's metrics_train.jsonl, its summary brought up to date (each read only where it
+        grew): the scalars alone (a small file, whatever the run's length), or with the loss series."""
+        self._series_wanted = series = series or self._series_wanted  # (new lines are read once, not twice)
         names = self.base.storage.list_names(layout.train_root(self.base.root))
-        for name in set(self._train_logs_by_name) - set(names):
-            del self._train_logs_by_name[name]
-        out = []
+        logs = self._train_logs_by_name[series]
+        for name in set(logs) - set(names):
+            del logs[name]
         for name in sorted(names):
-            if name not in self._train_logs_by_name:
-                self._train_logs_by_name[name] = trainlog.TrainLog(self.base, name)
-            out.append(self._train_logs_by_name[name].update())
-        return out
+            if name not in logs:
+                logs[name] = trainlog.TrainLog(self.base, name, series=series)
+            logs[name].update()
+        return [logs[name] for name in sorted(logs)]
 
     def loss_series(self) -> dict[str, trainlog.Series]:
         """Per training run with reports: its loss terms against samples, downsampled (``zeroloop.trainlog``)."""
-        self._train_logs()
-        return {name: t.summary.series for name, t in sorted(self._train_logs_by_name.items())
-                if t.summary is not None and t.summary.series.points}
+        return {t.training: t.summary.series for t in self._train_logs(series=True)
+                if t.summary is not None and t.summary.series is not None and t.summary.series.points}
 
     def last_losses(self) -> dict[str, float]:
         """The loss terms of the last training report (empty before any)."""
-        summaries = [s for s in self._train_logs() if s.last_losses]
+        summaries = [t.summary for t in self._train_logs() if t.summary is not None and t.summary.last_losses]
         return dict(max(summaries, key=lambda s: s.last_time).last_losses) if summaries else {}
 
     def samples_trained(self) -> int:
-        return max((s.samples for s in self._train_logs()), default=0)
+        return max((t.summary.samples for t in self._train_logs() if t.summary is not None), default=0)
 
     # --- models and gating ----------------------------------------------------------------------
 
