@@ -72,9 +72,19 @@ async def operator(kmock, tmp_path, monkeypatch):
     thread.start()
     yield kmock
     await settle(kmock)
+    await stop_operator(stop, thread, settings)
+
+
+async def stop_operator(stop: threading.Event, thread: threading.Thread, settings: kopf.OperatorSettings) -> None:
+    """Stop kopf and wait for the handlers it ran in threads: kopf leaves a timer round that outlasts its exit
+    wait running (no thread can be cancelled), and a round that logs after the test has ended writes to closed
+    streams. The API server stays up meanwhile, so the round ends as it would in a cluster."""
+    loop = asyncio.get_running_loop()
     stop.set()
-    await asyncio.get_running_loop().run_in_executor(None, thread.join, PATIENCE)
+    await loop.run_in_executor(None, thread.join, PATIENCE)
     assert not thread.is_alive(), "the operator did not stop"
+    finished = loop.run_in_executor(None, settings.execution.executor.shutdown, True)
+    await asyncio.wait_for(finished, PATIENCE)  # a round is bounded by its timeouts (and stops at the write)
 
 
 async def settle(kmock) -> None:

@@ -137,7 +137,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.timer(*resource, registry=registry, id="refresh", interval=config.status_interval, initial_delay=1.0,
                 sharp=False)
-    def refresh_run(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    def refresh_run(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+                    logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
         kube = Kube(timeout=config.api_timeout)
         now = now_text()
@@ -157,6 +158,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 fields = _observe_and_summarise(kube, run, parsed, generation, status, now, logger)
         except (ApiError, reconcile.ChildConflict, runspec.SpecError) as e:
             logger.warning("status refresh skipped: %s", e)
+            return
+        if stopped:  # the operator is stopping (kopf cannot cancel a thread): no write may outlive it
+            logger.debug("status refresh abandoned: the operator is stopping")
             return
         # observedGeneration says what reconcile acted on: only reconcile advances it.
         fields.pop("observedGeneration", None)
