@@ -593,10 +593,15 @@ class Summaries:
             index.listed_mtime = None  # its directories: found again by the next listing
             self._write_index(index)
             return None
-        self._loaded[seg.name] = entries
+        self._remember(seg.name, entries)
+        return entries
+
+    def _remember(self, name: str, entries: dict[str, DirTotals]) -> None:
+        """Keep a sealed segment's entries read or written, the SEGMENTS_CACHED most recent only."""
+        self._loaded[name] = entries
+        self._loaded.move_to_end(name)
         while len(self._loaded) > SEGMENTS_CACHED:
             self._loaded.popitem(last=False)
-        return entries
 
     def _write_segment(self, entries: Mapping[str, DirTotals]) -> Segment | None:
         data = sealed.seal({"version": VERSION, "kind": self.kind.name,
@@ -608,9 +613,7 @@ class Summaries:
         except OSError as e:
             log.warning("cannot write a summary segment in %s: %s", self.segment_root, e)
             return None
-        self._loaded[name] = dict(entries)
-        while len(self._loaded) > SEGMENTS_CACHED:
-            self._loaded.popitem(last=False)
+        self._remember(name, dict(entries))
         return Segment.of(name, entries)
 
     def _take_out(self, index: Index, seg: Segment, entries: Mapping[str, DirTotals], models: set[str]) -> None:
