@@ -1,7 +1,8 @@
-"""Shared test helpers: run the CLI from this checkout, find GNU Go."""
+"""Shared test helpers: run the CLI from this checkout, find GNU Go; each test's logging set-up undone."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -34,6 +35,18 @@ def cli(*args: str) -> list[str]:
 def run_cli(*args: str, timeout: float = 300, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cli(*args), env=cli_env(kwargs.pop("env", None)), capture_output=True, text=True,
                           timeout=timeout, check=check, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A command run in-process (``cli.main``) sets the root logger up for itself: a handler on the test's
+    captured stderr, closed when the test ends. Put back what was there, or every later log line anywhere
+    (another test's operator, a thread) ends in 'Logging error: I/O operation on closed file'."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

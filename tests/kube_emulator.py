@@ -16,6 +16,11 @@ rules that a TrainingRun's schema cannot see (tolerations, node affinity).
 The rules and messages are those of Kubernetes' apimachinery and core
 validation, written here independently of the operator's own checks.
 
+A test can also play an admission webhook (``admission``: a function of
+the request that returns the error to refuse it with, or None): a refused
+request changes nothing, as on a real server, unlike kmock's fault
+injection (``kmock[...] << 422`` still stores what was sent).
+
 Everything else is kmock's: merge patches (lists replaced), no selectors,
 no defaulting, no controllers (Deployments get no status unless a test
 writes it), fault injection with ``kmock[...] << 500``.
@@ -28,6 +33,7 @@ import datetime
 import itertools
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import kmock
@@ -128,6 +134,7 @@ def invalid_error(plural: str, name: str, problems: list[tuple[str, str, str]]) 
 
 class StampingEmulator(kmock.KubernetesEmulator):
     _versions = itertools.count(1)
+    admission: Callable[[Any], kmock.KubernetesError | None] | None = None  # a test's webhook (see above)
 
     def _validate(self, request) -> None:
         """Refuse what core Kubernetes validation refuses (creates and merge patches of built-in kinds)."""
@@ -153,6 +160,9 @@ class StampingEmulator(kmock.KubernetesEmulator):
             data_ok = isinstance(request.data, dict)
             try:
                 self._validate(request)
+                refusal = self.admission(request) if self.admission is not None else None
+                if refusal is not None:
+                    raise refusal
             except kmock.KubernetesError as e:
                 return await self._render_error(e)
             if request.action == kmock.action.CREATE and data_ok:

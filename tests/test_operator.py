@@ -72,9 +72,19 @@ async def operator(kmock, tmp_path, monkeypatch):
     thread.start()
     yield kmock
     await settle(kmock)
+    await stop_operator(stop, thread, settings)
+
+
+async def stop_operator(stop: threading.Event, thread: threading.Thread, settings: kopf.OperatorSettings) -> None:
+    """Stop kopf and wait for the handlers it ran in threads: kopf leaves a timer round that outlasts its exit
+    wait running (no thread can be cancelled), and a round that logs after the test has ended writes to closed
+    streams. The API server stays up meanwhile, so the round ends as it would in a cluster."""
+    loop = asyncio.get_running_loop()
     stop.set()
-    await asyncio.get_running_loop().run_in_executor(None, thread.join, PATIENCE)
+    await loop.run_in_executor(None, thread.join, PATIENCE)
     assert not thread.is_alive(), "the operator did not stop"
+    finished = loop.run_in_executor(None, settings.execution.executor.shutdown, True)
+    await asyncio.wait_for(finished, PATIENCE)  # a round is bounded by its timeouts (and stops at the write)
 
 
 async def settle(kmock) -> None:
@@ -853,3 +863,44 @@ async def test_a_status_computed_from_an_older_read_is_not_written(kmock, tmp_pa
     await off_loop(None, kube.patch_status_if_unchanged, "TrainingRun", NS, "demo",
                    read["metadata"]["resourceVersion"], read["status"], {"conditions": [], "phase": None})
     assert run_status(kmock) == {"conditions": []}
+
+
+async def test_a_status_the_api_server_refuses_is_a_warning_not_a_race(operator, caplog):
+    """A 422 on the refresh timer's status write while the run's version has not moved is the API server
+    refusing the status itself (here a webhook): a warning logged each round and one Warning event (timers' logs
+    post none), never the quiet 'dropped' of a race; nothing else changes, and once the server takes it, it is
+    written."""
+    import kmock as kmock_lib
+
+    kmock = operator
+    await create(kmock, run_object())
+    await all_children(kmock)
+    await wait_for(lambda: run_status(kmock).get("observedGeneration") == 1, what="reconciled")
+    refused = []
+
+    def webhook(request):  # the timer's write is the only JSON patch (a list) of a run's status
+        if request.resource.plural == "trainingruns" and request.subresource == "status" \
+                and isinstance(request.data, list):
+            refused.append(request)
+            return kmock_lib.KubernetesError(status=422, reason="Invalid", message="status.progress: refused here")
+        return None
+
+    kmock.admission = webhook
+    before = copy.deepcopy(obj(kmock, TRAININGRUNS, "demo"))
+    first = len(caplog.records)  # earlier rounds may have met a real race, before the webhook
+    await wait_for(lambda: len(refused) >= 3, what="three refused status writes")
+    kmock.admission = None
+    window = caplog.records[first:]
+    assert obj(kmock, TRAININGRUNS, "demo")["metadata"]["resourceVersion"] == \
+        before["metadata"]["resourceVersion"], "a refused write changes nothing"
+    (event,) = await wait_for(lambda: warning_events(kmock, "StatusRefused"), what="a Warning event")
+    assert event["type"] == "Warning" and "status.progress: refused here" in event["message"]
+    texts = [r.getMessage() for r in window if r.name.startswith("kopf")]
+    assert any("status refresh not written" in t and "refused here" in t for t in texts), texts
+    assert not any("status refresh dropped" in t for t in texts), "a refusal is not a race"
+    # Once the server takes it again, the timer writes: progress moves on.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    await wait_for(lambda: (run_status(kmock).get("progress") or {}).get("updateTime", "") > stamp,
+                   what="a refresh written after the refusals")
+    assert condition(kmock, "Degraded") is None or condition(kmock, "Degraded")["status"] == "False"
+    assert len(warning_events(kmock, "StatusRefused")) == 1, "one event per refusal, not one per round"

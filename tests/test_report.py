@@ -42,7 +42,7 @@ def test_the_second_report_reads_only_new_training_reports(tmp_path, monkeypatch
     assert "samples trained: 205,000" in text and "policy 0.951" in text
     assert sum(t.bytes_read for t in logs) <= new + 2 * trainlog.CHECK_BYTES
     # A corrupt summary: the report reads the file again and says the same.
-    open(layout.train_summary(base.root, "b1c16"), "wb").write(b"garbage")
+    open(layout.train_series(base.root, "b1c16"), "wb").write(b"garbage")  # (what the report reads)
     logs.clear()
     assert open(report.make_report(base, out)).read().split("Made")[0] == text.split("Made")[0]
     assert sum(t.bytes_read for t in logs) >= os.path.getsize(path)

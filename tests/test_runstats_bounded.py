@@ -55,3 +55,23 @@ def test_data_points_are_one_per_sealed_segment_and_sum_to_the_same(tmp_path, mo
     assert sum(p.count for p in points) == sum(p.count for p in whole) == RunStats(base).rows() == 9 * 4 * 5
     assert min(p.oldest for p in points) == min(p.oldest for p in whole)
     assert max(p.time for p in points) == max(p.time for p in whole)
+
+
+def test_a_fresh_process_reads_the_training_scalars_from_a_small_file(tmp_path, monkeypatch):
+    import json
+
+    from zeroloop import layout
+
+    base = BaseDir.open(str(tmp_path / "run"))
+    os.makedirs(base.train("b1c16"))
+    with open(layout.train_metrics(base.root, "b1c16"), "w") as f:
+        for i in range(4000):
+            report = {"time": 1e9 + i, "samples": (i + 1) * 10, "loss_policy": 2.0, "loss_value": 0.5}
+            f.write(json.dumps(report) + "\n")
+    assert len(RunStats(base).loss_series()["b1c16"].points) == 1000  # (the report: both summaries written)
+    read: list[tuple[str, int]] = []
+    real = base.storage.read_bytes
+    monkeypatch.setattr(base.storage, "read_bytes", lambda p: read.append((p, len(real(p)))) or real(p))
+    stats = RunStats(base)  # the loop's next status line, a fresh process
+    assert (stats.samples_trained(), stats.last_losses()) == (40_000, {"policy": 2.0, "value": 0.5})
+    assert [p for p, _ in read] == [layout.train_summary(base.root, "b1c16")] and read[0][1] < 1024

@@ -113,12 +113,13 @@ def test_a_rewritten_file_is_read_again(tmp_path, rewrite, caplog):
     _same(s, _truth(tmp_path, path, 16))
 
 
+@pytest.mark.parametrize("series", [True, False])
 @pytest.mark.parametrize("damage", ["garbage", "cut", "altered", "other_training"])
-def test_a_corrupt_summary_is_rebuilt(tmp_path, damage, caplog):
+def test_a_corrupt_summary_is_rebuilt(tmp_path, damage, series, caplog):
     base, path = _base(tmp_path)
     _append(path, _lines(0, 120))
-    trainlog.TrainLog(base, "b1c16", max_points=16).update()
-    cache = layout.train_summary(base.root, "b1c16")
+    trainlog.TrainLog(base, "b1c16", max_points=16).update()  # (writes both files)
+    cache = trainlog.TrainLog(base, "b1c16", series=series).cache_path
     data = open(cache, "rb").read()
     if damage == "garbage":
         data = b"\x00not a summary"
@@ -134,13 +135,60 @@ def test_a_corrupt_summary_is_rebuilt(tmp_path, damage, caplog):
 
         data = sealed.seal(body)
     open(cache, "wb").write(data)
-    log = trainlog.TrainLog(base, "b1c16", max_points=16)
+    log = trainlog.TrainLog(base, "b1c16", max_points=16, series=series)
     s = log.update()
     assert "corrupt" in caplog.text and log.bytes_read >= os.path.getsize(path)
-    _same(s, _truth(tmp_path, path, 16))
-    again = trainlog.TrainLog(base, "b1c16", max_points=16)  # the summary was written anew: trusted again
+    if series:
+        _same(s, _truth(tmp_path, path, 16))
+    else:
+        _same_scalars(s, _truth(tmp_path, path, 16))
+    again = trainlog.TrainLog(base, "b1c16", max_points=16, series=series)  # written anew: trusted again
     again.update()
     assert again.bytes_read <= 2 * trainlog.CHECK_BYTES
+
+
+def _same_scalars(a: trainlog.Summary, b: trainlog.Summary) -> None:
+    assert (a.offset, a.samples, a.last_losses, a.last_time) == (b.offset, b.samples, b.last_losses, b.last_time)
+
+
+def test_the_scalars_are_read_from_a_small_file_apart_from_the_series(tmp_path):
+    base, path = _base(tmp_path)
+    _append(path, _lines(0, 3000))
+    trainlog.TrainLog(base, "b1c16", max_points=64).update()  # the report: both files
+    scalars, series = layout.train_summary(base.root, "b1c16"), layout.train_series(base.root, "b1c16")
+    assert os.path.getsize(scalars) < 1024 < os.path.getsize(series)
+    os.remove(series)  # the scalars do not need it
+    _append(path, _lines(3000, 5))
+    log = trainlog.TrainLog(base, "b1c16", series=False)  # run statistics in a fresh process
+    s = log.update()
+    assert s.series is None and log.bytes_read <= len(_lines(3000, 5)) + 2 * trainlog.CHECK_BYTES
+    _same_scalars(s, _truth(tmp_path, path, 64))
+    assert not os.path.exists(series) and os.path.getsize(scalars) < 1024  # (written anew, small)
+    # The series file, missing, is rebuilt from the log by the next that wants it; the scalars stay right.
+    t = trainlog.TrainLog(base, "b1c16", max_points=64)
+    _same(t.update(), _truth(tmp_path, path, 64))
+    assert t.bytes_read >= os.path.getsize(path) and os.path.exists(series)
+
+
+@pytest.mark.parametrize("series", [True, False])
+def test_a_summary_of_version_1_is_read_once_and_written_anew(tmp_path, series):
+    base, path = _base(tmp_path)
+    _append(path, _lines(0, 500))
+    whole = trainlog.TrainLog(base, "b1c16", max_points=16).update()
+    old = whole.to_json("b1c16", series=True)
+    del old["series"]
+    old["version"] = 1  # one file, the series in it, at the scalars' path
+    from zeroloop import sealed
+
+    os.remove(layout.train_series(base.root, "b1c16"))
+    open(layout.train_summary(base.root, "b1c16"), "wb").write(sealed.seal(old))
+    log = trainlog.TrainLog(base, "b1c16", max_points=16, series=series)
+    s = log.update()
+    assert log.bytes_read <= 2 * trainlog.CHECK_BYTES  # (the checks only: the old summary was used)
+    _same(s, whole) if series else _same_scalars(s, whole)
+    body = json.loads(open(layout.train_summary(base.root, "b1c16"), "rb").read().partition(b"\n")[2])
+    assert body["version"] == trainlog.VERSION and "points" not in body
+    assert os.path.exists(layout.train_series(base.root, "b1c16")) == series
 
 
 def test_no_file_no_reports(tmp_path):

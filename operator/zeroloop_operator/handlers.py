@@ -6,7 +6,9 @@
   children, re-creates any that went missing, and writes status and
   progress (from the pods' metrics), only if the run is unchanged since
   the round read it (a JSON-patch test of its resourceVersion), so a slow
-  round never overwrites what reconcile wrote meanwhile.
+  round never overwrites what reconcile wrote meanwhile. A write the API
+  server refuses for good (the version unchanged) is a warning in the log
+  each round and one Warning event (reason StatusRefused) per refusal.
 
 A spec the schema accepted but the operator cannot run gets a Degraded
 condition and a Warning Event, and the handler returns normally: no retry
@@ -47,6 +49,7 @@ from zeroloop_operator.kube import ApiError, Kube
 FINALIZER = "zeroloop.io/finalizer"
 ANNOTATION_PREFIX = "zeroloop.io"
 MAX_RETRY_DELAY = 300.0  # seconds: the cap of the doubling retry delay
+STATUS_REFUSAL = "status_refusal"  # per-run memo key: the refusal of the timer's status write last evented
 
 
 def retry_delay(first: float, retry: int) -> float:
@@ -134,7 +137,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.timer(*resource, registry=registry, id="refresh", interval=config.status_interval, initial_delay=1.0,
                 sharp=False)
-    def refresh_run(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
+    def refresh_run(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+                    logger: logging.Logger, **_: Any) -> None:
         run = _run_ref(meta)
         kube = Kube(timeout=config.api_timeout)
         now = now_text()
@@ -155,6 +159,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         except (ApiError, reconcile.ChildConflict, runspec.SpecError) as e:
             logger.warning("status refresh skipped: %s", e)
             return
+        if stopped:  # the operator is stopping (kopf cannot cancel a thread): no write may outlive it
+            logger.debug("status refresh abandoned: the operator is stopping")
+            return
         # observedGeneration says what reconcile acted on: only reconcile advances it.
         fields.pop("observedGeneration", None)
         # Written only if nothing wrote the run since it was read: reconcile may have set Degraded (or a new
@@ -168,6 +175,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
                 logger.info("status refresh dropped: the run changed while it was read; the next round writes it")
             else:
                 logger.warning("status refresh not written: %s", e)
+                if e.permanent and memo.get(STATUS_REFUSAL) != str(e):
+                    # Timers' logs post no Events: say it on the run, once per refusal, not every round.
+                    memo[STATUS_REFUSAL] = str(e)
+                    kopf.warn(body, reason="StatusRefused",
+                              message=f"the API server refused the run's status, which stays as it was: {e}")
+            return
+        memo.pop(STATUS_REFUSAL, None)
 
     def _moved(kube: Kube, run: naming.RunRef, read: dict[str, Any]) -> bool:
         """Whether the run's resourceVersion is no longer the one read (or the run cannot be read now)."""

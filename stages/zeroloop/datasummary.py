@@ -652,6 +652,7 @@ class Summaries:
         self._write_index(index)
 
     def _remember(self, name: str, entries: dict[str, DirTotals]) -> None:
+        """Keep a sealed segment's entries read or written, the SEGMENTS_CACHED most recent only."""
         self._loaded[name] = entries
         self._loaded.move_to_end(name)
         while len(self._loaded) > SEGMENTS_CACHED:

@@ -210,13 +210,18 @@ def summary_segments(base: str, kind: str) -> str:
 
 
 def train_summary(base: str, name: str) -> str:
-    """summaries/train/<name>.json: what has been read of a training run's metrics (``zeroloop.trainlog``)."""
+    """summaries/train/<name>.json: the scalars read so far of a training run's metrics (``zeroloop.trainlog``)."""
     return _join(base, SUMMARIES, TRAIN, f"{name}.json")
 
 
-def decision_cache(base: str) -> str:
-    """summaries/decisions.json: the gating records read so far (``decisions.read_all_cached``)."""
-    return _join(base, SUMMARIES, "decisions.json")
+def train_series(base: str, name: str) -> str:
+    """summaries/train/<name>.series.json: the downsampled loss series of a training run (``zeroloop.trainlog``)."""
+    return _join(base, SUMMARIES, TRAIN, f"{name}.series.json")
+
+
+def report_digest(base: str, name: str) -> str:
+    """summaries/report/<name>.json: the digest of settled models or gating records (``zeroloop.runhistory``)."""
+    return _join(base, SUMMARIES, "report", f"{name}.json")
 
 
 def quarantine(base: str) -> str:

@@ -7,9 +7,12 @@ answer is already on disk, written by the stages:
 - games: one line per game in ``selfplay/<model>/sgfs/*.sgfs``;
 - rows: each tdata file's row count (``<name>.json`` beside it);
 - training: the report lines of ``train/<name>/metrics_train.jsonl``
-  (``zeroloop.trainlog``: a bounded summary, persisted);
+  (``zeroloop.trainlog``: a bounded summary, persisted; the samples and the
+  last losses from a small file of their own, the loss series apart);
 - models: ``models/`` (accepted, with their model.json);
-- gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``).
+- gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``);
+- for the report, every model and decision in bounded memory: digests of
+  the settled ones (``zeroloop.runhistory``).
 
 Files never change once published, so nothing is read twice: self-play
 totals come from the settled-directory summaries (``zeroloop.datasummary``)
@@ -31,7 +34,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions, layout, modellist, trainlog
+from zeroloop import datasummary, decisions, layout, modellist, runhistory, trainlog
 from zeroloop.errors import ModelFileError
 from zeroloop.storage import BaseDir, is_tmp
 
@@ -72,7 +75,8 @@ class RunStats:
     def __init__(self, base: BaseDir):
         self.base = base
         self._counted: dict[str, dict] = {"tdata": {}, "sgfs": {}}  # kind -> path -> CountedFile
-        self._train_logs_by_name: dict[str, trainlog.TrainLog] = {}
+        self._train_logs_by_name: dict[bool, dict[str, trainlog.TrainLog]] = {False: {}, True: {}}  # series?
+        self._series_wanted = False  # once the series were asked for, the scalars come from the same logs
         self._models = modellist.ModelListing(base.storage, base.models)
         self._model_info: dict[str, AcceptedModel | None] = {}  # path -> model (None: unreadable)
         self._accepted: tuple[tuple, tuple[AcceptedModel, ...]] | None = None  # (the listing, its models)
@@ -80,6 +84,8 @@ class RunStats:
         self._listed: tuple[float, tuple[tuple[float, str], ...]] | None = None  # (models/'s mtime, its listing)
         self._tally: tuple[float, ModelTally] | None = None  # (models/'s mtime, its tally)
         self._unnamed: dict[str, AcceptedModel | None] = {}  # models not named by an export, read once
+        self._model_digest = None  # (runhistory's digests, made when first asked)
+        self._decision_digest = None
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -107,31 +113,32 @@ class RunStats:
 
     # --- training ---------------------------------------------------------------------------------
 
-    def _train_logs(self) -> list[trainlog.Summary]:
-        """The summary of every training run's metrics_train.jsonl, each read only where it grew."""
+    def _train_logs(self, series: bool = False) -> list[trainlog.TrainLog]:
+        """Every training run's metrics_train.jsonl, its summary brought up to date (each read only where it
+        grew): the scalars alone (a small file, whatever the run's length), or with the loss series."""
+        self._series_wanted = series = series or self._series_wanted  # (new lines are read once, not twice)
         names = self.base.storage.list_names(layout.train_root(self.base.root))
-        for name in set(self._train_logs_by_name) - set(names):
-            del self._train_logs_by_name[name]
-        out = []
+        logs = self._train_logs_by_name[series]
+        for name in set(logs) - set(names):
+            del logs[name]
         for name in sorted(names):
-            if name not in self._train_logs_by_name:
-                self._train_logs_by_name[name] = trainlog.TrainLog(self.base, name)
-            out.append(self._train_logs_by_name[name].update())
-        return out
+            if name not in logs:
+                logs[name] = trainlog.TrainLog(self.base, name, series=series)
+            logs[name].update()
+        return [logs[name] for name in sorted(logs)]
 
     def loss_series(self) -> dict[str, trainlog.Series]:
         """Per training run with reports: its loss terms against samples, downsampled (``zeroloop.trainlog``)."""
-        self._train_logs()
-        return {name: t.summary.series for name, t in sorted(self._train_logs_by_name.items())
-                if t.summary is not None and t.summary.series.points}
+        return {t.training: t.summary.series for t in self._train_logs(series=True)
+                if t.summary is not None and t.summary.series is not None and t.summary.series.points}
 
     def last_losses(self) -> dict[str, float]:
         """The loss terms of the last training report (empty before any)."""
-        summaries = [s for s in self._train_logs() if s.last_losses]
+        summaries = [t.summary for t in self._train_logs() if t.summary is not None and t.summary.last_losses]
         return dict(max(summaries, key=lambda s: s.last_time).last_losses) if summaries else {}
 
     def samples_trained(self) -> int:
-        return max((s.samples for s in self._train_logs()), default=0)
+        return max((t.summary.samples for t in self._train_logs() if t.summary is not None), default=0)
 
     # --- models and gating ----------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class RunStats:
             if not _SAMPLES_IN_NAME.search(posixpath.basename(path)) and self._model_once(path, mtime) is None:
                 continue  # (neither exported nor readable)
             count += 1
-            key = (mtime <= now + modellist.CLOCK_SKEW_TOLERANCE_S, mtime, path)  # (modellist.ranked's order)
+            key = modellist.rank_key(mtime, path, now)
             if best_key is None or key > best_key:
                 best_key = key
         best = self._model_once(best_key[2], best_key[1]) if best_key is not None else None
@@ -226,10 +233,25 @@ class RunStats:
             return None
         return AcceptedModel(name, path, mtime, info.samples_trained, info.data_rows)
 
-    def decisions(self) -> list[decisions.DecisionRecord]:
-        """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
-        return decisions.read_all_cached(self.base.storage, self.base.gatekeepersgf,
-                                         layout.decision_cache(self.base.root))
+    def model_history(self) -> runhistory.ModelHistory:
+        """The accepted models as the report shows them: count, newest, a bounded series
+        (``zeroloop.runhistory``: the settled ones from a digest, the recent ones read)."""
+        if self._model_digest is None:
+            self._model_digest = runhistory.model_digest(
+                self.base.storage, self.base.models, self.base.gatekeepersgf,
+                layout.report_digest(self.base.root, "models"), self._named)
+        return runhistory.model_history(self.base.storage, self.base.gatekeepersgf, self._named, self._model_digest)
+
+    def _named(self, path: str, mtime: float) -> tuple[str, int] | None:
+        model = self._model_once(path, mtime)
+        return (model.name, model.samples_trained) if model is not None else None
+
+    def decision_history(self) -> runhistory.DecisionHistory:
+        """Every gating decision as the report shows it: counts, the last matches, bounded score series."""
+        if self._decision_digest is None:
+            self._decision_digest = runhistory.decision_digest(self.base.storage, self.base.gatekeepersgf,
+                                                               layout.report_digest(self.base.root, "decisions"))
+        return runhistory.decision_history(self.base.storage, self.base.gatekeepersgf, self._decision_digest)
 
     def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""

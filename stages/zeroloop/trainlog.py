@@ -16,11 +16,20 @@ and memory in proportion to the run's history. So a ``TrainLog`` keeps:
   stride doubles. Every point but the last holds exactly ``stride`` reports,
   so the series depends only on the lines, not on how they were read.
 
-It is persisted, sealed (``zeroloop.sealed``), in
-``summaries/train/<name>.json``. A process reads the summary, checks it
-against the file, and reads only what was appended since; a process that
-asks again (the loop's progress bar) stats the file and reads only when its
-size or mtime changed.
+It is persisted, sealed (``zeroloop.sealed``), as two caches that a
+process reads apart: ``summaries/train/<name>.json`` holds the scalars
+(offset, checks, samples, last losses: a few hundred bytes, whatever the
+run's length) and ``summaries/train/<name>.series.json`` the scalars and
+the series. The run statistics (every cycle, every status line) want only
+the scalars, so a ``TrainLog(series=False)`` reads the small file and
+nothing of the series; the report's loss plot reads the series file, and
+writes both. Each file carries its own offset and checks, so either may be
+behind the other, missing or damaged on its own. A process reads the
+summary, checks it against the file, and reads only what was appended
+since; a process that asks again (the loop's progress bar) stats the file
+and reads only when its size or mtime changed. A run whose summary
+predates the split (version 1: one file with the series) is read from
+that file once and written anew in the two.
 
 Never trusted blindly: a summary that is unreadable, fails its seal or names
 another file is **corrupt**; one whose offset lies past the file's end, or
@@ -47,7 +56,7 @@ from zeroloop.storage import BaseDir
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2  # 1: one file with the series (read, never written)
 MAX_POINTS = 1024  # points per loss series: a plot 8 inches wide shows no more
 CHECK_BYTES = 4096  # bytes hashed at the file's start and before the offset
 READ_CHUNK = 1 << 20  # appended data is parsed a megabyte at a time: memory stays bounded
@@ -130,23 +139,37 @@ class Summary:
     samples: int = 0  # the largest "samples" of any line
     last_time: float = 0.0  # time of the last report with losses
     last_losses: dict[str, float] = field(default_factory=dict)
-    series: Series = field(default_factory=Series)
+    series: Series | None = field(default_factory=Series)  # None: the scalars only
 
-    def to_json(self, training: str) -> dict:
-        return {"version": VERSION, "training": training, "offset": self.offset, "head": self.head,
-                "tail": self.tail, "samples": self.samples, "last_time": self.last_time,
-                "last_losses": self.last_losses, "stride": self.series.stride,
-                "max_points": self.series.max_points, "points": [p.to_json() for p in self.series.points]}
+    def to_json(self, training: str, series: bool) -> dict:
+        """The scalars, and the series if asked (a summary without one cannot give it)."""
+        body = {"version": VERSION, "training": training, "series": series, "offset": self.offset,
+                "head": self.head, "tail": self.tail, "samples": self.samples, "last_time": self.last_time,
+                "last_losses": self.last_losses}
+        if series:
+            assert self.series is not None
+            body.update(stride=self.series.stride, max_points=self.series.max_points,
+                        points=[p.to_json() for p in self.series.points])
+        return body
 
     @classmethod
-    def from_json(cls, body: dict, training: str) -> "Summary":
-        if body.get("version") != VERSION or body.get("training") != training:
-            raise ValueError(f"describes {body.get('training')!r} (version {body.get('version')!r})")
-        series = Series(int(body["max_points"]), int(body["stride"]), [Point.from_json(p) for p in body["points"]])
-        if series.stride < 1 or len(series.points) > series.max_points or int(body["offset"]) < 0:
-            raise ValueError("bad series")
+    def from_json(cls, body: dict, training: str, series: bool) -> "Summary":
+        """A summary from a cache file's body: with its series if asked (then the body must hold one),
+        else the scalars alone. Version 1 (one file, always with the series) is read as either."""
+        version, holds = body.get("version"), body.get("series")
+        if body.get("training") != training or not (version == 1 or (version == VERSION and holds in (True, False))):
+            raise ValueError(f"describes {body.get('training')!r} (version {version!r})")
+        if series and version == VERSION and not holds:
+            raise ValueError("holds no series")
+        kept = None
+        if series:
+            kept = Series(int(body["max_points"]), int(body["stride"]), [Point.from_json(p) for p in body["points"]])
+            if kept.stride < 1 or len(kept.points) > kept.max_points:
+                raise ValueError("bad series")
+        if int(body["offset"]) < 0:
+            raise ValueError("bad offset")
         return cls(int(body["offset"]), str(body["head"]), str(body["tail"]), int(body["samples"]),
-                   float(body["last_time"]), {str(k): float(v) for k, v in body["last_losses"].items()}, series)
+                   float(body["last_time"]), {str(k): float(v) for k, v in body["last_losses"].items()}, kept)
 
     def take(self, item: dict) -> None:
         """Account for one parsed line."""
@@ -162,7 +185,7 @@ class Summary:
         self.last_losses = losses
         t = item.get("time")
         self.last_time = float(t) if isinstance(t, (int, float)) else self.last_time
-        if isinstance(samples, (int, float)) and not isinstance(samples, bool):
+        if self.series is not None and isinstance(samples, (int, float)) and not isinstance(samples, bool):
             self.series.add(samples, losses)
 
 
@@ -179,26 +202,35 @@ def _parse(line: bytes) -> dict | None:
 
 
 class TrainLog:
-    """The summary of one training run's metrics_train.jsonl, kept up to date by reading only what is new."""
+    """The summary of one training run's metrics_train.jsonl, kept up to date by reading only what is new.
 
-    def __init__(self, base: BaseDir, training: str, max_points: int = MAX_POINTS):
+    With ``series=False`` it keeps the scalars alone (samples, last losses), read from and written to the
+    small cache file; with ``series=True`` the loss series too, and it writes both files."""
+
+    def __init__(self, base: BaseDir, training: str, max_points: int = MAX_POINTS, series: bool = True):
         self.storage = base.storage
         self.training = training
         self.path = layout.train_metrics(base.root, training)
-        self.cache_path = layout.train_summary(base.root, training)
+        self.scalars_path = layout.train_summary(base.root, training)
+        self.series_path = layout.train_series(base.root, training)
+        self.cache_path = self.series_path if series else self.scalars_path  # the one it reads
         self.max_points = max_points
+        self.with_series = series
         self.summary: Summary | None = None  # None: the persisted summary not read yet
         self._stamp: tuple | None = None  # (size, mtime) of the file when last read to its end
         self._written = 0.0  # when this process last wrote the summary
         self._dirty = False
         self.bytes_read = 0  # of metrics_train.jsonl, by this object (tests, benchmarks)
 
+    def _fresh(self) -> Summary:
+        return Summary(series=Series(self.max_points) if self.with_series else None)
+
     def update(self, now: float | None = None) -> Summary:
         """The summary of the file as it is now."""
         try:
             info = self.storage.fs.info(self.path)
         except (FileNotFoundError, NotADirectoryError):
-            self.summary, self._stamp = Summary(series=Series(self.max_points)), None
+            self.summary, self._stamp = self._fresh(), None
             return self.summary
         stamp = (int(info.get("size") or 0), info.get("mtime"))
         if self.summary is not None and stamp == self._stamp and stamp[1] is not None:
@@ -207,7 +239,7 @@ class TrainLog:
             self.summary = self._load()
         with self.storage.fs.open(self.path, "rb") as f:
             if not self._matches(f, stamp[0]):
-                self.summary = Summary(series=Series(self.max_points))
+                self.summary = self._fresh()
             self._read_from(f, stamp[0])
         self._stamp = stamp
         now = time.time() if now is None else now
@@ -216,12 +248,15 @@ class TrainLog:
         return self.summary
 
     def save(self, now: float | None = None) -> None:
-        """Write the summary (atomically, sealed); a failure is logged: it is a cache."""
+        """Write the summary (atomically, sealed): the scalars, and the series file if kept; a failure is
+        logged: it is a cache."""
         if self.summary is None or not self._dirty:
             return
+        files = [(self.scalars_path, False)] + ([(self.series_path, True)] if self.with_series else [])
         try:
             self.storage.makedirs(posixpath.dirname(self.cache_path))
-            self.storage.write_bytes(self.cache_path, sealed.seal(self.summary.to_json(self.training)))
+            for path, series in files:
+                self.storage.write_bytes(path, sealed.seal(self.summary.to_json(self.training, series)))
         except OSError as e:
             log.warning("cannot write %s: %s", self.cache_path, e)
             return
@@ -231,23 +266,32 @@ class TrainLog:
     # --- checks and reading ------------------------------------------------------------------------
 
     def _load(self) -> Summary:
-        fresh = Summary(series=Series(self.max_points))
-        try:
-            data = self.storage.read_bytes(self.cache_path)
-        except FileNotFoundError:
-            return fresh
-        except OSError as e:
-            log.warning("cannot read %s (reading %s from its start): %s", self.cache_path, self.path, e)
-            return fresh
-        try:
-            body = sealed.unseal(data, self.cache_path)
-            if not isinstance(body, dict):
-                raise ValueError("not an object")
-            return Summary.from_json(body, self.training)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            log.warning("ignoring corrupt summary %s (reading %s from its start): %s", self.cache_path, self.path, e)
-            self._dirty = True  # (replace it even if nothing new is read)
-            return fresh
+        """The persisted summary; a fresh one (the file read from its start) if it is missing or corrupt."""
+        paths = [self.cache_path]
+        if self.with_series:
+            paths.append(self.scalars_path)  # (a summary of version 1 held the series there)
+        for path in paths:
+            try:
+                data = self.storage.read_bytes(path)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                log.warning("cannot read %s (reading %s from its start): %s", path, self.path, e)
+                return self._fresh()
+            try:
+                body = sealed.unseal(data, path)
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+                if path != self.cache_path and body.get("version") != 1:
+                    continue  # (the scalars of this version: no series)
+                summary = Summary.from_json(body, self.training, self.with_series)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                log.warning("ignoring corrupt summary %s (reading %s from its start): %s", path, self.path, e)
+                self._dirty = True  # (replace it even if nothing new is read)
+                return self._fresh()
+            self._dirty = path != self.cache_path or body.get("version") != VERSION  # (an old summary: rewritten)
+            return summary
+        return self._fresh()
 
     def _matches(self, f, size: int) -> bool:
         """Whether the bytes the summary read are still the file's first offset bytes (checked at both ends)."""
