@@ -330,10 +330,17 @@ class Survey:
             yield model, entry
 
 
+class OlderFormat(ValueError):
+    """A summary written by an older zeroloop (version 1: one index file with an entry per directory)."""
+
+
 def _unseal(data: bytes, where: str) -> dict:
-    """The body of a sealed summary; ValueError if it is not one (corrupt)."""
+    """The body of a sealed summary; ValueError if it is not one (corrupt), OlderFormat if an older one."""
     body = sealed.unseal(data, where)
-    if not isinstance(body, dict) or body.get("version") != VERSION:
+    version = body.get("version") if isinstance(body, dict) else None
+    if isinstance(version, int) and 0 < version < VERSION:
+        raise OlderFormat(f"{where}: version {version}, this zeroloop writes {VERSION}")
+    if version != VERSION:
         raise ValueError(f"{where}: unknown version")
     return body
 
@@ -791,6 +798,10 @@ class Summaries:
             if body.get("kind") != self.kind.name:
                 raise ValueError(f"{self.index_path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
             index = Index.from_json(body)
+        except OlderFormat as e:  # (an upgrade: every directory is read in full once, then summarised anew)
+            log.warning("summary index of an older format, rebuilt once by reading every self-play directory in "
+                        "full: %s", e)
+            return Index()
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             log.warning("ignoring corrupt summary index (reading every directory again): %s", e)
             return Index()
