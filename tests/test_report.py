@@ -67,3 +67,6 @@ def test_the_last_cycles_are_parsed_from_the_end_only(tmp_path, monkeypatch):
     cycles = report._cycles(base)
     assert [c["cycle"] for c in cycles] == list(range(1991, 2001)) and cycles[-1]["games"] == -1
     assert len(parsed) == 11  # (the last ten cycles' lines, one of them twice: not the tail's 2,000)
+    monkeypatch.setattr(report, "CYCLES_TAIL_BYTES", 200)  # fewer than ten lines in the tail, the first cut
+    tail = report._cycles(base)
+    assert 1 <= len(tail) < 10 and [c["cycle"] for c in tail] == list(range(2001 - len(tail), 2001))

@@ -67,7 +67,7 @@ def _read_json(base: BaseDir, path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-CYCLES_TAIL_BYTES = 256 * 1024  # the end of loop/cycles.jsonl: the last cycles, and the count
+CYCLES_TAIL_BYTES = 64 * 1024  # the end of loop/cycles.jsonl: the last ten cycles (a line: about 0.5 KiB)
 LAST_CYCLES = 10  # cycles the report lists
 
 
@@ -82,18 +82,18 @@ def _cycles(base: BaseDir, last: int = LAST_CYCLES) -> list[dict]:
             data = f.read()
     except FileNotFoundError:
         return []
-    lines = data.splitlines()
-    if size > CYCLES_TAIL_BYTES:
-        lines = lines[1:]  # the first line may be cut
+    first = data.find(b"\n") + 1 if size > CYCLES_TAIL_BYTES else 0  # (the first line may be cut)
     by_cycle: dict[int, dict] = {}
-    for line in reversed(lines):
+    end = len(data)
+    while end > first and len(by_cycle) < last:  # line by line from the end, no list of every line
+        start = max(first, data.rfind(b"\n", first, end) + 1)
         try:
-            item = json.loads(line)
-            by_cycle.setdefault(int(item["cycle"]), item)  # a cycle logged twice (killed in between): the last line
+            item = json.loads(data[start:end]) if data[start:end].strip() else None
+            if item is not None:  # (a cycle logged twice, killed in between: its last line)
+                by_cycle.setdefault(int(item["cycle"]), item)
         except (ValueError, KeyError, TypeError):
-            continue
-        if len(by_cycle) >= last:
-            break
+            pass
+        end = start - 1
     return [by_cycle[k] for k in sorted(by_cycle)]
 
 
