@@ -25,6 +25,11 @@ def test_bench_scale_figures_and_flat_filesystem_calls(tmp_path):
         slack = 2 * datasummary.VERIFY_PER_SCAN + 4  # (runstats surveys rows and games)
         assert d[f"x10_{op}_fs_calls"] <= d[f"x1_{op}_fs_calls"] + slack, (op, d[f"x1_{op}_fs_calls"],
                                                                             d[f"x10_{op}_fs_calls"])
+        # the calls waited for one after another (the operation's own thread): the same, but for an index
+        # rewritten for its check cursor (at most once a minute)
+        assert d[f"x10_{op}_serial_calls"] <= d[f"x1_{op}_serial_calls"] + 6, (op, d[f"x1_{op}_serial_calls"],
+                                                                                d[f"x10_{op}_serial_calls"])
+        assert d[f"x1_{op}_serial_calls"] <= d[f"x1_{op}_fs_calls"]
     assert list(tmp_path.iterdir()) == []  # the synthetic BASEDIR is removed
 
 

@@ -185,37 +185,6 @@ def test_summaries_are_a_cache_deleting_them_loses_nothing(tmp_path):
     _same(before, after)
 
 
-def test_gating_records_are_cached_checked_by_directory_and_rebuilt_when_corrupt(tmp_path, monkeypatch, caplog):
-    from zeroloop import decisions
-
-    base = BaseDir.open(str(tmp_path / "run"))
-    storage, root, cache = base.storage, base.gatekeepersgf, base.path("summaries", "decisions.json")
-    for i in range(4):
-        rec = decisions.DecisionRecord(f"c{i}", "random", "accepted", "match", wins=3, losses=i, time=OLD + i)
-        decisions.write(storage, root, rec)
-        os.utime(os.path.join(root, f"c{i}"), (OLD + i, OLD + i))
-    os.makedirs(os.path.join(root, "c9"))  # a candidate being tested: no record yet
-    os.utime(os.path.join(root, "c9"), (OLD, OLD))
-    truth = decisions.read_all(storage, root)
-    assert decisions.read_all_cached(storage, root, cache) == truth and len(truth) == 4
-    parsed = []
-    real = decisions.DecisionRecord.from_json
-    monkeypatch.setattr(decisions.DecisionRecord, "from_json", classmethod(
-        lambda cls, data: parsed.append(1) or real(data)))
-    assert decisions.read_all_cached(storage, root, cache) == truth
-    assert parsed == []  # every record from the cache, each checked against its directory's mtime
-    # c2 is tested again after a crash: its record is rewritten, its directory's mtime moves
-    decisions.write(storage, root, decisions.DecisionRecord("c2", "c1", "rejected", "match", losses=9, time=OLD + 9))
-    got = decisions.read_all_cached(storage, root, cache)
-    assert len(parsed) == 1  # only the changed directory's record is read
-    assert got == decisions.read_all(storage, root) and got[-1].decision == "rejected"
-    for damage in (b"garbage", open(cache, "rb").read()[:-5]):
-        with open(cache, "wb") as f:
-            f.write(damage)
-        assert decisions.read_all_cached(storage, root, cache) == decisions.read_all(storage, root)
-    assert "corrupt gating record cache" in caplog.text
-
-
 def test_every_index_entry_is_checked_in_turn(tmp_path, monkeypatch):
     """A change to a settled directory outside the window (its rows count toward the total) is found within
     dirs / verify_per_scan scans, each scan a separate process's reading of the index."""

@@ -224,10 +224,16 @@ def test_two_writers_racing_the_last_index_written_wins_and_what_it_lost_is_foun
     _same(_plan(base)[1], _truth(base))
 
 
-def test_an_index_of_the_old_format_is_rebuilt(tmp_path):
+def test_an_index_of_the_old_format_is_rebuilt_once(tmp_path, reads, caplog):
+    """An upgrade: the first plan reads every directory in full (saying why), the next only the newest."""
     base = _history(tmp_path, dirs=3)
     os.makedirs(base.path("summaries"))
     with open(base.path("summaries", "tdata.json"), "wb") as f:
         f.write(sealed.seal({"version": 1, "kind": "tdata", "dirs": {}}))
     _same(_plan(base)[1], _truth(base))
     assert _index(base)["version"] == datasummary.VERSION
+    assert "older format, rebuilt once" in caplog.text and "corrupt" not in caplog.text
+    assert {os.path.dirname(p) for p in reads} == {base.tdata(f"m{i:03d}") for i in range(3)}
+    reads.clear()
+    _same(_plan(base)[1], _truth(base))
+    assert {os.path.dirname(p) for p in reads} == {base.tdata("m002")}

@@ -66,7 +66,8 @@ def test_a_fresh_process_reads_the_training_scalars_from_a_small_file(tmp_path, 
     os.makedirs(base.train("b1c16"))
     with open(layout.train_metrics(base.root, "b1c16"), "w") as f:
         for i in range(4000):
-            f.write(json.dumps({"time": 1e9 + i, "samples": (i + 1) * 10, "loss_policy": 2.0, "loss_value": 0.5}) + "\n")
+            report = {"time": 1e9 + i, "samples": (i + 1) * 10, "loss_policy": 2.0, "loss_value": 0.5}
+            f.write(json.dumps(report) + "\n")
     assert len(RunStats(base).loss_series()["b1c16"].points) == 1000  # (the report: both summaries written)
     read: list[tuple[str, int]] = []
     real = base.storage.read_bytes

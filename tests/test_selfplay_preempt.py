@@ -458,42 +458,75 @@ def test_periodic_save_every_k_moves_and_the_operators_stop_budget(tmp_path):
     assert stageconfig.stop_search_seconds(60) == 5.0 and stageconfig.stop_search_seconds(9) == 3.0
 
 
-def test_a_stop_cuts_searches_far_from_their_end_and_those_out_of_time():
-    from zeroloop.selfplay.stopping import searches_to_cut
-    visits = np.array([10, 10, 60, 90, 0, 50])
+def test_a_stop_weighs_the_waste_of_its_steps_against_the_visits_of_the_searches_it_cuts():
+    from zeroloop.selfplay.stopping import StepCost, searches_to_cut, steps_to_keep
+
+    # Two open searches of four slots: A 10 steps from its end with 90 visits, B 90 steps with 10.
+    remaining, visits = np.array([10, 90]), np.array([90, 10])
+    fixed_only = StepCost(1.0, 0.0, 4)  # a GPU below capacity: a step of batch b wastes 4 - b evaluations
+    # H = 0 loses 100 visits; H = 10 wastes 3 * 10 and loses B's 10; H = 90 wastes 2 * 10 + 3 * 80.
+    assert steps_to_keep(remaining, visits, fixed_only) == 10
+    assert steps_to_keep(remaining, np.array([90, 300]), fixed_only) == 90  # B's 300 visits are worth 260
+    assert steps_to_keep(remaining, visits, StepCost(0.0, 1.0, 4)) == 90  # a CPU: a step wastes nothing
+    assert steps_to_keep(remaining, visits, None) == 90  # no fit yet: nothing cut for waste
+    assert steps_to_keep(remaining, visits, StepCost(1.0, 1.0, 4)) == 10  # (4 - b) / 5: 6 + 10 against 4 + 48
+    assert steps_to_keep(remaining, np.array([2, 1]), fixed_only) == 0  # 3 visits at stake: cut both
+
     targets = np.array([100, 25, 100, 100, 25, 100])
+    v = np.array([10, 10, 60, 90, 0, 50])
     searching = np.array([True, True, True, True, False, True])
-    # Before the first step only the evaluation rule: 90 to go after 10 done, 15 after 10 are cut.
-    assert list(searches_to_cut(visits, targets, searching, None, 5.0)) == [0, 1]
-    # At 0.1 s a step with 2 s left, 20 steps fit: 40 and 50 to go do not, 10 does.
-    assert list(searches_to_cut(visits, targets, searching, 0.1, 2.0)) == [0, 1, 2, 5]
-    assert list(searches_to_cut(visits, targets, searching, 0.1, 0.0)) == [0, 1, 2, 3, 5]
-    assert list(searches_to_cut(visits, targets, searching & False, 0.1, 0.0)) == []
+    assert list(searches_to_cut(v, targets, searching, None, None, 5.0)) == []
+    # At 0.1 s a step with 2 s left, 20 steps fit: 90, 40 and 50 to go do not, 15 and 10 do.
+    assert list(searches_to_cut(v, targets, searching, None, 0.1, 2.0)) == [0, 2, 5]
+    assert list(searches_to_cut(v, targets, searching, None, 0.1, 0.0)) == [0, 1, 2, 3, 5]
+    assert list(searches_to_cut(v, targets, searching & False, None, 0.1, 0.0)) == []
+    # Fixed cost only, six slots: only the search 10 steps from its end (90 visits) is worth its steps.
+    assert list(searches_to_cut(v, targets, searching, StepCost(1.0, 0.0, 6), None, 5.0)) == [0, 1, 2, 5]
 
 
-def test_a_stop_finishes_the_searches_near_their_end_and_saves_the_rest_with_their_kind(tmp_path):
+def test_the_step_cost_is_fitted_once_the_batches_differ_enough():
+    from zeroloop.selfplay.stopping import fit_step_cost
+
+    batches = np.array([64, 64, 40, 20, 5])
+    cost = fit_step_cost(batches, 0.002 + 0.0015 * batches, 64)
+    assert cost.fixed == pytest.approx(0.002) and cost.per_eval == pytest.approx(0.0015)
+    assert fit_step_cost(np.array([64, 60, 55]), np.array([0.1, 0.09, 0.085]), 64) is None  # too close to tell
+    flat = fit_step_cost(batches, np.array([0.05, 0.05, 0.06, 0.05, 0.06]), 64)  # noise: no per-eval cost seen
+    assert flat.per_eval == 0 and flat.fixed > 0
+
+
+@pytest.mark.parametrize("machine", ["fixed step cost", "cost per evaluation"])
+def test_a_stop_finishes_the_searches_worth_their_steps_and_saves_the_rest_with_their_kind(tmp_path, machine):
     from zeroloop.search import tree
+    from zeroloop.selfplay.stopping import StepCost, steps_to_keep
 
     engine = _engine(tmp_path, _config(num_games=12, max_visits=40, cheap_visits=10, full_search_prob=0.5,
                                        inprogress_stop_search_seconds=600.0), 3)
+    cost = StepCost(1.0, 0.0, 12) if machine == "fixed step cost" else StepCost(0.0, 1.0, 12)
+    engine.stop_step_cost = lambda: cost  # counted, not timed: with 600 s, time never cuts
     s = engine.search
-    for _ in range(200):  # until searches both near and far from their end are there to stop
+    for _ in range(200):  # until searches both worth finishing and not are there to stop
         engine.tick()
         before = {g: (st.turn, st.full_search, s.root_visits(g), int(s.game_i[g, tree.G_TARGET]))
                   for g, st in enumerate(engine.slots) if st is not None and s.searching(g)}
-        near = {g for g, (_, _, v, t) in before.items() if t - v <= v}
-        if near and set(before) - near:
+        remaining = np.array([t - v for _, _, v, t in before.values()])
+        horizon = steps_to_keep(remaining, np.array([v for _, _, v, _ in before.values()]), cost)
+        near = {g for g, (_, _, v, t) in before.items() if t - v <= horizon}
+        if machine == "cost per evaluation" or (near and set(before) - near):
             break
-    assert near and set(before) - near
+    if machine == "fixed step cost":
+        assert near and set(before) - near
+    else:
+        assert near == set(before)  # a step wastes nothing: every search finishes
     engine.request_stop()
-    engine._finish_searches()  # with 600 s, time never cuts: only the evaluation rule does
+    engine._finish_searches()
     assert engine.counters.stop_searches_cut == len(before) - len(near)
     for g, (turn, full, _, _) in before.items():
         state = engine.slots[g]
         if state is None:  # its move ended the game: finished, written at the shutdown
             assert g in near
             continue
-        assert state.turn == turn + (g in near)  # near its end: its move; else cut, at the same position
+        assert state.turn == turn + (g in near)  # worth its steps: its move; else cut, at the same position
         assert not s.searching(g)
         if g not in near:
             assert state.full_search == full  # resumed with the kind of search the stop cut short

@@ -66,7 +66,7 @@ import posixpath
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from zeroloop import layout, rows, sealed
@@ -241,6 +241,19 @@ class Index:
                    unsettled, float(listed) if listed is not None else None, int(body["cursor"]))
 
 
+@dataclass
+class _Check:
+    """One run of the rotating check: the entries due, from the cursor's place, and what was found."""
+
+    total: int  # entries in the index when the check started
+    at: int  # the cursor's place in seg (or in the open segment)
+    seg: Segment | None  # the sealed segment checked; None: the open segment's entries
+    entries: dict[str, DirTotals] | None  # seg's entries if already parsed; the open segment's entries due
+    due: list[str] = field(default_factory=list)
+    mtimes: list[float | None] = field(default_factory=list)  # each due directory's mtime now (None: gone)
+    problem: Exception | None = None  # why seg could not be read
+
+
 class IndexChanged(Exception):
     """A sealed segment turned out missing or corrupt while it was read: it is dropped; survey again."""
 
@@ -317,10 +330,17 @@ class Survey:
             yield model, entry
 
 
+class OlderFormat(ValueError):
+    """A summary written by an older zeroloop (version 1: one index file with an entry per directory)."""
+
+
 def _unseal(data: bytes, where: str) -> dict:
-    """The body of a sealed summary; ValueError if it is not one (corrupt)."""
+    """The body of a sealed summary; ValueError if it is not one (corrupt), OlderFormat if an older one."""
     body = sealed.unseal(data, where)
-    if not isinstance(body, dict) or body.get("version") != VERSION:
+    version = body.get("version") if isinstance(body, dict) else None
+    if isinstance(version, int) and 0 < version < VERSION:
+        raise OlderFormat(f"{where}: version {version}, this zeroloop writes {VERSION}")
+    if version != VERSION:
         raise ValueError(f"{where}: unknown version")
     return body
 
@@ -362,18 +382,41 @@ class Summaries:
     # --- the survey ------------------------------------------------------------------------------
 
     def survey(self, now: float | None = None) -> Survey:
-        """Totals of every directory: from the index where it holds, else read in full (and summarised)."""
+        """Totals of every directory: from the index where it holds, else read in full (and summarised).
+
+        The rotating check's reading (a sealed segment and a stat per entry checked) runs in a thread of its
+        own beside the listing and the reading of the recent directories, so that it adds no round trip in
+        sequence: a survey of a long history waits for as many answers in a row as one of a short history."""
         now = time.time() if now is None else now
         index = self._read_index()  # (the parsed index itself: changed in place, written when it changes)
         self._dirty = False
-        stale = []
-        if time.monotonic() - self._verified_at >= VERIFY_EVERY_S:  # (every fresh process checks; the same
-            self._verified_at = time.monotonic()                    # process again 10 s later at the soonest)
-            stale = self._verify(index, now)
-        new = self._find_new(index, now)
         out = Survey(index=index, summaries=self)
-        todo = list(dict.fromkeys([*index.unsettled, *new, *stale]))
-        unsettled = []
+        unsettled: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as checker:
+            check = None
+            if time.monotonic() - self._verified_at >= VERIFY_EVERY_S:  # (every fresh process checks; the same
+                self._verified_at = time.monotonic()                    # process again 10 s later at the soonest)
+                check = self._start_check(index, checker)
+            new = self._find_new(index, now)
+            self._read_into(out, index, [*index.unsettled, *new], now, unsettled)
+            again = self._finish_check(index, check.result()) if check is not None else []
+        if again is None:  # a segment was dropped: its directories are found by a full listing, now
+            again = self._find_new(index, now)
+        self._read_into(out, index, [m for m in again if m not in out.read and m not in unsettled], now, unsettled)
+        if unsettled != index.unsettled:
+            index.unsettled = unsettled
+            self._dirty = True
+        self._seal(index)
+        # The check cursor is kept too (so that the checks go round across processes), at most once a minute.
+        if self._dirty or now - self._index_written >= VERIFIED_WRITE_S:
+            self._write_index(index)
+            self._index_written = now
+        return out
+
+    def _read_into(self, out: Survey, index: Index, models: list[str], now: float, unsettled: list[str]) -> None:
+        """Read models' directories in full into out; the settled ones go to the open segment (summarised),
+        the others to unsettled."""
+        todo = list(dict.fromkeys(models))
         for model, read in zip(todo, self._map(self._read_dir, todo)):
             if read is None:
                 if self.storage.exists(posixpath.join(self.base.selfplay, model)):
@@ -389,15 +432,6 @@ class Summaries:
             else:
                 totals.settled = False
                 unsettled.append(model)
-        if unsettled != index.unsettled:
-            index.unsettled = unsettled
-            self._dirty = True
-        self._seal(index)
-        # The check cursor is kept too (so that the checks go round across processes), at most once a minute.
-        if self._dirty or now - self._index_written >= VERIFIED_WRITE_S:
-            self._write_index(index)
-            self._index_written = now
-        return out
 
     def _find_new(self, index: Index, now: float) -> list[str]:
         """Directories of selfplay/ the index does not know (and those gone, dropped from it).
@@ -463,27 +497,30 @@ class Summaries:
             self._dirty = True
         return [m for m in names if m not in known]
 
-    def _verify(self, index: Index, now: float) -> list[str]:
-        """Check the entries at the cursor (one segment's, or the open segment's) against their directories;
-        the stale ones are taken out of the index and returned (to be read in full)."""
+    def _start_check(self, index: Index, pool: ThreadPoolExecutor) -> "Future[_Check] | None":
+        """Start the check of the entries at the cursor (one segment's, or the open segment's) in pool. What
+        the reading needs of the index is taken now: the survey goes on changing the index meanwhile."""
         total = index.entries()
         if total == 0 or self.verify_per_scan <= 0:
-            return []
+            return None
         at = index.cursor % total
-        seg, entries = None, None
-        for s in index.segments:
-            if at < s.dirs:
-                seg = s
-                break
-            at -= s.dirs
-        if seg is not None:
-            entries = self._segment(index, seg)
-            if entries is None:
-                index.cursor = 0
-                return []
-        else:
-            entries = index.open
-        due = list(entries)[at:at + self.verify_per_scan]
+        for seg in index.segments:
+            if at < seg.dirs:
+                return pool.submit(self._read_check, _Check(total, at, seg, self._loaded.get(seg.name)))
+            at -= seg.dirs
+        due = list(index.open)[at:at + self.verify_per_scan]
+        return pool.submit(self._read_check, _Check(total, at, None, {m: index.open[m] for m in due}))
+
+    def _read_check(self, check: "_Check") -> "_Check":
+        """The check's reading (no change to the index or to this object: it runs beside the survey): the
+        segment's entries unless already parsed, then the current mtime of each directory due."""
+        if check.entries is None:
+            try:
+                check.entries = self._load_segment(check.seg)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+                check.problem = e
+                return check
+        check.due = list(check.entries)[check.at:check.at + self.verify_per_scan] if check.seg else list(check.entries)
 
         def mtime(model: str) -> float | None:
             try:
@@ -491,16 +528,31 @@ class Summaries:
             except FileNotFoundError:
                 return None
 
-        stale = {m for m, current in zip(due, self._map(mtime, due)) if current != entries[m].dir_mtime}
-        index.cursor = (index.cursor + len(due) - len(stale)) % max(1, total - len(stale))
+        check.mtimes = self._map(mtime, check.due)
+        return check
+
+    def _finish_check(self, index: Index, check: "_Check") -> list[str] | None:
+        """Apply a check: the stale entries are taken out of the index and returned (to be read in full);
+        None if the segment turned out missing or corrupt (dropped: its directories are to be listed again)."""
+        seg = check.seg
+        if seg is not None:
+            if seg not in index.segments:
+                return []  # (rewritten meanwhile by the listing's comparison: checked another time)
+            if check.problem is not None:
+                self._drop_segment(index, seg, check.problem)
+                index.cursor = 0
+                return None
+            self._remember(seg.name, check.entries)
+        stale = {m for m, current in zip(check.due, check.mtimes) if current != check.entries[m].dir_mtime}
+        index.cursor = (index.cursor + len(check.due) - len(stale)) % max(1, check.total - len(stale))
         for model in stale:
             log.info("summary of %s is stale (the directory changed): reading it again", self.data_dir(model))
         if stale:
             if seg is not None:
-                self._take_out(index, seg, entries, stale)
+                self._take_out(index, seg, check.entries, stale)
             else:
                 for model in stale:
-                    del index.open[model]
+                    index.open.pop(model, None)
             self._dirty = True
         return sorted(stale)
 
@@ -574,29 +626,44 @@ class Summaries:
         if seg.name in self._loaded:
             self._loaded.move_to_end(seg.name)
             return self._loaded[seg.name]
-        path = self.segment_path(seg.name)
         try:
-            data = self.storage.read_bytes(path)
-            if hashlib.sha256(data).hexdigest() != seg.name:
-                raise ValueError(f"{path}: its content is not the one its name says (altered)")
-            body = _unseal(data, path)
-            if body.get("kind") != self.kind.name:
-                raise ValueError(f"{path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
-            entries = {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
-            if Segment.of(seg.name, entries) != seg:
-                raise ValueError(f"{path}: its totals differ from the index's")
+            entries = self._load_segment(seg)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-            why = "missing" if isinstance(e, FileNotFoundError) else "corrupt"
-            log.warning("ignoring %s summary segment %s (reading its directories again): %s", why, path, e)
-            if seg in index.segments:
-                index.segments.remove(seg)
-            index.listed_mtime = None  # its directories: found again by the next listing
-            self._write_index(index)
+            self._drop_segment(index, seg, e)
             return None
-        self._loaded[seg.name] = entries
+        self._remember(seg.name, entries)
+        return entries
+
+    def _load_segment(self, seg: Segment) -> dict[str, DirTotals]:
+        """Read and check a sealed segment (no change to anything: the rotating check calls it from a thread
+        of its own). Raises OSError if it cannot be read, ValueError (and kin) if it is corrupt."""
+        path = self.segment_path(seg.name)
+        data = self.storage.read_bytes(path)
+        if hashlib.sha256(data).hexdigest() != seg.name:
+            raise ValueError(f"{path}: its content is not the one its name says (altered)")
+        body = _unseal(data, path)
+        if body.get("kind") != self.kind.name:
+            raise ValueError(f"{path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
+        entries = {str(m): DirTotals.from_json(str(m), e) for m, e in body["dirs"].items()}
+        if Segment.of(seg.name, entries) != seg:
+            raise ValueError(f"{path}: its totals differ from the index's")
+        return entries
+
+    def _drop_segment(self, index: Index, seg: Segment, problem: Exception) -> None:
+        why = "missing" if isinstance(problem, FileNotFoundError) else "corrupt"
+        log.warning("ignoring %s summary segment %s (reading its directories again): %s", why,
+                    self.segment_path(seg.name), problem)
+        if seg in index.segments:
+            index.segments.remove(seg)
+        index.listed_mtime = None  # its directories: found again by the next listing
+        self._write_index(index)
+
+    def _remember(self, name: str, entries: dict[str, DirTotals]) -> None:
+        """Keep a sealed segment's entries read or written, the SEGMENTS_CACHED most recent only."""
+        self._loaded[name] = entries
+        self._loaded.move_to_end(name)
         while len(self._loaded) > SEGMENTS_CACHED:
             self._loaded.popitem(last=False)
-        return entries
 
     def _write_segment(self, entries: Mapping[str, DirTotals]) -> Segment | None:
         data = sealed.seal({"version": VERSION, "kind": self.kind.name,
@@ -608,9 +675,7 @@ class Summaries:
         except OSError as e:
             log.warning("cannot write a summary segment in %s: %s", self.segment_root, e)
             return None
-        self._loaded[name] = dict(entries)
-        while len(self._loaded) > SEGMENTS_CACHED:
-            self._loaded.popitem(last=False)
+        self._remember(name, dict(entries))
         return Segment.of(name, entries)
 
     def _take_out(self, index: Index, seg: Segment, entries: Mapping[str, DirTotals], models: set[str]) -> None:
@@ -733,6 +798,10 @@ class Summaries:
             if body.get("kind") != self.kind.name:
                 raise ValueError(f"{self.index_path}: holds {body.get('kind')!r}, not {self.kind.name!r}")
             index = Index.from_json(body)
+        except OlderFormat as e:  # (an upgrade: every directory is read in full once, then summarised anew)
+            log.warning("summary index of an older format, rebuilt once by reading every self-play directory in "
+                        "full: %s", e)
+            return Index()
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             log.warning("ignoring corrupt summary index (reading every directory again): %s", e)
             return Index()

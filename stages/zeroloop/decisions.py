@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-import time
 from dataclasses import asdict, dataclass, field
 
-from zeroloop import sealed
 from zeroloop.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -113,62 +111,4 @@ def read_since(storage: Storage, sgf_root: str, since: float) -> list[DecisionRe
             continue
         except (OSError, ValueError, TypeError) as e:
             log.warning("ignoring unreadable gating record %s: %s", path, e)
-    return sorted(out, key=lambda r: (r.time, r.candidate))
-
-
-FRESH_S = 2.0  # a directory changed this recently may change again within its mtime's tick: not cached
-
-
-def read_all_cached(storage: Storage, sgf_root: str, cache_path: str) -> list[DecisionRecord]:
-    """read_all, keeping what it read in cache_path: a record is read again only when its directory changed.
-
-    One listing gives every candidate directory's mtime; the cache holds each
-    record with the mtime its directory had, so every cached record is checked
-    against its directory at every call, at the cost of that one listing.
-    A cache that is missing, cut short or altered is rebuilt.
-    """
-    cache: dict = {}
-    try:
-        body = sealed.unseal(storage.read_bytes(cache_path), cache_path)
-        if isinstance(body, dict) and isinstance(body.get("records"), dict):
-            cache = body["records"]
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as e:
-        log.warning("ignoring corrupt gating record cache (reading every record again): %s", e)
-    now = time.time()
-    out, kept, changed = [], {}, False
-    for d, mtime in storage.scan_subdirs(sgf_root):
-        name = posixpath.basename(d)
-        entry = cache.get(name)
-        record = None
-        if mtime is not None and isinstance(entry, list) and len(entry) == 2 and entry[0] == mtime:
-            try:
-                record = DecisionRecord(**entry[1]) if entry[1] is not None else None
-            except TypeError:
-                entry = None
-            else:
-                kept[name] = entry
-                if record is not None:
-                    out.append(record)
-                continue
-        path = posixpath.join(d, RECORD_NAME)
-        try:
-            record = DecisionRecord.from_json(storage.read_bytes(path))
-        except FileNotFoundError:
-            record = None  # a candidate being tested: no decision yet
-        except (OSError, ValueError, TypeError) as e:
-            log.warning("ignoring unreadable gating record %s: %s", path, e)
-            continue
-        if record is not None:
-            out.append(record)
-        if mtime is not None and now - mtime >= FRESH_S:
-            kept[name] = [mtime, asdict(record) if record is not None else None]
-        changed = True
-    if changed or set(kept) != set(cache):
-        try:
-            storage.makedirs(posixpath.dirname(cache_path))
-            storage.write_bytes(cache_path, sealed.seal({"records": kept}))
-        except OSError as e:
-            log.warning("cannot write %s: %s", cache_path, e)
     return sorted(out, key=lambda r: (r.time, r.candidate))

@@ -219,9 +219,9 @@ def train_series(base: str, name: str) -> str:
     return _join(base, SUMMARIES, TRAIN, f"{name}.series.json")
 
 
-def decision_cache(base: str) -> str:
-    """summaries/decisions.json: the gating records read so far (``decisions.read_all_cached``)."""
-    return _join(base, SUMMARIES, "decisions.json")
+def report_digest(base: str, name: str) -> str:
+    """summaries/report/<name>.json: the digest of settled models or gating records (``zeroloop.runhistory``)."""
+    return _join(base, SUMMARIES, "report", f"{name}.json")
 
 
 def quarantine(base: str) -> str:

@@ -56,16 +56,20 @@ def _model_mtime(storage: Storage, path: str) -> float | None:
         return None
 
 
+def rank_key(mtime: float, path: str, now: float) -> tuple[bool, float, str]:
+    """A model's place in the order of ``ranked``: a larger key is newer (dated in the future: below the rest)."""
+    return mtime <= now + CLOCK_SKEW_TOLERANCE_S, mtime, path
+
+
 def ranked(found: list[tuple[float, str]], now: float | None = None) -> list[tuple[float, str]]:
     """(mtime, path) pairs oldest first, a model dated in the future below the rest (with a warning)."""
     now = time.time() if now is None else now
-    future = {p for t, p in found if t > now + CLOCK_SKEW_TOLERANCE_S}
     for t, p in found:
-        if p in future and p not in _warned_future:
+        if t > now + CLOCK_SKEW_TOLERANCE_S and p not in _warned_future:
             _warned_future.add(p)
             log.warning("model %s is dated %.0f s in the future (clock skew?): ranking it below the models "
                         "dated in the past", p, t - now)
-    return sorted(found, key=lambda tp: (tp[1] not in future, tp[0], tp[1]))
+    return sorted(found, key=lambda tp: rank_key(tp[0], tp[1], now))
 
 
 def find_latest_model(storage: Storage, models_dir: str) -> str | None:

@@ -12,7 +12,9 @@ by default:
 - ``data.png``: self-play games and training rows against hours since the
   run's first file;
 - ``models.png``: accepted models (samples trained when exported) and each
-  gating decision's candidate score against hours;
+  gating decision's candidate score against hours (``zeroloop.runhistory``:
+  the settled models and decisions folded once into a digest, so a report
+  reads what is new, not every record);
 - ``elo.png``: the ladder's Elo of each rated model against hours (when
   it was exported), GNU Go levels as reference lines (only after
   ``zeroloop ladder``);
@@ -65,11 +67,13 @@ def _read_json(base: BaseDir, path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-CYCLES_TAIL_BYTES = 256 * 1024  # the end of loop/cycles.jsonl: the last cycles, and the count
+CYCLES_TAIL_BYTES = 64 * 1024  # the end of loop/cycles.jsonl: the last ten cycles (a line: about 0.5 KiB)
+LAST_CYCLES = 10  # cycles the report lists
 
 
-def _cycles(base: BaseDir) -> list[dict]:
-    """The last cycles of loop/cycles.jsonl (its end only: the file grows by a line a cycle), oldest first."""
+def _cycles(base: BaseDir, last: int = LAST_CYCLES) -> list[dict]:
+    """The last cycles of loop/cycles.jsonl, oldest first: its end only (the file grows by a line a cycle),
+    parsed from the end until there are enough (memory for those, not for every cycle in the tail)."""
     path = layout.loop_cycles(base.root)
     try:
         with base.storage.fs.open(path, "rb") as f:
@@ -78,16 +82,18 @@ def _cycles(base: BaseDir) -> list[dict]:
             data = f.read()
     except FileNotFoundError:
         return []
-    lines = data.splitlines()
-    if size > CYCLES_TAIL_BYTES:
-        lines = lines[1:]  # the first line may be cut
+    first = data.find(b"\n") + 1 if size > CYCLES_TAIL_BYTES else 0  # (the first line may be cut)
     by_cycle: dict[int, dict] = {}
-    for line in lines:
+    end = len(data)
+    while end > first and len(by_cycle) < last:  # line by line from the end, no list of every line
+        start = max(first, data.rfind(b"\n", first, end) + 1)
         try:
-            item = json.loads(line)
-            by_cycle[int(item["cycle"])] = item  # a cycle logged twice (killed in between): the last line
+            item = json.loads(data[start:end]) if data[start:end].strip() else None
+            if item is not None:  # (a cycle logged twice, killed in between: its last line)
+                by_cycle.setdefault(int(item["cycle"]), item)
         except (ValueError, KeyError, TypeError):
-            continue
+            pass
+        end = start - 1
     return [by_cycle[k] for k in sorted(by_cycle)]
 
 
@@ -172,28 +178,26 @@ def plot_data(stats: RunStats, t0: float, path: str) -> bool:
 
 
 def plot_models(stats: RunStats, t0: float, path: str) -> bool:
-    models = stats.accepted_models()
-    recs = [r for r in stats.decisions() if r.games]
-    if not models and not recs:
+    models = stats.model_history()
+    gating = stats.decision_history()
+    if not models.count and not any(gating.scores.values()):
         return False
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-    accepted_at = {r.candidate: r.time for r in recs if r.decision == "accepted"}  # else: when exported
-    shown = thin(list(models))
-    when = [accepted_at.get(m.name, m.mtime) for m in shown]
-    ax.plot([(t - t0) / 3600 for t in when], [m.samples_trained for m in shown], "o-", ms=4)
+    shown = thin(models.points)  # (when accepted, else when exported)
+    ax.plot([(m.when - t0) / 3600 for m in shown], [m.samples_trained for m in shown], "o-", ms=4)
     ax.set_ylabel("samples trained")
-    ax.set_title(f"accepted models ({len(models)})")
+    ax.set_title(f"accepted models ({models.count})")
     ax.grid(alpha=0.3)
     for decision, colour in (("accepted", "tab:green"), ("rejected", "tab:red")):
-        pts = thin([((r.time - t0) / 3600, r.score) for r in recs if r.decision == decision])
-        ax2.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colour, label=decision, ms=5)
+        pts = thin(sorted(gating.scores.get(decision, [])))
+        ax2.plot([(t - t0) / 3600 for t, _ in pts], [s for _, s in pts], "o", color=colour, label=decision, ms=5)
     ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax2.set_ylim(-0.05, 1.05)
     ax2.set_ylabel("candidate score")
     ax2.set_xlabel("hours since the run started")
     ax2.set_title("gating matches")
-    if recs:
+    if any(gating.scores.values()):
         ax2.legend(loc="lower right", fontsize=8)
     ax2.grid(alpha=0.3)
     return _save(fig, path)
@@ -231,8 +235,8 @@ def _fmt_time(t: float) -> str:
 def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float) -> str:
     settings = _read_json(base, layout.loop_settings(base.root))
     cycles = _cycles(base)
-    models = stats.accepted_models()
-    recs = stats.decisions()
+    models = stats.model_history()
+    decided = stats.decision_history()
     ladder = _read_json(base, layout.ladder_results(base.root))
     losses = stats.last_losses()
     lines = [f"# zeroloop run report: {base.root}", "", f"Made {_fmt_time(time.time())}."]
@@ -243,28 +247,25 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
     lines += ["", "## Totals", "",
               f"- self-play games: {stats.games():,}; training rows: {stats.rows():,}",
               f"- samples trained: {stats.samples_trained():,}",
-              f"- accepted models: {len(models)}" + (f" (newest {models[-1].name})" if models else ""),
-              f"- gating decisions: {sum(r.decision == 'accepted' for r in recs)} accepted, "
-              f"{sum(r.decision == 'rejected' and r.games > 0 for r in recs)} rejected after a match, "
-              f"{sum(r.decision == 'rejected' and r.games == 0 for r in recs)} rejected unplayed (older than the "
-              f"accepted model, or unusable)",
+              f"- accepted models: {models.count}" + (f" (newest {models.newest.name})" if models.newest else ""),
+              f"- gating decisions: {decided.accepted} accepted, {decided.rejected_played} rejected after a match, "
+              f"{decided.rejected_unplayed} rejected unplayed (older than the accepted model, or unusable)",
               f"- cycles done: {cycles[-1]['cycle'] if cycles else 0}; hours since the first file: {hours:.2f}",
               "- last losses: " + (", ".join(f"{k} {v:.3f}" for k, v in losses.items()) or "none yet")]
     if cycles:
         lines += ["", "## Last cycles", "", "| cycle | minutes | games | rows | samples | model | gating |",
                   "|---|---|---|---|---|---|---|"]
-        for c in cycles[-10:]:
+        for c in cycles:
             played = [g for g in c.get("gating", []) if g.get("games")]
             unplayed = len(c.get("gating", [])) - len(played)
             gating = "; ".join(f"{g['decision']} ({g['score']:.2f})" for g in played)
             gating = "; ".join(x for x in (gating, f"{unplayed} rejected unplayed" if unplayed else "") if x) or "-"
             lines.append(f"| {c['cycle']} | {c.get('seconds', 0) / 60:.1f} | {c.get('games', 0):,} | "
                          f"{c.get('rows', 0):,} | {c.get('samples', 0):,} | {c.get('model', '')} | {gating} |")
-    recs = [r for r in recs if r.games > 0]
-    if recs:
+    if decided.last_played:
         lines += ["", "## Gating matches (last 10)", "",
                   "| time | candidate | vs | decision | W-L-D | score | reason |", "|---|---|---|---|---|---|---|"]
-        for r in recs[-10:]:
+        for r in decided.last_played[-10:]:
             score = f"{r.score:.3f}" if r.score is not None else "-"
             lines.append(f"| {_fmt_time(r.time)} | {r.candidate} | {r.baseline} | {r.decision} | "
                          f"{r.wins}-{r.losses}-{r.draws} | {score} | {r.reason} |")

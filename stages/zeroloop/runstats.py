@@ -10,7 +10,9 @@ answer is already on disk, written by the stages:
   (``zeroloop.trainlog``: a bounded summary, persisted; the samples and the
   last losses from a small file of their own, the loss series apart);
 - models: ``models/`` (accepted, with their model.json);
-- gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``).
+- gating: the decision records in ``gatekeepersgf/`` (``zeroloop.decisions``);
+- for the report, every model and decision in bounded memory: digests of
+  the settled ones (``zeroloop.runhistory``).
 
 Files never change once published, so nothing is read twice: self-play
 totals come from the settled-directory summaries (``zeroloop.datasummary``)
@@ -32,7 +34,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from zeroloop import datasummary, decisions, layout, modellist, trainlog
+from zeroloop import datasummary, decisions, layout, modellist, runhistory, trainlog
 from zeroloop.errors import ModelFileError
 from zeroloop.storage import BaseDir, is_tmp
 
@@ -82,6 +84,8 @@ class RunStats:
         self._listed: tuple[float, tuple[tuple[float, str], ...]] | None = None  # (models/'s mtime, its listing)
         self._tally: tuple[float, ModelTally] | None = None  # (models/'s mtime, its tally)
         self._unnamed: dict[str, AcceptedModel | None] = {}  # models not named by an export, read once
+        self._model_digest = None  # (runhistory's digests, made when first asked)
+        self._decision_digest = None
 
     # --- self-play ------------------------------------------------------------------------------
 
@@ -181,7 +185,7 @@ class RunStats:
             if not _SAMPLES_IN_NAME.search(posixpath.basename(path)) and self._model_once(path, mtime) is None:
                 continue  # (neither exported nor readable)
             count += 1
-            key = (mtime <= now + modellist.CLOCK_SKEW_TOLERANCE_S, mtime, path)  # (modellist.ranked's order)
+            key = modellist.rank_key(mtime, path, now)
             if best_key is None or key > best_key:
                 best_key = key
         best = self._model_once(best_key[2], best_key[1]) if best_key is not None else None
@@ -229,10 +233,25 @@ class RunStats:
             return None
         return AcceptedModel(name, path, mtime, info.samples_trained, info.data_rows)
 
-    def decisions(self) -> list[decisions.DecisionRecord]:
-        """Every gating decision, oldest first (records unchanged since the last call come from the cache)."""
-        return decisions.read_all_cached(self.base.storage, self.base.gatekeepersgf,
-                                         layout.decision_cache(self.base.root))
+    def model_history(self) -> runhistory.ModelHistory:
+        """The accepted models as the report shows them: count, newest, a bounded series
+        (``zeroloop.runhistory``: the settled ones from a digest, the recent ones read)."""
+        if self._model_digest is None:
+            self._model_digest = runhistory.model_digest(
+                self.base.storage, self.base.models, self.base.gatekeepersgf,
+                layout.report_digest(self.base.root, "models"), self._named)
+        return runhistory.model_history(self.base.storage, self.base.gatekeepersgf, self._named, self._model_digest)
+
+    def _named(self, path: str, mtime: float) -> tuple[str, int] | None:
+        model = self._model_once(path, mtime)
+        return (model.name, model.samples_trained) if model is not None else None
+
+    def decision_history(self) -> runhistory.DecisionHistory:
+        """Every gating decision as the report shows it: counts, the last matches, bounded score series."""
+        if self._decision_digest is None:
+            self._decision_digest = runhistory.decision_digest(self.base.storage, self.base.gatekeepersgf,
+                                                               layout.report_digest(self.base.root, "decisions"))
+        return runhistory.decision_history(self.base.storage, self.base.gatekeepersgf, self._decision_digest)
 
     def decisions_since(self, since: float) -> list[decisions.DecisionRecord]:
         """The gating decisions taken at or after since (seconds since the epoch), oldest first."""

@@ -11,7 +11,10 @@ length (READDIRPLUS returns many entries with their attributes at once).
 
 It stays a ``LocalFileSystem``, so ``Storage`` keeps the local publishing
 rules (rename, locks) and only the speed of the answers changes. ``calls``
-counts the delayed calls (a benchmark reports them).
+counts the delayed calls (a benchmark reports them); ``serial_calls`` those
+of them made by the thread that made this object, which wait one after
+another, while calls in worker threads wait side by side: with latency L a
+caller waits at least ``serial_calls`` x L, whatever its threads do.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class LatencyFileSystem(LocalFileSystem):
         super().__init__(**kwargs)
         self.latency_s = float(latency_s)
         self.calls = 0
+        self.serial_calls = 0
+        self._owner = threading.get_ident()
         self._count_lock = threading.Lock()
         self._inside = threading.local()  # a call made by another delayed call is part of its round trip
 
@@ -47,6 +52,8 @@ class LatencyFileSystem(LocalFileSystem):
     def delay(self) -> None:
         with self._count_lock:
             self.calls += 1
+            if threading.get_ident() == self._owner:
+                self.serial_calls += 1
         if self.latency_s > 0:
             time.sleep(self.latency_s)
 

@@ -9,6 +9,17 @@ each run for ``--duration`` seconds of wall time:
    started and the next one starts as soon as it has exited, until the same
    wall time is over (restart costs count against it).
 
+``--clock cpu`` counts ``--duration`` and ``--period`` in CPU seconds of the
+run's processes (per thread each was given) instead of wall seconds: on a
+shared machine a process then gets as much work done before its SIGTERM as
+on a machine of its own, so the ratio no longer falls with the load (a
+loaded machine stretches the fixed CPU cost of a start over fewer steps per
+wall-clock period; when a process gets fewer steps than a full search's
+visits, no full search finishes and no row is recorded). What stays on the
+wall clock is self-play's own: the stop's ``inprogress_stop_search_seconds``,
+the periodic save, the model poll. ``cpu_s_*`` is each run's CPU seconds
+either way.
+
 The two runs go side by side, each with half the threads (``--threads``,
 default the usable CPUs), so that load from other processes on a shared
 machine hits both alike; ``--sequential`` runs them one after the other
@@ -30,7 +41,11 @@ to the first search step (``start_to_first_step_s``: interpreter and
 imports, then the model load, then adopting and replaying the saved games,
 loading the compiled search from numba's cache and the first batch), and
 SIGTERM to exit (``stop_s``, of which ``stop_save_s`` is writing the
-finished games and saving the games in progress). A short unmeasured run
+finished games and saving the games in progress); ``start_cpu_s`` is the
+process's CPU seconds at its first search step. Counted, not timed, from the
+restarted processes' stop lines (medians per stop): the moves searches in
+progress made during the stop, the searches it cut short and their visits
+(``zeroloop.selfplay.stopping``), and ``nn_evals_per_process``. A short unmeasured run
 first fills numba's cache, as an earlier pod on the node would have.
 
 ``save_*``: the time to save ``--save-games`` games in progress of
@@ -45,6 +60,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import math
 import os
 import posixpath
 import re
@@ -73,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run the interrupted case dropping games in progress (KataGo's behaviour)")
     parser.add_argument("--sequential", action="store_true",
                         help="run the cases one after the other with all threads (default: side by side)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="what --duration and --period count: wall seconds, or CPU seconds of the run's "
+                             "processes per thread (a shared machine's load then changes nothing but self-play's "
+                             "own wall-clock budgets)")
     parser.add_argument("--save-games", type=int, default=256, help="games in progress for the save timing")
     parser.add_argument("--save-board-size", type=int, default=19)
     parser.add_argument("--save-moves", type=int, default=150, help="mean moves played so far per saved game")
@@ -81,12 +101,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- subprocess runs --------------------------------------------------------------------
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process, all its threads (Linux /proc); None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14 and 15 of stat
+
+
 class _Proc:
     """A `zeroloop selfplay` process whose stderr lines are timestamped as they arrive."""
 
     def __init__(self, argv: list[str], env: dict[str, str]):
         self.start = time.monotonic()
         self.lines: list[tuple[float, str]] = []
+        self.cpu_s: float | None = None  # its CPU seconds once it has exited (its rusage)
+        self._cpu_seen = 0.0
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -95,19 +130,46 @@ class _Proc:
         for line in self.proc.stderr:
             self.lines.append((time.monotonic() - self.start, line.rstrip()))
 
+    def cpu(self) -> float:
+        """CPU seconds so far (the last reading once it has exited)."""
+        if self.cpu_s is not None:
+            return self.cpu_s
+        seen = process_cpu_seconds(self.proc.pid) if self.proc.returncode is None else None
+        if seen is not None:
+            self._cpu_seen = seen
+        return self._cpu_seen
+
     def stop(self, timeout: float = 120.0) -> float:
         """SIGTERM; wait; seconds until it exited."""
         t = time.monotonic()
+        self.cpu()
         self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self._reap(t + timeout)
         self._reader.join(5)
-        if self.proc.returncode != 0:
+        # Killed by the SIGTERM itself: it came before self-play set its handler, in the imports, when
+        # nothing was played or adopted yet (a loaded machine, a short run), so nothing was lost.
+        if self.proc.returncode not in (0, -signal.SIGTERM):
             raise RuntimeError(f"selfplay exited {self.proc.returncode}: {self.text()[-2000:]}")
         return time.monotonic() - t
+
+    def _reap(self, deadline: float) -> None:
+        """Wait for the exit (SIGKILL after deadline), keeping its CPU seconds from wait4's rusage."""
+        while self.proc.returncode is None:
+            try:
+                pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (it exited on its own and poll() saw it)
+                self.proc.wait()
+                break
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu_s = usage.ru_utime + usage.ru_stime
+                break
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                deadline = math.inf
+            time.sleep(0.02)
+        if self.cpu_s is None:
+            self.cpu_s = self._cpu_seen
 
     def text(self) -> str:
         return "\n".join(line for _, line in self.lines)
@@ -138,25 +200,40 @@ def _argv(base: Path, config: Path, threads: int, seed: int, device: str) -> lis
 
 
 def _run(base: Path, config: Path, models: Path, duration: float, period: float | None, threads: int,
-         seed: int, device: str) -> list[_Proc]:
-    """Self-play on base for duration wall seconds; SIGTERM + restart every period (None: never)."""
+         seed: int, device: str, clock: str = "wall") -> list[_Proc]:
+    """Self-play on base for duration seconds; SIGTERM + restart every period (None: never).
+
+    clock "wall": seconds since the run's and each process's start; "cpu":
+    CPU seconds per thread, of all the run's processes and of each one.
+    """
     base.mkdir(parents=True)
     Path(layout.models(str(base))).symlink_to(models, target_is_directory=True)
     env = _env()
-    end = time.monotonic() + duration
+    t0 = time.monotonic()
+    spent = 0.0  # cpu clock: CPU seconds per thread of the run's exited processes
     procs: list[_Proc] = []
-    while time.monotonic() < end - 1.0:
+
+    def used(p: _Proc) -> tuple[float, float]:  # (the run's clock, this process's clock)
+        if clock == "cpu":
+            own = p.cpu() / threads
+            return spent + own, own
+        return time.monotonic() - t0, time.monotonic() - p.start
+
+    while (spent if clock == "cpu" else time.monotonic() - t0) < duration - 1.0:
         p = _Proc(_argv(base, config, threads, seed + len(procs), device), env)
         procs.append(p)
-        stop_at = min(end, p.start + period) if period else end
-        while time.monotonic() < stop_at and p.proc.poll() is None:
+        while p.proc.poll() is None:
+            run_s, own_s = used(p)
+            if run_s >= duration or (period is not None and own_s >= period):
+                break
             time.sleep(0.05)
         p.stop_s = p.stop()
+        spent += p.cpu() / threads
     return procs
 
 
 def _run_cases(root: Path, cases: dict, models: Path, duration: float, threads: int, seed: int, device: str,
-               sequential: bool) -> dict[str, list[_Proc]]:
+               sequential: bool, clock: str) -> dict[str, list[_Proc]]:
     """Each case (name -> (config, period)) on its own BASEDIR, one after another or side by side."""
     out: dict[str, list[_Proc]] = {}
     errors: list[BaseException] = []
@@ -164,7 +241,7 @@ def _run_cases(root: Path, cases: dict, models: Path, duration: float, threads: 
     def one(name: str) -> None:
         try:
             config, period = cases[name]
-            out[name] = _run(root / name, config, models, duration, period, threads, seed, device)
+            out[name] = _run(root / name, config, models, duration, period, threads, seed, device, clock)
         except BaseException as e:  # reported from the main thread
             errors.append(e)
 
@@ -197,6 +274,15 @@ def _recorded_rows(base: Path) -> tuple[int, int]:
         snap = snapshot.decode(Path(f).read_bytes(), f)
         saved += sum(len(g.recorded) for g in snap.playing) + sum(g.num_rows for g in snap.pending)
     return written, saved
+
+
+STOP_LINE = re.compile(r"stopping: searches in progress made (\d+) moves in [\d.]+ s; (\d+) cut short \((\d+) visits\)")
+
+
+def stop_counts(text: str) -> tuple[int, int, int] | None:
+    """(moves made, searches cut, visits lost) of a self-play process's stop, from its log; None if absent."""
+    m = STOP_LINE.search(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
 def _median(xs: list[float | None]) -> float | None:
@@ -293,7 +379,7 @@ def measure(args: argparse.Namespace) -> dict:
     from zeroloop.nn.modelfile import ModelInfo, save_model
 
     out: dict = {"config": args.config, "net": args.net, "duration_s": args.duration, "period_s": args.period,
-                 "threads": threads}
+                 "clock": args.clock, "threads": threads}
     with tempfile.TemporaryDirectory(prefix="zeroloop-bench-preempt-") as tmp:
         root = Path(tmp)
         models = Path(layout.models(str(root)))  # shared by every run's BASEDIR (a symlink there)
@@ -311,7 +397,7 @@ def measure(args: argparse.Namespace) -> dict:
         if args.compare_drop:
             cases["dropping"] = (drop, args.period)
         each = threads if args.sequential else max(1, threads // len(cases))
-        procs = _run_cases(root, cases, models, args.duration, each, seed, device, args.sequential)
+        procs = _run_cases(root, cases, models, args.duration, each, seed, device, args.sequential, args.clock)
         steady, restarted = procs["steady"], procs["restarted"]
         out["threads_per_run"] = each
         w1, s1 = _recorded_rows(root / "steady")
@@ -345,6 +431,19 @@ def measure(args: argparse.Namespace) -> dict:
             "stop_save_s": _median([p.number(r"stop took ([\d.]+) s") for p in restarted]),
             "stop_save_s_max": max((p.number(r"stop took ([\d.]+) s") or 0.0) for p in restarted),
             "steady_first_step_s": _median([p.at("first search step") for p in steady]),
+            "start_cpu_s": _median([p.number(r"process CPU ([\d.]+) s") for p in later]),
+            # What each run got of the machine's CPU, and the rows per CPU second against the uninterrupted run.
+            "cpu_s_uninterrupted": round(sum(p.cpu() for p in steady), 1),
+            "cpu_s_interrupted": round(sum(p.cpu() for p in restarted), 1),
+            "ratio_per_cpu_s": round(((w2 + s2) / max(sum(p.cpu() for p in restarted), 1e-9))
+                                     / max((w1 + s1) / max(sum(p.cpu() for p in steady), 1e-9), 1e-9), 3),
+            "nn_evals_per_process": _median([p.number(r"tdata files\), (\d+) NN evals,") for p in restarted]),
+        })
+        stops = [c for c in (stop_counts(p.text()) for p in restarted[:-1]) if c is not None]  # the restarts' stops
+        out.update({
+            "stop_moves": _median([c[0] for c in stops]),
+            "stop_searches_cut": _median([c[1] for c in stops]),
+            "stop_visits_lost": _median([c[2] for c in stops]),
         })
     out.update(_save_timing(args))
     return out

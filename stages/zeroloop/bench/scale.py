@@ -1,19 +1,27 @@
 """`zeroloop bench scale`: how the recurring costs grow with a run's history.
 
-Builds one synthetic BASEDIR and grows it through three history sizes, 1x,
-10x and 100x (``--sizes``). At 100x it holds 200,000 tdata files (each a
-hard link to one small valid file, with its own count file) in 5,000
-self-play directories, 50,000 self-play SGF files, 5,000 accepted models
-(hard links to one tiny model), 5,000 gating records with 50,000 gating
-SGF files, 10,000 cycles in ``loop/cycles.jsonl`` and 10,000 training
-reports; ``--scale-down K`` divides every count by K (tests). History grows
-into the past: what is new (the self-play window, the newest model) is the
-same at every size, so only the cost of history shows.
+Builds one synthetic BASEDIR per history size, 1x, 10x and 100x
+(``--sizes``). At 100x it holds 200,000 tdata files (each a hard link to one
+small valid file, with its count file, a link too) in 5,000 self-play
+directories, 50,000 self-play SGF files, 5,000 accepted models (hard links
+to one tiny model), 5,000 gating records with 50,000 gating SGF files,
+10,000 cycles in ``loop/cycles.jsonl`` and 10,000 training reports;
+``--scale-down K`` divides every count by K (tests). What is new (the
+self-play window, the newest model) is alike at every size, so only the
+cost of history shows.
 
-At each size every recurring operation of a run is timed (the median of
-``--repeats`` runs after one untimed first run, which may build caches), and
-its peak Python memory is measured in one more run under tracemalloc, and
-the filesystem calls of the timed runs are counted (``fs_calls``, per run):
+Every recurring operation of a run is timed at each size: one untimed
+first run per size (it may build caches; ``_first_seconds``), then
+``--repeats`` rounds, each timing the operation once at every size, the
+sizes in turn and each round starting at another size; the median of each
+size's runs is its time. So a stretch of a loaded machine (a process of
+higher priority taking both cores for seconds) falls on every size alike,
+not on whichever size was being timed then. Its peak Python memory is
+measured in one more run under tracemalloc, and the filesystem calls of
+the timed runs are counted (``fs_calls``, per run), and of those the ones
+made by the operation's own thread (``serial_calls``): they wait one after
+another, while calls in worker threads wait side by side, so with latency
+L an operation takes at least ``serial_calls`` x L.
 
 - ``shuffle_plan``: the shuffler's scan of the tdata files and its choice of
   the window (``--max-rows`` of them), not the copying of the window;
@@ -127,11 +135,13 @@ class History:
         rows.write(storage, os.path.join(self.templates, "t.npz"), arrays)
         with open(os.path.join(self.templates, "t.sgfs"), "w") as f:
             f.write("(;GM[1]SZ[7];B[aa];W[bb])\n" * 4)
+        with open(os.path.join(self.templates, "t.json"), "w") as f:  # t.npz's count file
+            f.write(json.dumps({"num_rows": ROWS_PER_FILE, "pos_len": POS_LEN}))
         torch.manual_seed(1)
         net = Net(get_config(MODEL_KIND), POS_LEN)
         info = modelfile.ModelInfo.for_model(net, model_name(0), 1000, 160)
         modelfile.save_model(storage, os.path.join(self.templates, "model"), net, info)
-        for name in ("t.npz", "t.sgfs", "model/model.safetensors", "model/model.json"):
+        for name in ("t.npz", "t.json", "t.sgfs", "model/model.safetensors", "model/model.json"):
             os.utime(os.path.join(self.templates, name), (OLD, OLD))
 
     def grow_to(self, size: int, largest: int) -> None:
@@ -160,12 +170,10 @@ class History:
         tdata, sgfs = b.tdata(name), b.sgfs(name)
         os.makedirs(tdata, exist_ok=True)
         os.makedirs(sgfs, exist_ok=True)
-        count = json.dumps({"num_rows": ROWS_PER_FILE, "pos_len": POS_LEN})
         for j in range(TDATA_PER_DIR):
             path = os.path.join(tdata, f"{i:06d}{j:04d}")
             os.link(os.path.join(t, "t.npz"), path + ".npz")
-            with open(path + ".json", "w") as f:
-                f.write(count)
+            os.link(os.path.join(t, "t.json"), path + ".json")
         for j in range(SGFS_PER_DIR):
             os.link(os.path.join(t, "t.sgfs"), os.path.join(sgfs, f"{i:06d}{j:04d}.sgfs"))
         model = os.path.join(b.models, name)
@@ -316,18 +324,15 @@ def _stageless_loop(base):
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def _time(fn: Callable[[], None], repeats: int, fs) -> tuple[float, float, float]:
-    """(seconds of the first run, median seconds of the next repeats, filesystem calls per repeat)."""
+def _timed(fn: Callable[[], None]) -> float:
     t0 = time.perf_counter()
     fn()
-    first = time.perf_counter() - t0
-    calls0 = fs.calls
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times), (fs.calls - calls0) / repeats
+    return time.perf_counter() - t0
+
+
+def _rounds(sizes: list[int], repeats: int) -> list[list[int]]:
+    """The order of the timed runs: each round every size once, each round starting at the next size."""
+    return [sizes[r % len(sizes):] + sizes[:r % len(sizes)] for r in range(repeats)]
 
 
 def _peak_bytes(fn: Callable[[], None]) -> int:
@@ -374,38 +379,21 @@ def measure(args: argparse.Namespace) -> dict:
         raise UserError(f"--operations: unknown {', '.join(unknown)}; known: {', '.join(OPERATIONS)}")
     if args.scale_down < 1 or args.repeats < 1 or args.latency_ms < 0 or args.max_rows < 1:
         raise UserError("--scale-down and --repeats must be at least 1, --max-rows positive, --latency-ms not negative")
-    largest = sizes[-1]
     unit = max(2, DIRS_PER_UNIT // args.scale_down)  # self-play directories at 1x
-    layout = Layout(dirs=unit * largest, cycles=max(2, CYCLES_PER_UNIT // args.scale_down) * largest)
+    cycles = max(2, CYCLES_PER_UNIT // args.scale_down)
     logging.getLogger("zeroloop").setLevel(logging.WARNING)
     # The window fits in the smallest history (half of its rows at most).
-    max_rows = min(args.max_rows, layout.dirs * sizes[0] // largest * TDATA_PER_DIR * ROWS_PER_FILE // 2)
+    max_rows = min(args.max_rows, unit * sizes[0] * TDATA_PER_DIR * ROWS_PER_FILE // 2)
     tmp = tempfile.mkdtemp(prefix="zeroloop-bench-scale-", dir=args.workdir)
     result: dict = {"sizes": sizes, "latency_ms": args.latency_ms, "latency_measured_ms": _measured_latency_ms(args),
                     "repeats": args.repeats, "max_rows": max_rows}
     try:
-        history = History(tmp, layout)
-        history.make_templates()
+        operations = {}
         for size in sizes:
-            t0 = time.perf_counter()
-            history.grow_to(size, largest)
-            first_dir, first_cycle = layout.first(size, largest)
-            n_dirs, n_cycles = layout.dirs - first_dir, layout.cycles - first_cycle
-            result[f"x{size}_history"] = {"tdata_files": n_dirs * TDATA_PER_DIR, "selfplay_dirs": n_dirs,
-                                          "models": n_dirs, "gating_sgfs": n_dirs * SGFS_PER_DIR,
-                                          "selfplay_sgfs": n_dirs * SGFS_PER_DIR, "cycles": n_cycles,
-                                          "build_seconds": round(time.perf_counter() - t0, 2)}
-            base = _open_base(tmp, args.latency_ms)
-            operations = Operations(base, max_rows)
-            for op in ops:
-                fn = getattr(operations, op)
-                first, median, calls = _time(fn, args.repeats, base.storage.fs)
-                with contextlib.redirect_stdout(io.StringIO()):
-                    peak = _peak_bytes(fn)
-                result[f"x{size}_{op}_seconds"] = round(median, 5)
-                result[f"x{size}_{op}_first_seconds"] = round(first, 5)
-                result[f"x{size}_{op}_peak_mib"] = round(peak / 2**20, 3)
-                result[f"x{size}_{op}_fs_calls"] = round(calls, 1)
+            result[f"x{size}_history"] = _build(os.path.join(tmp, f"x{size}"), Layout(unit * size, cycles * size))
+            operations[size] = Operations(_open_base(os.path.join(tmp, f"x{size}"), args.latency_ms), max_rows)
+        for op in ops:
+            result.update(_measure_op(op, operations, sizes, args.repeats))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     small, big = sizes[0], sizes[-1]
@@ -418,3 +406,37 @@ def measure(args: argparse.Namespace) -> dict:
     result["max_growth"] = max(growth.values()) if growth else None
     result["max_growth_operation"] = max(growth, key=growth.get) if growth else None
     return result
+
+
+def _build(root: str, layout: Layout) -> dict:
+    """A BASEDIR of layout's history at root; what it holds."""
+    t0 = time.perf_counter()
+    os.makedirs(root)
+    history = History(root, layout)
+    history.make_templates()
+    history.grow_to(1, 1)
+    n = layout.dirs
+    return {"tdata_files": n * TDATA_PER_DIR, "selfplay_dirs": n, "models": n, "gating_sgfs": n * SGFS_PER_DIR,
+            "selfplay_sgfs": n * SGFS_PER_DIR, "cycles": layout.cycles,
+            "build_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _measure_op(op: str, operations: dict, sizes: list[int], repeats: int) -> dict:
+    """One operation at every size: its first run, its timed runs taken in rounds, its calls and peak memory."""
+    out: dict = {}
+    fns = {size: getattr(operations[size], op) for size in sizes}
+    fss = {size: operations[size].base.storage.fs for size in sizes}
+    for size in sizes:
+        out[f"x{size}_{op}_first_seconds"] = round(_timed(fns[size]), 5)
+    calls0 = {size: (fss[size].calls, fss[size].serial_calls) for size in sizes}
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    for order in _rounds(sizes, repeats):
+        for size in order:
+            times[size].append(_timed(fns[size]))
+    for size in sizes:
+        out[f"x{size}_{op}_seconds"] = round(statistics.median(times[size]), 5)
+        out[f"x{size}_{op}_fs_calls"] = round((fss[size].calls - calls0[size][0]) / repeats, 1)
+        out[f"x{size}_{op}_serial_calls"] = round((fss[size].serial_calls - calls0[size][1]) / repeats, 1)
+        with contextlib.redirect_stdout(io.StringIO()):
+            out[f"x{size}_{op}_peak_mib"] = round(_peak_bytes(fns[size]) / 2**20, 3)
+    return out

@@ -161,10 +161,11 @@ class SelfplayConfig:
     save_games_in_progress: bool = option(True, "on SIGTERM/SIGINT and periodically, save unfinished games under "
                                                 "<output-dir>/<model>/inprogress so that a restarted process "
                                                 "finishes them; false drops them (KataGo's behaviour)")
-    inprogress_stop_search_seconds: float = option(5.0, "at SIGTERM/SIGINT, let the searches in progress that "
-                                                        "are at least half done and can finish in time run to "
-                                                        "their moves for at most this long before saving (their "
-                                                        "visits become moves, not lost); 0: save at once",
+    inprogress_stop_search_seconds: float = option(5.0, "at SIGTERM/SIGINT, let the searches in progress whose "
+                                                        "visits are worth more than the steps that finish them "
+                                                        "(zeroloop.selfplay.stopping) and can finish in time run "
+                                                        "to their moves for at most this long before saving "
+                                                        "(their visits become moves, not lost); 0: save at once",
                                                    lo=0.0, hi=600.0)
     inprogress_save_seconds: float = option(30.0, "save games in progress this often: a SIGKILL loses at most "
                                                   "this much play", lo=0.1, hi=86400.0)

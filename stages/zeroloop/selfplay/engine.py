@@ -27,8 +27,9 @@ the rows and SGF record); the search tree is not saved, so a resumed move
 starts a fresh search.
 
 Stopping: ``request_stop`` (SIGTERM/SIGINT) starts nothing new, lets the
-searches in progress that are near their end reach their moves (for at most
-``inprogress_stop_search_seconds``; ``zeroloop.selfplay.stopping`` says which:
+searches in progress reach their moves where that costs less than their
+visits (for at most ``inprogress_stop_search_seconds``;
+``zeroloop.selfplay.stopping`` weighs the two from the steps' fitted cost:
 a search's visits are otherwise lost, as the tree is not saved), writes every
 finished game, saves the games in
 progress and lets their files go for adoption (with
@@ -138,6 +139,7 @@ class SelfplayEngine:
         self._size_p = np.asarray(config.board_size_weights, dtype=np.float64)
         self._size_p /= self._size_p.sum()
         self._fill = 0.0
+        self._step_times: deque[tuple[int, float]] = deque(maxlen=32)  # (batch, seconds): the stop's cost fit
         self._m_evals = metric("zeroloop_selfplay_nn_evals_total")
         self._m_batch = metric("zeroloop_selfplay_batch_size")
         self._m_fill = metric("zeroloop_selfplay_batch_fill_ratio")
@@ -221,8 +223,10 @@ class SelfplayEngine:
             now = time.monotonic()
             if first:
                 first = False
-                log.info("first search step %.2f s after start: %d games (%d adopted games resumed)",
-                         now - started, int(np.sum(self.slot_model >= 0)), c.games_resumed)
+                # the process's CPU seconds too: on a shared machine wall time says more about the load
+                log.info("first search step %.2f s after start: %d games (%d adopted games resumed); "
+                         "process CPU %.2f s", now - started, int(np.sum(self.slot_model >= 0)), c.games_resumed,
+                         time.process_time())
             if self.saved is not None and self._save_due(now):
                 r = self.save_games()
                 log.debug("saved %d games in progress, %d finished (%d rows) in %d files, %.0f kB, %.3f s",
@@ -255,7 +259,9 @@ class SelfplayEngine:
     def step(self) -> int:
         """One batched search step, then the moves of every game whose search is done."""
         terminal = self.search.terminal_visits
+        t = time.monotonic()
         k = self.search.step(self._evaluate)
+        self._step_times.append((k, time.monotonic() - t))
         c = self.counters
         c.steps += 1
         c.nn_evals += k
@@ -625,8 +631,15 @@ class SelfplayEngine:
             return f"it has {largest}x{largest} games, this config plays at most {c.max_board_size}x{c.max_board_size}"
         return None
 
+    def stop_step_cost(self) -> stopping.StepCost | None:
+        """The batched step's cost, fitted from the last steps (``stopping``)."""
+        if not self._step_times:
+            return None
+        batches, seconds = zip(*self._step_times)
+        return stopping.fit_step_cost(np.array(batches), np.array(seconds), self.cfg.num_games)
+
     def _finish_searches(self) -> None:
-        """Stopping: step on while searches near their end finish their moves; cut the rest (``stopping``)."""
+        """Stopping: step on while finishing the searches costs less than their visits; cut the rest (``stopping``)."""
         budget = self.cfg.inprogress_stop_search_seconds
         if self.saved is None or budget <= 0:
             return
@@ -639,7 +652,7 @@ class SelfplayEngine:
             visits = s.node_i[:, 0, tree.N_VISITS].astype(np.int64)
             targets = s.game_i[:, tree.G_TARGET].astype(np.int64)
             searching = (s.game_i[:, tree.G_ACTIVE] == 1) & (visits < targets)
-            for g in stopping.searches_to_cut(visits, targets, searching, step_seconds,
+            for g in stopping.searches_to_cut(visits, targets, searching, self.stop_step_cost(), step_seconds,
                                               budget - (time.monotonic() - t0)):
                 s.release(int(g))  # the game stays in its slot, saved with the kind of search it was in
                 searching[g] = False
@@ -647,10 +660,9 @@ class SelfplayEngine:
                 lost += int(visits[g])
             if not searching.any():
                 break
-            t = time.monotonic()
             if not self.step():
                 break  # no leaf left to evaluate (pools full): what is open is saved as it is
-            step_seconds = time.monotonic() - t
+            step_seconds = self._step_times[-1][1]
         self.counters.stop_searches_cut += cut
         log.info("stopping: searches in progress made %d moves in %.2f s; %d cut short (%d visits)",
                  self.counters.moves - moves, time.monotonic() - t0, cut, lost)
