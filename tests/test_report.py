@@ -46,3 +46,27 @@ def test_the_second_report_reads_only_new_training_reports(tmp_path, monkeypatch
     logs.clear()
     assert open(report.make_report(base, out)).read().split("Made")[0] == text.split("Made")[0]
     assert sum(t.bytes_read for t in logs) >= os.path.getsize(path)
+
+
+def test_the_last_cycles_are_parsed_from_the_end_only(tmp_path, monkeypatch):
+    base = BaseDir.open(str(tmp_path / "run"))
+    os.makedirs(layout.loop(base.root))
+    with open(layout.loop_cycles(base.root), "w") as f:
+        for c in range(1, 2001):
+            f.write(json.dumps({"cycle": c, "seconds": 60.0, "games": c}) + "\n")
+        f.write(json.dumps({"cycle": 2000, "seconds": 60.0, "games": -1}) + "\n")  # logged again after a kill
+    parsed = []
+
+    class Counting:
+        @staticmethod
+        def loads(data):
+            parsed.append(1)
+            return json.loads(data)
+
+    monkeypatch.setattr(report, "json", Counting)
+    cycles = report._cycles(base)
+    assert [c["cycle"] for c in cycles] == list(range(1991, 2001)) and cycles[-1]["games"] == -1
+    assert len(parsed) == 11  # (the last ten cycles' lines, one of them twice: not the tail's 2,000)
+    monkeypatch.setattr(report, "CYCLES_TAIL_BYTES", 200)  # fewer than ten lines in the tail, the first cut
+    tail = report._cycles(base)
+    assert 1 <= len(tail) < 10 and [c["cycle"] for c in tail] == list(range(2001 - len(tail), 2001))

@@ -67,11 +67,13 @@ def _read_json(base: BaseDir, path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-CYCLES_TAIL_BYTES = 256 * 1024  # the end of loop/cycles.jsonl: the last cycles, and the count
+CYCLES_TAIL_BYTES = 64 * 1024  # the end of loop/cycles.jsonl: the last ten cycles (a line: about 0.5 KiB)
+LAST_CYCLES = 10  # cycles the report lists
 
 
-def _cycles(base: BaseDir) -> list[dict]:
-    """The last cycles of loop/cycles.jsonl (its end only: the file grows by a line a cycle), oldest first."""
+def _cycles(base: BaseDir, last: int = LAST_CYCLES) -> list[dict]:
+    """The last cycles of loop/cycles.jsonl, oldest first: its end only (the file grows by a line a cycle),
+    parsed from the end until there are enough (memory for those, not for every cycle in the tail)."""
     path = layout.loop_cycles(base.root)
     try:
         with base.storage.fs.open(path, "rb") as f:
@@ -80,16 +82,18 @@ def _cycles(base: BaseDir) -> list[dict]:
             data = f.read()
     except FileNotFoundError:
         return []
-    lines = data.splitlines()
-    if size > CYCLES_TAIL_BYTES:
-        lines = lines[1:]  # the first line may be cut
+    first = data.find(b"\n") + 1 if size > CYCLES_TAIL_BYTES else 0  # (the first line may be cut)
     by_cycle: dict[int, dict] = {}
-    for line in lines:
+    end = len(data)
+    while end > first and len(by_cycle) < last:  # line by line from the end, no list of every line
+        start = max(first, data.rfind(b"\n", first, end) + 1)
         try:
-            item = json.loads(line)
-            by_cycle[int(item["cycle"])] = item  # a cycle logged twice (killed in between): the last line
+            item = json.loads(data[start:end]) if data[start:end].strip() else None
+            if item is not None:  # (a cycle logged twice, killed in between: its last line)
+                by_cycle.setdefault(int(item["cycle"]), item)
         except (ValueError, KeyError, TypeError):
-            continue
+            pass
+        end = start - 1
     return [by_cycle[k] for k in sorted(by_cycle)]
 
 
@@ -251,7 +255,7 @@ def summary_markdown(base: BaseDir, stats: RunStats, plots: list[str], t0: float
     if cycles:
         lines += ["", "## Last cycles", "", "| cycle | minutes | games | rows | samples | model | gating |",
                   "|---|---|---|---|---|---|---|"]
-        for c in cycles[-10:]:
+        for c in cycles:
             played = [g for g in c.get("gating", []) if g.get("games")]
             unplayed = len(c.get("gating", [])) - len(played)
             gating = "; ".join(f"{g['decision']} ({g['score']:.2f})" for g in played)
