@@ -1,10 +1,12 @@
-"""Shared test helpers: run the CLI from this checkout, find GNU Go; each test's logging set-up undone."""
+"""Shared test helpers: run the CLI from this checkout, find GNU Go, a free port; each test's logging
+set-up undone."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,13 @@ def cli(*args: str) -> list[str]:
 def run_cli(*args: str, timeout: float = 300, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cli(*args), env=cli_env(kwargs.pop("env", None)), capture_output=True, text=True,
                           timeout=timeout, check=check, **kwargs)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

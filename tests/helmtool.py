@@ -40,6 +40,16 @@ def helm_path() -> Path:
     return TOOLS / f"helm-{HELM_VERSION}" / "helm"
 
 
+def helm_or_skip() -> Path:
+    """ensure_helm() for a test: the test is skipped, saying why, where helm cannot be had."""
+    import pytest
+
+    try:
+        return ensure_helm()
+    except HelmUnavailable as e:
+        pytest.skip(f"no helm binary: {e}")
+
+
 def ensure_helm() -> Path:
     """The pinned helm binary, downloading and checking it the first time."""
     target = helm_path()

@@ -33,10 +33,7 @@ VALUES = {"default": [], "gke": ["-f", str(CHART / "values-gke.yaml")], "eks": [
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    try:
-        return helmtool.ensure_helm()
-    except helmtool.HelmUnavailable as e:
-        pytest.skip(f"no helm binary: {e}")
+    return helmtool.helm_or_skip()
 
 
 def render(helm: Path, *args: str, apis: tuple[str, ...] = (), crds: bool = False) -> list[dict]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import cli_env, free_port
 from test_dashboards import dashboards, panels
 from zeroloop.chaos.harness import tiny_settings
 from zeroloop.loop import asyncmode, sync
@@ -41,12 +40,6 @@ VARIABLES = {"$__rate_interval": "20s", "$__range": "10m", "$run": RUN}
 DEADLINE_S = 180
 
 pytestmark = pytest.mark.timeout(DEADLINE_S + 60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape_config(ports: dict[str, int]) -> str:

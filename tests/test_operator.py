@@ -576,10 +576,7 @@ async def test_rbac_grants_exactly_what_the_operator_uses(operator):
     import yaml
     from test_chart import CHART
 
-    try:
-        helm = helmtool.ensure_helm()
-    except helmtool.HelmUnavailable as e:
-        pytest.skip(f"no helm binary: {e}")
+    helm = helmtool.helm_or_skip()
     rendered = helmtool.run(helm, "template", "zl", str(CHART), "--show-only", "templates/rbac.yaml").stdout
     role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole")
     rules = role["rules"]

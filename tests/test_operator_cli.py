@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
-from conftest import cli, cli_env
+from conftest import cli, cli_env, free_port
 from kube_emulator import PATIENCE, StampingEmulator, declare_resources, kubeconfig_text, wait_for
 from test_operator import DEPLOYMENTS, NS, create, obj, run_object
 
 pytestmark = [pytest.mark.kmock(cls=StampingEmulator), pytest.mark.timeout(5 * PATIENCE)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def healthz(port: int) -> int | None:

@@ -111,7 +111,8 @@ def test_a_settled_entry_that_changed_rebuilds_the_digest(tmp_path, change, capl
     assert "no longer describes" in caplog.text
 
 
-@pytest.mark.parametrize("damage", ["garbage", "cut", "altered", "other_digest"])
+@pytest.mark.parametrize("damage", ["garbage", "cut", "altered", "other_digest", "resealed_not_a_record",
+                                    "resealed_bad_point"])
 def test_a_corrupt_digest_is_rebuilt(tmp_path, damage, caplog):
     base = _run(tmp_path)
     truth = _got(base)
@@ -124,8 +125,17 @@ def test_a_corrupt_digest_is_rebuilt(tmp_path, damage, caplog):
     elif damage == "altered":
         data = data.replace(b'"accepted":10', b'"accepted":11', 1)
         assert b'"accepted":11' in data
-    else:  # the models' digest copied over the decisions'
+    elif damage == "other_digest":  # the models' digest copied over the decisions'
         data = open(layout.report_digest(base.root, "models"), "rb").read()
+    else:  # sealed again, with a state that is not one (its seal right)
+        from zeroloop import sealed
+
+        body = sealed.unseal(data, path)
+        if damage == "resealed_not_a_record":
+            body["state"]["last"][0] = {"candidate": "x", "bogus": 1}
+        else:
+            body["state"]["scores"]["accepted"]["points"][0] = ["soon", None]
+        data = sealed.seal(body)
     open(path, "wb").write(data)
     assert _got(base) == truth == _truth(base)
     assert "corrupt digest" in caplog.text

@@ -199,3 +199,43 @@ def test_bench_shuffle_reports_its_keys():
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["window_x4_rows"] == 8000 and out["rows_per_s"] > 0
     assert 0.5 < out["memory_growth_ratio"] < 1.5
+
+
+def _write_v7_tdata(base: BaseDir, model: str, num_files: int, rows_per_file: int, pos_len: int,
+                    first_id: int) -> int:
+    """tdata files whose rows hold KataGo v7 inputs (feature version 2); return the next free row id."""
+    from zeroloop import features, layout
+
+    base.precreate_selfplay(model)
+    rng = np.random.default_rng(first_id)
+    for _ in range(num_files):
+        v1 = synthetic.random_rows(rows_per_file, pos_len, rng, first_id)
+        v2 = rows.empty(rows_per_file, pos_len, features.KATAGO_V7)
+        for key in rows.SPECS:
+            if key not in ("binaryInputNCHWPacked", "globalInputNC"):
+                v2[key][:] = v1[key]
+        rows.write(base.storage, layout.tdata_file(base.selfplay, model, f"{first_id:012x}"), v2)
+        first_id += rows_per_file
+    return first_id
+
+
+@pytest.mark.parametrize("group_rows", [700, 100])  # both versions in one worker group, or in separate ones
+def test_rows_of_two_feature_versions_are_refused_not_mixed(tmp_path, group_rows):
+    """A window holding rows of feature versions 1 and 2 (12 and 22 input planes) is refused with both versions
+    named, a file of each and what to do; nothing is published. With the other version moved away, it shuffles."""
+    base = BaseDir.open(str(tmp_path))
+    next_id = synthetic.write_tdata(base, "m1", 3, 100, 7, np.random.default_rng(7))
+    _write_v7_tdata(base, "m2", 2, 100, 7, next_id)
+    with pytest.raises(scatter.MixedFeatureVersions) as refused:
+        main.shuffle_once(base, _opts(worker_group_size=group_rows))
+    message = str(refused.value)
+    assert "version 1: 300 rows" in message and "version 2: 200 rows" in message
+    assert "selfplay/m1/tdata/" in message and "selfplay/m2/tdata/" in message and "move the other" in message
+    assert isinstance(refused.value, UserError)  # one line from the CLI, exit status 2
+    assert os.listdir(base.shuffleddata) == [] and os.listdir(base.shufflescratch) == []
+    os.rename(os.path.join(base.selfplay, "m1"), os.path.join(str(tmp_path), "m1-version1"))
+    out = main.shuffle_once(base, _opts(worker_group_size=group_rows, min_rows=150))
+    ids, _ = _output_ids(base, out.out_dir)
+    assert sorted(ids.tolist()) == list(range(next_id, next_id + 200))
+    planes = rows.read(base.storage, posixpath.join(out.out_dir, out.summary.files[0].name))
+    assert rows.feature_version_of(planes) == 2

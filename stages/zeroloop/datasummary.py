@@ -49,7 +49,9 @@ directory it held is found again by a full listing and read in full. File
 lists are checked against their directory's mtime when used; index entries
 are checked ``verify_per_scan`` at a time from a cursor kept in the index
 (one segment read per survey, by a process that surveys again and again at
-most every ``VERIFY_EVERY_S``), so every entry is checked in turn; a stale
+most every ``VERIFY_EVERY_S``; in a thread beside the survey's listing and
+reading, so a long history adds no round trip in sequence), so every entry
+is checked in turn; a stale
 entry of a sealed segment is taken out by writing the segment anew, without
 it. Summaries are caches: deleting ``summaries/`` loses nothing. Several
 processes may write them at once: every file is written atomically, a

@@ -67,11 +67,11 @@ class Digest:
     """The digest of one directory's subdirectories (staging ``*.tmp`` entries left out)."""
 
     def __init__(self, storage: Storage, directory: str, path: str, describes: str, empty: Callable[[], dict],
-                 fold: Fold, settle_s: float = SETTLE_S):
+                 fold: Fold, check: Callable[[dict], None], settle_s: float = SETTLE_S):
         """describes names the fold and its version (a digest of another is not used); empty gives the
-        state of no entries."""
+        state of no entries; check raises ValueError (or KeyError, TypeError) for a state that is not one."""
         self.storage, self.directory, self.path = storage, directory, path
-        self.describes, self.empty, self.fold, self.settle_s = describes, empty, fold, settle_s
+        self.describes, self.empty, self.fold, self.check, self.settle_s = describes, empty, fold, check, settle_s
 
     def view(self, now: float | None = None) -> View:
         now = time.time() if now is None else now
@@ -137,6 +137,7 @@ class Digest:
             body["checksum"] = int(body["checksum"])
             if not isinstance(body.get("state"), dict) or body["count"] < 0:
                 raise ValueError("bad fields")
+            self.check(body["state"])
         except (ValueError, KeyError, TypeError) as e:
             log.warning("ignoring corrupt digest %s (folding every entry again): %s", self.path, e)
             return self._blank()
@@ -158,6 +159,14 @@ class Decimated:
     @staticmethod
     def empty() -> dict:
         return {"stride": 1, "seen": 0, "points": []}
+
+    @staticmethod
+    def check(d: dict, width: int) -> None:
+        """ValueError unless d is one, its points lists of width items."""
+        if not (isinstance(d, dict) and isinstance(d.get("stride"), int) and d["stride"] >= 1
+                and isinstance(d.get("seen"), int) and isinstance(d.get("points"), list)
+                and all(isinstance(p, list) and len(p) == width for p in d["points"])):
+            raise ValueError("not a decimated series")
 
     @staticmethod
     def add(d: dict, point: list, max_points: int) -> None:

@@ -88,6 +88,18 @@ def _take_record(state: dict, r: DecisionRecord) -> None:
         state["last"] = sorted(last, key=lambda d: (d["time"], d["candidate"]))[-LAST:]
 
 
+def _check_decisions(state: dict) -> None:
+    for key in ("accepted", "rejected_played", "rejected_unplayed"):
+        if not isinstance(state[key], int) or state[key] < 0:
+            raise ValueError(f"bad count {key}")
+    for d in state["last"]:
+        DecisionRecord(**d)  # (TypeError: not a record)
+    for decision in (decisions.ACCEPTED, decisions.REJECTED):
+        digest.Decimated.check(state["scores"][decision], 2)
+        for t, score in state["scores"][decision]["points"]:
+            float(t), float(score)
+
+
 def decision_digest(storage: Storage, sgf_root: str, path: str, settle_s: float = digest.SETTLE_S) -> digest.Digest:
     def fold(state: dict, entries: list[digest.Entry]) -> None:
         for _, directory in entries:
@@ -95,7 +107,7 @@ def decision_digest(storage: Storage, sgf_root: str, path: str, settle_s: float 
             if r is not None:
                 _take_record(state, r)
 
-    return digest.Digest(storage, sgf_root, path, "decisions/1", _empty_decisions, fold, settle_s)
+    return digest.Digest(storage, sgf_root, path, "decisions/1", _empty_decisions, fold, _check_decisions, settle_s)
 
 
 def decision_history(storage: Storage, sgf_root: str, d: digest.Digest) -> DecisionHistory:
@@ -130,6 +142,25 @@ def _empty_models() -> dict:
     return {"count": 0, "newest": None, "points": digest.Decimated.empty()}
 
 
+def _check_models(state: dict) -> None:
+    if not isinstance(state["count"], int) or state["count"] < 0:
+        raise ValueError("bad count")
+    newest = state["newest"]
+    if newest is not None and not (isinstance(newest, list) and len(newest) == 4):
+        raise ValueError("bad newest")
+    digest.Decimated.check(state["points"], 4)
+    for row in state["points"]["points"] + ([newest] if newest is not None else []):
+        _point_of(row)
+
+
+def _point_of(row: list) -> ModelPoint:
+    """A model point from a digest's row (ValueError, TypeError: not one)."""
+    name, mtime, when, samples = row
+    if not isinstance(name, str):
+        raise ValueError("bad model name")
+    return ModelPoint(name, float(mtime), float(when), int(samples))
+
+
 def model_digest(storage: Storage, models_dir: str, sgf_root: str, path: str, model_of: ModelOf,
                  settle_s: float = digest.SETTLE_S) -> digest.Digest:
     def fold(state: dict, entries: list[digest.Entry]) -> None:
@@ -143,7 +174,7 @@ def model_digest(storage: Storage, models_dir: str, sgf_root: str, path: str, mo
                 state["newest"] = row  # (settled: dated in the past, so modellist's order is by mtime, then name)
             digest.Decimated.add(state["points"], row, MAX_POINTS)
 
-    return digest.Digest(storage, models_dir, path, "models/1", _empty_models, fold, settle_s)
+    return digest.Digest(storage, models_dir, path, "models/1", _empty_models, fold, _check_models, settle_s)
 
 
 def model_history(storage: Storage, sgf_root: str, model_of: ModelOf, d: digest.Digest,
@@ -151,8 +182,8 @@ def model_history(storage: Storage, sgf_root: str, model_of: ModelOf, d: digest.
     now = time.time() if now is None else now
     view = d.view(now)
     state = view.state
-    points = [ModelPoint(str(n), float(m), float(w), int(s)) for n, m, w, s in state["points"]["points"]]
-    newest = ModelPoint(*state["newest"]) if state["newest"] is not None else None
+    points = [_point_of(row) for row in state["points"]["points"]]
+    newest = _point_of(state["newest"]) if state["newest"] is not None else None
     count = state["count"]
     for mtime, path in modellist.ranked(view.recent, now):
         p = _model_point(storage, sgf_root, model_of, mtime, path)

@@ -76,10 +76,7 @@ def diagnostics(api, namespace: str) -> str:
 def test_tiny_cpu_run_reaches_an_accepted_model(api):
     import kubernetes
 
-    try:
-        helm = helmtool.ensure_helm()
-    except helmtool.HelmUnavailable as e:
-        pytest.skip(f"no helm binary: {e}")
+    helm = helmtool.helm_or_skip()
     namespace = f"zeroloop-e2e-{secrets.token_hex(3)}"
     stage_image = os.environ.get("ZEROLOOP_E2E_STAGE_IMAGE", "zeroloop:0.1.0")
     operator_image = os.environ.get("ZEROLOOP_E2E_OPERATOR_IMAGE", "zeroloop-operator:0.1.0")

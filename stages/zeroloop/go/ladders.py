@@ -80,36 +80,42 @@ def _libs_of(b, p):
 
 
 @njit(cache=True)
+def _append_new(buf, start, end, q):
+    """buf[start:end] with q appended unless already there: the new end (-1: buf is full)."""
+    for j in range(start, end):
+        if buf[j] == q:
+            return end
+    if end >= buf.shape[0]:
+        return -1
+    buf[end] = q
+    return end + 1
+
+
+@njit(cache=True)
 def _add_liberties(b, p, buf, start, idx):
-    """Append the chain at p's liberties not already in buf[start:idx+found]; return how many."""
+    """Append the chain at p's liberties not already in buf[start:idx+found]; return how many (-1: buf full)."""
     s = b[B.H_STRIDE]
     co = B.HEADER
     nx = B._next(b)
-    found = 0
+    end = idx
     cur = p
     while True:
         for d in range(4):
             q = _nb(cur, d, s)
             if b[co + q] == B.EMPTY:
-                dup = False
-                for j in range(start, idx + found):
-                    if buf[j] == q:
-                        dup = True
-                        break
-                if not dup:
-                    if idx + found >= buf.shape[0]:
-                        return -1
-                    buf[idx + found] = q
-                    found += 1
+                end = _append_new(buf, start, end, q)
+                if end < 0:
+                    return -1
         cur = b[nx + cur]
         if cur == p:
             break
-    return found
+    return end - idx
 
 
 @njit(cache=True)
-def _add_capturing_moves(b, p, buf, start, idx):
-    """Append the liberties of enemy chains in atari next to the chain at p (dedup as above)."""
+def _atari_neighbours(b, p, buf, start, idx, listing):
+    """Enemy chains in atari next to the chain at p. listing: append their liberties to buf (deduplicated as
+    by ``_add_liberties``) and return how many (-1: buf full); otherwise 1 at the first one (0: none)."""
     s = b[B.H_STRIDE]
     co = B.HEADER
     nx = B._next(b)
@@ -120,6 +126,8 @@ def _add_capturing_moves(b, p, buf, start, idx):
         for d in range(4):
             q = _nb(cur, d, s)
             if b[co + q] == opp and _libs_of(b, q) == 1:
+                if not listing:
+                    return 1
                 k = _add_liberties(b, q, buf, start, idx + found)  # its one liberty, unless listed already
                 if k < 0:
                     return -1
@@ -128,25 +136,6 @@ def _add_capturing_moves(b, p, buf, start, idx):
         if cur == p:
             break
     return found
-
-
-@njit(cache=True)
-def _has_capture(b, p):
-    """An enemy chain next to the chain at p is in atari."""
-    s = b[B.H_STRIDE]
-    co = B.HEADER
-    nx = B._next(b)
-    opp = 3 - b[co + p]
-    cur = p
-    while True:
-        for d in range(4):
-            q = _nb(cur, d, s)
-            if b[co + q] == opp and _libs_of(b, q) == 1:
-                return True
-        cur = b[nx + cur]
-        if cur == p:
-            break
-    return False
 
 
 @njit(cache=True)
@@ -257,16 +246,9 @@ def _libs_after(b, p, c, cap):
                     hr = b[hd + r]
                     empty = hr == heads[0] or hr == heads[1] or hr == heads[2] or hr == heads[3]
                 if empty:
-                    counted = False
-                    for j in range(nl):
-                        if libs[j] == r:
-                            counted = True
-                            break
-                    if not counted:
-                        libs[nl] = r
-                        nl += 1
-                        if nl >= cap:
-                            return cap
+                    nl = _append_new(libs, 0, nl, r)  # libs has room for cap + 1: never full here
+                    if nl >= cap:
+                        return cap
             cur = b[nx + cur]
             if cur == q:
                 break
@@ -377,7 +359,7 @@ def is_captured(stack, base, buf, plies, loc, defender_first):
                 continue
             st = starts[k]
             if defender:
-                m = _add_capturing_moves(b, loc, buf, st, st)
+                m = _atari_neighbours(b, loc, buf, st, st, True)
                 if m < 0:
                     return False
                 m2 = _add_liberties(b, loc, buf, st, st + m)
@@ -403,7 +385,7 @@ def is_captured(stack, base, buf, plies, loc, defender_first):
                 l1 = _immediate_libs(b, a1)
                 if l0 == 0 and l1 == 0 and _ko_capture(b, a0, opp) and _ko_capture(b, a1, opp):
                     if _libs_after(b, a0, pla, 3) <= 2 and _libs_after(b, a1, pla, 3) <= 2:
-                        if not _has_capture(b, loc):
+                        if _atari_neighbours(b, loc, buf, st, st, False) == 0:
                             ret = True
                             k -= 1
                             continue

@@ -172,13 +172,18 @@ def shuffle_once(base: BaseDir, opts: ShuffleOptions) -> ShuffleOutcome:
             tasks = [scatter.ScatterTask(scratch_place, g, tuple(files[i] for i in idx), inputs_place, pos_len,
                                          sel.keep_prob, num_buckets, (seed, 1, g)) for g, idx in enumerate(groups)]
             kept = 0
+            results = []
             for res in _run_all(pool, scatter.scatter, tasks):
+                results.append(res)
                 kept += res.rows_kept
                 for _path, why in res.skipped:
                     log.warning("skipping unreadable tdata file: %s", why)
                     metrics.metric("zeroloop_shuffle_files_skipped_total").inc()
                 skipped.extend(res.skipped)
                 quarantined += _quarantine(base, res.corrupt)
+            versions = scatter.feature_versions(results)
+            if len(versions) > 1:  # never mixed planes in one batch: publish nothing
+                raise scatter.MixedFeatureVersions(versions)
             if kept == 0:  # every selected file was unreadable: publish nothing
                 raise window.NotEnoughRows(0, opts.params.min_rows, sel.total_rows, found.random_rows)
             log.info("scatter: %d rows kept into %d buckets from %d groups", kept, num_buckets, len(groups))

@@ -15,7 +15,11 @@ Assigning rows to uniform random buckets and then permuting each bucket
 gives every permutation of the kept rows the same probability, so the
 result is an exact uniform shuffle, while a process never holds more than
 one group or one bucket. Input files that cannot be read or have the wrong
-shape are skipped and reported back to the parent, never fatal.
+shape are skipped and reported back to the parent, never fatal. Each group
+also reports the feature versions of its rows (their input planes): rows of
+two versions cannot share a training batch, so the parent refuses such a
+window (``MixedFeatureVersions``) before anything is gathered, naming a file
+of each version; a group that holds both writes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroloop import rows, shuffled
-from zeroloop.errors import CorruptFileError, DataFileError
+from zeroloop.errors import CorruptFileError, DataFileError, UserError
 from zeroloop.storage import Storage, open_fs
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,27 @@ class ScatterResult:
     rows_kept: int
     skipped: tuple[tuple[str, str], ...]  # (path, why)
     corrupt: tuple[tuple[str, str], ...] = ()  # the skipped ones whose content is malformed
+    versions: tuple[tuple[int, int, str], ...] = ()  # (feature version, rows, a file of them) of the rows read
+
+
+class MixedFeatureVersions(UserError):
+    """The window holds rows of several feature versions (different input planes)."""
+
+    def __init__(self, versions: dict[int, tuple[int, str]]):
+        listing = ", ".join(f"version {v}: {n} rows (such as {path})" for v, (n, path) in sorted(versions.items()))
+        super().__init__(f"the shuffle window holds self-play rows of several feature versions ({listing}); rows "
+                         "of different inputs cannot be trained on together, so nothing was shuffled. A run keeps "
+                         "one feature version: move the other version's selfplay/<model> directories out of BASEDIR")
+
+
+def feature_versions(results) -> dict[int, tuple[int, str]]:
+    """Feature version -> (rows, a file of them) over scatter results."""
+    out: dict[int, tuple[int, str]] = {}
+    for res in results:
+        for version, n, path in res.versions:
+            rows_before, first = out.get(version, (0, path))
+            out[version] = (rows_before + n, first)
+    return out
 
 
 @dataclass(frozen=True)
@@ -134,7 +159,7 @@ def scatter(task: ScatterTask) -> ScatterResult:
     """Phase 1 for one group of input files."""
     in_storage, _ = task.inputs.open()
     scratch, scratch_root = task.scratch.open()
-    parts, skipped, corrupt = [], [], []
+    parts, skipped, corrupt, found = [], [], [], {}
     for path in task.paths:
         try:
             parts.append(rows.read(in_storage, path, task.pos_len))
@@ -142,8 +167,13 @@ def scatter(task: ScatterTask) -> ScatterResult:
             skipped.append((path, str(e)))
             if isinstance(e, CorruptFileError):
                 corrupt.append((path, str(e)))
-    if not parts:
-        return ScatterResult(task.group, 0, 0, tuple(skipped), tuple(corrupt))
+            continue
+        version = rows.feature_version_of(parts[-1], path)
+        n, first = found.get(version, (0, path))
+        found[version] = (n + len(parts[-1]["gameIdN"]), first)
+    versions = tuple((v, n, first) for v, (n, first) in sorted(found.items()))
+    if len(versions) != 1:  # none read, or several versions: the parent refuses those, nothing to write
+        return ScatterResult(task.group, 0, 0, tuple(skipped), tuple(corrupt), versions)
     data = rows.concat(parts)
     del parts
     n = len(data["gameIdN"])
@@ -158,7 +188,7 @@ def scatter(task: ScatterTask) -> ScatterResult:
         if c:
             _write_raw(scratch, shard_path(scratch_root, b, task.group), rows.take(data, chosen[order[start:start + c]]))
         start += c
-    return ScatterResult(task.group, n, keep, tuple(skipped), tuple(corrupt))
+    return ScatterResult(task.group, n, keep, tuple(skipped), tuple(corrupt), versions)
 
 
 def _load_all(storage: Storage, paths: list[str], pos_len: int) -> dict[str, np.ndarray] | None:
