@@ -176,10 +176,12 @@ def test_an_arm_stopped_before_its_budget_plays_no_matches(tmp_path, monkeypatch
     monkeypatch.setattr(L.subprocess, "run", stopped_loop)
     with pytest.raises(UserError, match="arm a: the loop stopped after 40 of 100 NN evaluations; rerun"):
         L.train_arm(root, s, 100, log=lambda m: None)
-    first = json.loads(L._timing_path(root).read_text())["wall_seconds"]
+    assert L._timing_path(root).exists()  # written before the refusal
+    L._timing_path(root).write_text(json.dumps({"wall_seconds": 100.0, "cpu_seconds": 50.0}))  # earlier runs
     with pytest.raises(UserError):
         L.train_arm(root, s, 100, log=lambda m: None)
-    assert json.loads(L._timing_path(root).read_text())["wall_seconds"] >= first  # accumulated, not reset
+    timing = json.loads(L._timing_path(root).read_text())
+    assert timing["wall_seconds"] >= 100.0 and timing["cpu_seconds"] >= 50.0  # accumulated, not reset
 
 
 def test_train_only_trains_one_arm_and_plays_nothing(tmp_path, monkeypatch):
